@@ -1,0 +1,3 @@
+from maintd.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Task kinds: one folder each (config model + code + docs), registered in maintd.registry."""

@@ -1,0 +1,122 @@
+"""The contract every task kind implements (checks observe, actions change things).
+
+A kind is a folder: ``config.py``-style pydantic model + a class with
+``async def run(ctx) -> CheckResult``, exported as ``KIND`` from its
+``__init__``. See CONTRIBUTING.md for the checklist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import aiohttp
+from pydantic import BaseModel
+
+from maintd.clock import Clock
+from maintd.plan.models import Target, Task
+
+
+class Status(StrEnum):
+    """Nagios semantics: the exit codes 0, 1, 2, 3."""
+
+    ok = "ok"
+    warning = "warning"
+    critical = "critical"
+    unknown = "unknown"
+
+    @classmethod
+    def from_exit_code(cls, code: int) -> Status:
+        return _BY_EXIT_CODE.get(code, cls.unknown)
+
+    @property
+    def rank(self) -> int:
+        """Worse is higher: ok < warning < unknown < critical."""
+        return _RANK[self]
+
+
+_BY_EXIT_CODE = {0: Status.ok, 1: Status.warning, 2: Status.critical, 3: Status.unknown}
+_RANK = {Status.ok: 0, Status.warning: 1, Status.unknown: 2, Status.critical: 3}
+
+
+@dataclass
+class CheckResult:
+    status: Status
+    output: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Resources:
+    """Shared, lazily made clients (one HTTP connection pool for all runs)."""
+
+    def __init__(self) -> None:
+        self._http: aiohttp.ClientSession | None = None
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
+                headers={"User-Agent": "maintd"},
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls) -> AsyncIterator[Resources]:
+        res = cls()
+        try:
+            yield res
+        finally:
+            await res.aclose()
+
+
+@dataclass
+class RunContext:
+    task: Task
+    target: Target
+    config: Any  # the kind's validated config model
+    clock: Clock
+    deadline: datetime
+    resources: Resources
+    dry_run: bool = False
+
+    def secret(self, name: str) -> str:
+        """The value behind the target's secret reference ``name``; never log it."""
+        try:
+            ref = self.target.secrets[name]
+        except KeyError:
+            raise LookupError(f"target {self.target.name} has no secret named {name!r}") from None
+        return ref.resolve()
+
+    def seconds_left(self) -> float:
+        return max(0.0, (self.deadline - self.clock.now()).total_seconds())
+
+
+class Check(Protocol):
+    async def run(self, ctx: RunContext) -> CheckResult:
+        """Run once against ``ctx.target``.
+
+        Return a result for every outcome of the thing checked (a refused
+        connection is CRITICAL, not an exception). Raise only for bugs; the
+        runner records those as UNKNOWN. Must not change anything when
+        ``ctx.dry_run`` is set, and must leave nothing running when cancelled.
+        """
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A registered task kind."""
+
+    name: str
+    config: type[BaseModel]
+    build: Callable[[Any], Check]
+    summary: str
+    changes: Callable[[Any], bool] = lambda _config: False

@@ -1,0 +1,220 @@
+"""The engine: plan → schedules → claims → runner, in one process.
+
+This is the one place where the rooms meet; each room stays ignorant of the
+ones after it in the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from maintd.clock import Clock
+from maintd.metrics import Metrics
+from maintd.plan.loader import LoadedPlan, PlanError, load_plan
+from maintd.registry import Registry
+from maintd.runner.recorder import recover_interrupted
+from maintd.runner.runner import Runner
+from maintd.scheduler.claims import claim_due, next_due_at
+from maintd.scheduler.orders import RunOrder
+from maintd.scheduler.sync import sync_schedules
+from maintd.settings import Settings
+from maintd.store.db import Store
+from maintd.store.events import Event, append
+from maintd.store.models import HeartbeatRow, PlanVersionRow
+
+log = logging.getLogger(__name__)
+
+IDLE_WAKE = timedelta(seconds=2)  # re-check the store at least this often (another process may add work)
+HEARTBEAT_EVERY = timedelta(seconds=5)
+CLAIM_BATCH = 1000
+
+
+@dataclass
+class ReloadResult:
+    ok: bool
+    digest: str | None = None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    changed: bool = False
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.instance = instance_name()
+        self.loaded: LoadedPlan | None = None
+        self.last_reload: ReloadResult | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._last_beat: datetime | None = None
+        self.runner = Runner(
+            store=store,
+            registry=registry,
+            clock=clock,
+            owner=self.instance,
+            metrics=self.metrics,
+            on_recorded=self._wake.set,
+        )
+
+    # -- plan -------------------------------------------------------------
+
+    def reload(self, actor: str = "system") -> ReloadResult:
+        """Load the plan from disk; on any problem keep the plan that is running."""
+        path = self.settings.plan_path
+        now = self.clock.now()
+        if path is None:
+            return ReloadResult(False, problems=["no plan path configured (--plan or MAINTD_PLAN)"])
+        try:
+            loaded = load_plan(path, self.registry)
+        except PlanError as exc:
+            problems = [str(p) for p in exc.problems]
+            with self.store.write() as session:
+                append(
+                    session,
+                    Event(
+                        "plan.rejected",
+                        "plan",
+                        now,
+                        actor,
+                        {
+                            "source": str(path),
+                            "problems": problems[:100],
+                            "kept": self.loaded.digest if self.loaded else None,
+                        },
+                    ),
+                )
+            self.metrics.plan_reloads.labels("rejected").inc()
+            self.last_reload = ReloadResult(False, problems=problems)
+            log.error("plan %s rejected, keeping the running plan:\n%s", path, "\n".join(problems))
+            return self.last_reload
+        changed = self.loaded is None or loaded.digest != self.loaded.digest
+        with self.store.write() as session:
+            result = sync_schedules(session, loaded, now)
+            if changed:
+                session.add(
+                    PlanVersionRow(
+                        loaded_at=now, digest=loaded.digest, source=str(path), document=loaded.document
+                    )
+                )
+                append(
+                    session,
+                    Event(
+                        "plan.loaded",
+                        "plan",
+                        now,
+                        actor,
+                        {
+                            "source": str(path),
+                            "digest": loaded.digest,
+                            "tasks": len(loaded.plan.tasks),
+                            "targets": len(loaded.plan.targets),
+                            "added": result.added,
+                            "rescheduled": result.rescheduled,
+                            "deactivated": result.deactivated,
+                            "warnings": [str(w) for w in loaded.warnings],
+                        },
+                    ),
+                )
+        self.loaded = loaded
+        self.runner.set_concurrency(loaded.plan.runner.concurrency)
+        self.runner.output_limit = loaded.plan.runner.output_limit
+        self.metrics.plan_reloads.labels("loaded").inc()
+        self.metrics.schedules.set(result.added + result.rescheduled + result.unchanged)
+        self._wake.set()
+        self.last_reload = ReloadResult(
+            True, loaded.digest, warnings=[str(w) for w in loaded.warnings], changed=changed
+        )
+        return self.last_reload
+
+    # -- scheduling -------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """At start: runs a dead process left running become interrupted and owed."""
+        with self.store.write() as session:
+            return recover_interrupted(session, self.clock.now())
+
+    def tick(self, now: datetime) -> tuple[list[RunOrder], datetime | None]:
+        """Claim what is due at ``now``; also return the next due time when nothing is."""
+        loaded = self.loaded
+        if loaded is None:
+            return [], None
+        with self.store.read() as session:
+            earliest = next_due_at(session, now)
+        self._heartbeat(now)
+        if earliest is None or earliest > now:
+            return [], earliest
+        with self.store.write() as session:
+            claimed = claim_due(session, loaded, now, owner=self.instance, limit=CLAIM_BATCH)
+            append(session, claimed.events)
+        for lag in claimed.lag_seconds:
+            self.metrics.scheduler_lag.observe(lag)
+        return claimed.orders, None
+
+    def _heartbeat(self, now: datetime) -> None:
+        if self._last_beat is not None and now - self._last_beat < HEARTBEAT_EVERY:
+            return
+        insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
+        stmt = insert(HeartbeatRow).values(component="scheduler", instance=self.instance, beat_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["component"], set_={"instance": self.instance, "beat_at": now}
+        )
+        with self.store.write() as session:
+            session.execute(stmt)
+        self._last_beat = now
+
+    async def run_scheduler(self) -> None:
+        """Tick until stopped: claim due rows, hand them to the runner, sleep until the next."""
+        self.runner.start()
+        while not self._stopping.is_set():
+            self._wake.clear()
+            now = self.clock.now()
+            try:
+                orders, earliest = await asyncio.to_thread(self.tick, now)
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+                orders, earliest = [], None
+            self.metrics.scheduler_ticks.inc()
+            for order in orders:
+                self.runner.submit(order)
+            if orders:
+                continue  # a full batch may mean more is due
+            wake_at = now + IDLE_WAKE if earliest is None else min(earliest, now + IDLE_WAKE)
+            await self.clock.sleep_until(wake_at, self._wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, grace: float) -> None:
+        self._stopping.set()
+        self._wake.set()
+        await self.runner.stop(grace)
+        with self.store.write() as session:
+            append(
+                session,
+                Event("engine.stopped", "engine", self.clock.now(), "system", {"instance": self.instance}),
+            )

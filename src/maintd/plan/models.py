@@ -1,0 +1,174 @@
+"""The plan: targets (what is maintained) and tasks (what is done to them, when)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
+
+from maintd.plan.base import StrictModel
+from maintd.plan.schedule import Schedule
+from maintd.plan.types import Duration, SecretRef
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$"),
+    Field(description="lower-case letters, digits, '-', '_' and '.', at most 63 characters"),
+]
+LabelValue = Annotated[str, StringConstraints(max_length=253)]
+
+
+class TargetKind(StrEnum):
+    service = "service"
+    api = "api"
+    mcp_server = "mcp_server"
+    database = "database"
+    cache = "cache"
+    host = "host"
+    cluster = "cluster"
+    certificate = "certificate"
+    backup_set = "backup_set"
+    log_directory = "log_directory"
+    directory = "directory"
+
+
+class Stage(StrEnum):
+    """The seed's component lifecycle."""
+
+    development = "development"
+    testing = "testing"
+    staging = "staging"
+    production = "production"
+    maintenance = "maintenance"
+    deprecation = "deprecation"
+    retirement = "retirement"
+
+
+class Target(StrictModel):
+    name: Name
+    kind: TargetKind
+    description: str = ""
+    labels: dict[str, LabelValue] = {}
+    owner: str | None = None
+    stage: Stage = Stage.production
+    connection: dict[str, Any] = Field(
+        default={}, description="where and how to reach it: url, host, port, path, database, ..."
+    )
+    secrets: dict[str, SecretRef] = Field(
+        default={}, description="named secret references (env:NAME or file:/path), never values"
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_./-]*", key):
+                raise ValueError(f"label name {key!r} must start with a letter or '_'")
+        return value
+
+
+class Selector(StrictModel):
+    """Which targets a task runs on: by name, by labels, or both (a union).
+
+    An empty selector selects nothing, never everything.
+    """
+
+    names: list[Name] = []
+    labels: dict[str, LabelValue] = {}
+
+    def matches(self, target: Target) -> bool:
+        if target.name in self.names:
+            return True
+        return bool(self.labels) and all(target.labels.get(k) == v for k, v in self.labels.items())
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.names and not self.labels:
+            raise ValueError("a target selector needs 'names' or 'labels'; an empty one would select nothing")
+        return self
+
+
+class Retry(StrictModel):
+    """Re-run a failed run before the next scheduled one (Nagios' soft states)."""
+
+    attempts: int = Field(default=1, ge=1, le=20, description="total attempts, the first included")
+    backoff: Duration = timedelta(seconds=30)
+    factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_backoff: Duration = timedelta(minutes=30)
+    on: list[str] = Field(default=["critical", "unknown"], description="statuses that trigger a retry")
+
+    def delay(self, attempt: int) -> timedelta:
+        """Backoff before attempt ``attempt + 1``."""
+        seconds = self.backoff.total_seconds() * self.factor ** (attempt - 1)
+        return timedelta(seconds=min(seconds, self.max_backoff.total_seconds()))
+
+    @field_validator("on")
+    @classmethod
+    def _statuses(cls, value: list[str]) -> list[str]:
+        allowed = {"ok", "warning", "critical", "unknown"}
+        bad = [s for s in value if s not in allowed]
+        if bad:
+            raise ValueError(f"retry.on takes statuses from {sorted(allowed)}, not {bad}")
+        return value
+
+
+def _names_to_selector(value: Any) -> Any:
+    if isinstance(value, list):
+        return {"names": value}
+    return value
+
+
+class Task(StrictModel):
+    name: Name
+    kind: str = Field(description="the check or action kind, e.g. http, command, disk")
+    description: str = ""
+    targets: Annotated[
+        Selector, BeforeValidator(_names_to_selector, json_schema_input_type=Selector | list[Name])
+    ] = Field(description="target names, or a selector {names, labels}")
+    schedule: Schedule
+    params: dict[str, Any] = Field(default={}, description="validated by the kind's own model")
+    timeout: Duration = timedelta(minutes=5)
+    retries: Retry = Retry()
+    concurrency: int = Field(default=0, ge=0, description="runs of this task at once; 0 = no own limit")
+    preventive: bool = Field(default=True, description="scheduled upkeep (true) or a reaction (false)")
+    enabled: bool = True
+    owner: str | None = None
+    labels: dict[str, LabelValue] = {}
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("timeout must be longer than 0s")
+        return value
+
+
+class RunnerSettings(StrictModel):
+    concurrency: int = Field(default=64, ge=1, le=10_000, description="runs at once, all tasks together")
+    output_limit: int = Field(default=16_384, ge=256, description="bytes of output kept per run")
+    shutdown_grace: Duration = timedelta(seconds=20)
+
+
+class Plan(StrictModel):
+    version: int = Field(default=1, ge=1, le=1)
+    runner: RunnerSettings = RunnerSettings()
+    targets: list[Target] = []
+    tasks: list[Task] = []
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    def targets_of(self, task: Task) -> list[Target]:
+        return [t for t in self.targets if task.targets.matches(t)]

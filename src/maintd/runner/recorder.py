@@ -1,0 +1,183 @@
+"""Writing finished runs back: the run row, the schedule row (free again, retry
+armed, last status) and the events for state changes, in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from maintd.checks.base import CheckResult, Status
+from maintd.scheduler.orders import RunOrder, Trigger
+from maintd.store.events import Event, append, task_subject
+from maintd.store.models import RunRow, ScheduleRow
+
+ACTOR = "runner"
+
+
+@dataclass(frozen=True)
+class Finished:
+    order: RunOrder
+    result: CheckResult
+    state: str  # finished | interrupted
+    stop_reason: str | None  # timeout | overrun | shutdown | error | None
+    finished_at: datetime
+    duration_ms: float
+
+
+def record(session: Session, batch: list[Finished]) -> list[Event]:
+    """Store a batch of finished runs; returns the events it appended."""
+    session.execute(
+        update(RunRow),
+        [
+            {
+                "id": f.order.run_id,
+                "finished_at": f.finished_at,
+                "state": f.state,
+                "status": f.result.status.value,
+                "stop_reason": f.stop_reason,
+                "output": f.result.output,
+                "metrics": f.result.metrics,
+                "duration_ms": round(f.duration_ms, 3),
+            }
+            for f in batch
+        ],
+    )
+    rows = {
+        r.id: r
+        for r in session.execute(
+            select(
+                ScheduleRow.id,
+                ScheduleRow.running_run_id,
+                ScheduleRow.last_status,
+                ScheduleRow.next_regular,
+                ScheduleRow.retry_at,
+            ).where(ScheduleRow.id.in_([f.order.schedule_id for f in batch]))
+        )
+    }
+    changes, events = [], []
+    for f in batch:
+        row = rows.get(f.order.schedule_id)
+        if row is None or row.running_run_id != f.order.run_id:
+            continue  # recovered meanwhile by someone else: the run row is all we own
+        values, row_events = _schedule_update(f, row.last_status, row.next_regular)
+        changes.append({"id": row.id, **values})
+        events.extend(row_events)
+    if changes:
+        session.execute(update(ScheduleRow), changes)
+    append(session, events)
+    return events
+
+
+def _schedule_update(
+    f: Finished, last_status: str | None, next_regular: datetime
+) -> tuple[dict[str, object], list[Event]]:
+    order, status = f.order, f.result.status
+    subject = task_subject(order.task.name, order.target.name)
+    values: dict[str, object] = {"running_run_id": None}
+    events: list[Event] = []
+    if f.stop_reason in ("timeout", "overrun", "shutdown"):
+        events.append(
+            Event(
+                f"run.{f.stop_reason}",
+                subject,
+                f.finished_at,
+                ACTOR,
+                {"run_id": order.run_id, "output": f.result.output[:500]},
+            )
+        )
+    if f.stop_reason == "shutdown":
+        # Owed: the next process re-runs it once, as recovery.
+        values.update(
+            retry_at=f.finished_at,
+            retry_attempt=order.attempt,
+            retry_trigger=Trigger.recovery.value,
+            due_at=min(f.finished_at, next_regular),
+        )
+        return values, events
+    if order.dry_run:
+        return values, events
+    values.update(last_run_id=order.run_id, last_status=status.value, last_finished_at=f.finished_at)
+    if last_status != status.value:
+        events.append(
+            Event(
+                "task.status",
+                subject,
+                f.finished_at,
+                ACTOR,
+                {"from": last_status, "to": status.value, "run_id": order.run_id},
+            )
+        )
+    retry = order.task.retries
+    if status.value in retry.on and order.attempt < retry.attempts and order.trigger is not Trigger.manual:
+        retry_at = f.finished_at + retry.delay(order.attempt)
+        values.update(
+            retry_at=retry_at,
+            retry_attempt=order.attempt + 1,
+            retry_trigger=Trigger.retry.value,
+            due_at=min(retry_at, next_regular),
+        )
+    return values, events
+
+
+def recover_interrupted(session: Session, now: datetime, owner: str | None = None) -> list[str]:
+    """Runs left 'running' by a process that died: mark them interrupted and owe a re-run.
+
+    ``owner`` limits recovery to one dead instance; None recovers every running
+    run (single-process startup, where nothing else can be running).
+    """
+    stmt = select(RunRow.id, RunRow.task, RunRow.target, RunRow.attempt).where(RunRow.state == "running")
+    if owner is not None:
+        stmt = stmt.where(RunRow.owner == owner)
+    stale = session.execute(stmt).all()
+    if not stale:
+        return []
+    session.execute(
+        update(RunRow),
+        [
+            {
+                "id": r.id,
+                "state": "interrupted",
+                "status": Status.unknown.value,
+                "stop_reason": "crash",
+                "finished_at": now,
+                "output": "the process running this was stopped before it finished",
+            }
+            for r in stale
+        ],
+    )
+    attempts = {r.id: r.attempt for r in stale}
+    held = session.execute(
+        select(ScheduleRow.id, ScheduleRow.running_run_id).where(ScheduleRow.running_run_id.in_(attempts))
+    ).all()
+    if held:
+        session.execute(
+            update(ScheduleRow),
+            [
+                {
+                    "id": h.id,
+                    "running_run_id": None,
+                    "retry_at": now,
+                    "retry_trigger": Trigger.recovery.value,
+                    "retry_attempt": attempts[h.running_run_id],
+                    "due_at": now,
+                }
+                for h in held
+            ],
+        )
+    append(
+        session,
+        [
+            Event(
+                "run.interrupted",
+                task_subject(r.task, r.target),
+                now,
+                ACTOR,
+                {"run_id": r.id, "reason": "crash"},
+            )
+            for r in stale
+        ],
+    )
+    return list(attempts)

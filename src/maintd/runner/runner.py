@@ -1,0 +1,194 @@
+"""Executes claimed runs: concurrency limits, deadlines, cancellation, batched recording."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from maintd.checks.base import CheckResult, Resources, RunContext, Status
+from maintd.clock import Clock
+from maintd.metrics import Metrics
+from maintd.registry import Registry
+from maintd.runner.recorder import Finished, record
+from maintd.scheduler.orders import RunOrder
+from maintd.store.db import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+OUTPUT_LIMIT = 16_384
+
+
+class Runner:
+    """Runs orders as asyncio tasks; a single recorder task writes results in batches.
+
+    Batching is natural, not timed: the recorder takes whatever finished while
+    it was writing the previous batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        owner: str,
+        concurrency: int = 64,
+        output_limit: int = OUTPUT_LIMIT,
+        metrics: Metrics | None = None,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.owner = owner
+        self.output_limit = output_limit
+        self.metrics = metrics
+        self.on_recorded = on_recorded
+        self.resources = Resources()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._task_slots: dict[str, asyncio.Semaphore] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._results: asyncio.Queue[Finished] = asyncio.Queue()
+        self._recorder: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._record_forever(), name="maintd-recorder")
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """A new global limit (after a plan reload); runs already holding a slot keep it."""
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def submit(self, order: RunOrder) -> asyncio.Task[None]:
+        self.start()
+        task = asyncio.create_task(self._execute(order), name=f"run-{order.run_id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        if self.metrics:
+            self.metrics.runs_in_flight.inc()
+            task.add_done_callback(lambda _t: self.metrics.runs_in_flight.dec() if self.metrics else None)
+        return task
+
+    async def run_all(self, orders: Iterable[RunOrder]) -> None:
+        """Run orders to completion and wait until their results are stored."""
+        tasks = [self.submit(o) for o in orders]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        await self._results.join()
+
+    async def stop(self, grace: float) -> None:
+        """Let running runs finish for ``grace`` seconds, interrupt the rest, store everything."""
+        if self._running:
+            _done, pending = await asyncio.wait(set(self._running), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.flush()
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+            self._recorder = None
+        await self.resources.aclose()
+
+    async def _execute(self, order: RunOrder) -> None:
+        task_slots = self._task_slot(order)
+        queued = time.perf_counter()
+        try:
+            async with self._slots, task_slots:
+                started_mono = time.perf_counter()
+                result, stop_reason = await self._run_check(order)
+        except asyncio.CancelledError:
+            self._finish(
+                order,
+                CheckResult(Status.unknown, "interrupted: maintd was shutting down"),
+                "interrupted",
+                "shutdown",
+                queued,
+            )
+            raise
+        self._finish(order, result, "finished", stop_reason, started_mono)
+
+    async def _run_check(self, order: RunOrder) -> tuple[CheckResult, str | None]:
+        now = self.clock.now()
+        deadline, reason = now + order.task.timeout, "timeout"
+        if order.window_end is not None and order.window_end < deadline:
+            deadline, reason = order.window_end, "overrun"
+        kind = self.registry.get(order.task.kind)
+        ctx = RunContext(
+            order.task, order.target, order.config, self.clock, deadline, self.resources, order.dry_run
+        )
+        try:
+            async with asyncio.timeout(max(0.0, (deadline - now).total_seconds())):
+                result = await kind.build(order.config).run(ctx)
+        except TimeoutError:
+            if reason == "overrun":
+                return CheckResult(
+                    Status.unknown, f"stopped at the end of its window ({_iso(deadline)})"
+                ), reason
+            return CheckResult(Status.unknown, f"timed out after {order.task.timeout}"), reason
+        except Exception as exc:  # a bug in a plugin must not take the runner down
+            log.exception("task %s on %s raised", order.task.name, order.target.name)
+            return CheckResult(Status.unknown, f"internal error in kind {kind.name}: {exc!r}"), "error"
+        if len(result.output) > self.output_limit:
+            result.output = (
+                result.output[: self.output_limit] + f"\n[output truncated at {self.output_limit} bytes]"
+            )
+        return result, None
+
+    def _finish(
+        self, order: RunOrder, result: CheckResult, state: str, reason: str | None, since: float
+    ) -> None:
+        elapsed = time.perf_counter() - since
+        self._results.put_nowait(Finished(order, result, state, reason, self.clock.now(), elapsed * 1000))
+        if self.metrics:
+            self.metrics.runs.labels(order.task.kind, result.status.value, state).inc()
+            self.metrics.run_duration.labels(order.task.kind).observe(elapsed)
+
+    def _task_slot(self, order: RunOrder) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        limit = order.task.concurrency
+        if not limit:
+            return contextlib.nullcontext()
+        key = f"{order.task.name}:{limit}"
+        return self._task_slots.setdefault(key, asyncio.Semaphore(limit))
+
+    async def _record_forever(self) -> None:
+        while True:
+            batch = [await self._results.get()]
+            while len(batch) < BATCH and not self._results.empty():
+                batch.append(self._results.get_nowait())
+            await self._write(batch)
+            for _ in batch:
+                self._results.task_done()
+            if self.on_recorded:
+                self.on_recorded()
+
+    async def _write(self, batch: list[Finished]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(self._write_sync, batch)
+                return
+            except Exception:  # the database is down or busy: keep the results, try again
+                log.exception("recording %d runs failed; retrying in %.1fs", len(batch), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _write_sync(self, batch: list[Finished]) -> None:
+        with self.store.write() as session:
+            record(session, batch)
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""The scheduler: keeps one due time per task and target, and claims what is due."""

@@ -1,0 +1,39 @@
+"""Process settings: where the database and the plan are, where to listen.
+
+Read once by the CLI from options and ``MAINTD_*`` environment variables and
+handed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 8470
+
+
+def default_database_url() -> str:
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return f"sqlite:///{state / 'maintd' / 'maintd.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    plan_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    clock: str | None = None  # "file:/path" in process tests; the system clock otherwise
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": os.environ.get("MAINTD_DATABASE_URL") or default_database_url(),
+            "plan_path": Path(p) if (p := os.environ.get("MAINTD_PLAN")) else None,
+            "host": os.environ.get("MAINTD_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("MAINTD_PORT", DEFAULT_PORT)),
+            "clock": os.environ.get("MAINTD_CLOCK"),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
