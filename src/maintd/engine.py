@@ -7,6 +7,7 @@ ones after it in the flow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -17,9 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from maintd import views
 from maintd.clock import Clock
 from maintd.metrics import Metrics
-from maintd.plan.loader import LoadedPlan, PlanError, load_plan
+from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
 from maintd.runner.recorder import recover_interrupted
 from maintd.runner.runner import Runner
@@ -72,6 +74,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_beat: datetime | None = None
+        self._loop_task: asyncio.Task[None] | None = None
         self.runner = Runner(
             store=store,
             registry=registry,
@@ -112,44 +115,53 @@ class Engine:
             self.last_reload = ReloadResult(False, problems=problems)
             log.error("plan %s rejected, keeping the running plan:\n%s", path, "\n".join(problems))
             return self.last_reload
+        return self.activate(loaded, actor, str(path))
+
+    def activate(self, loaded: LoadedPlan, actor: str, source: str) -> ReloadResult:
+        """Make ``loaded`` the running plan: store it, sync the schedules, wake the loop."""
+        now = self.clock.now()
         changed = self.loaded is None or loaded.digest != self.loaded.digest
         with self.store.write() as session:
             result = sync_schedules(session, loaded, now)
             if changed:
                 session.add(
                     PlanVersionRow(
-                        loaded_at=now, digest=loaded.digest, source=str(path), document=loaded.document
+                        loaded_at=now, digest=loaded.digest, source=source, document=loaded.document
                     )
                 )
-                append(
-                    session,
-                    Event(
-                        "plan.loaded",
-                        "plan",
-                        now,
-                        actor,
-                        {
-                            "source": str(path),
-                            "digest": loaded.digest,
-                            "tasks": len(loaded.plan.tasks),
-                            "targets": len(loaded.plan.targets),
-                            "added": result.added,
-                            "rescheduled": result.rescheduled,
-                            "deactivated": result.deactivated,
-                            "warnings": [str(w) for w in loaded.warnings],
-                        },
-                    ),
-                )
+                payload = {
+                    "source": source,
+                    "digest": loaded.digest,
+                    "tasks": len(loaded.plan.tasks),
+                    "targets": len(loaded.plan.targets),
+                    "added": result.added,
+                    "rescheduled": result.rescheduled,
+                    "deactivated": result.deactivated,
+                    "warnings": [str(w) for w in loaded.warnings],
+                }
+                append(session, Event("plan.loaded", "plan", now, actor, payload))
         self.loaded = loaded
         self.runner.set_concurrency(loaded.plan.runner.concurrency)
         self.runner.output_limit = loaded.plan.runner.output_limit
         self.metrics.plan_reloads.labels("loaded").inc()
         self.metrics.schedules.set(result.added + result.rescheduled + result.unchanged)
         self._wake.set()
-        self.last_reload = ReloadResult(
-            True, loaded.digest, warnings=[str(w) for w in loaded.warnings], changed=changed
-        )
+        warnings = [str(w) for w in loaded.warnings]
+        self.last_reload = ReloadResult(True, loaded.digest, warnings=warnings, changed=changed)
         return self.last_reload
+
+    def start_plan(self) -> ReloadResult:
+        """At start: the plan on disk, or, when that is invalid, the last good plan stored."""
+        result = self.reload()
+        if result.ok:
+            return result
+        with self.store.read() as session:
+            stored = views.active_plan(session)
+        if stored is None:
+            return result
+        log.warning("starting with the last good plan (%s) from the database", stored.digest[:12])
+        self.activate(plan_from_document(stored.document, self.registry), "system", stored.source)
+        return result
 
     # -- scheduling -------------------------------------------------------
 
@@ -209,9 +221,18 @@ class Engine:
     def wake(self) -> None:
         self._wake.set()
 
+    def start(self) -> asyncio.Task[None]:
+        self._loop_task = asyncio.create_task(self.run_scheduler(), name="maintd-scheduler")
+        return self._loop_task
+
     async def stop(self, grace: float) -> None:
+        """Stop claiming, then give running runs ``grace`` seconds before interrupting them."""
         self._stopping.set()
         self._wake.set()
+        if self._loop_task is not None:
+            # The loop finishes its tick first: whatever it claimed is handed to the runner.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
         await self.runner.stop(grace)
         with self.store.write() as session:
             append(

@@ -41,4 +41,6 @@ class Metrics:
         self.plan_reloads = Counter(
             "maintd_plan_reloads", "Plan loads by outcome", ["outcome"], registry=self.registry
         )
-        self.schedules = Gauge("maintd_schedules", "Active schedules (one per task and target)", registry=self.registry)
+        self.schedules = Gauge(
+            "maintd_schedules", "Active schedules (one per task and target)", registry=self.registry
+        )

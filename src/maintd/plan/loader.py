@@ -91,8 +91,7 @@ def load_plan(path: str | Path, registry: Registry) -> LoadedPlan:
     warnings = _cross_check(plan, indices, merged, locate, problems)
     if problems:
         raise PlanError(problems)
-    digest = hashlib.sha256(json.dumps(plan.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    return LoadedPlan(plan, configs, digest, [str(f) for f in files], warnings)
+    return LoadedPlan(plan, configs, _digest(plan), [str(f) for f in files], warnings)
 
 
 def _validate(
@@ -319,3 +318,16 @@ def _cross_check(
         except ValueError as exc:
             problems.append(locate.problem(("tasks", i, "schedule"), str(exc)))
     return warnings
+
+
+def plan_from_document(
+    document: dict[str, Any], registry: Registry, source: str = "<stored plan>"
+) -> LoadedPlan:
+    """A plan stored by an earlier load (the database copy), validated again."""
+    plan = Plan.model_validate(document)
+    configs = {task.name: registry.get(task.kind).config.model_validate(task.params) for task in plan.tasks}
+    return LoadedPlan(plan, configs, _digest(plan), [source])
+
+
+def _digest(plan: Plan) -> str:
+    return hashlib.sha256(json.dumps(plan.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,95 @@
+"""API tokens and roles.
+
+A token is shown once at creation; only its SHA-256 is stored (tokens are 256
+random bits, so a fast hash is enough and lookups stay one indexed query).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from maintd.store.events import Event, append
+from maintd.store.models import TokenRow
+
+PREFIX = "mtd_"
+
+
+class Role(StrEnum):
+    """Ordered: each role may do everything the roles before it may."""
+
+    viewer = "viewer"
+    responder = "responder"
+    team_lead = "team-lead"
+    manager = "manager"
+    director = "director"
+    admin = "admin"
+
+    @property
+    def level(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.level >= needed.level
+
+
+class TokenError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, *, name: str, role: Role, now: datetime, actor: str) -> str:
+    """Create a token and return it; this is the only time its value exists outside the caller."""
+    token = PREFIX + secrets.token_urlsafe(32)
+    session.add(TokenRow(name=name, role=role.value, token_hash=hash_token(token), created_at=now))
+    try:
+        session.flush()
+    except IntegrityError:
+        raise TokenError(f"a token named {name!r} already exists") from None
+    append(session, Event("token.created", f"token:{name}", now, actor, {"role": role.value}))
+    return token
+
+
+def revoke_token(session: Session, *, name: str, now: datetime, actor: str) -> None:
+    done = session.execute(
+        update(TokenRow).where(TokenRow.name == name, TokenRow.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount
+    if not done:
+        raise TokenError(f"no active token named {name!r}")
+    append(session, Event("token.revoked", f"token:{name}", now, actor, {}))
+
+
+def authenticate(session: Session, token: str) -> tuple[Principal, datetime | None] | None:
+    """The token's principal and when it was last used, or None for an unknown or revoked token."""
+    row = session.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return Principal(row.name, Role(row.role)), row.last_used_at
+
+
+def touch(session: Session, name: str, now: datetime) -> None:
+    session.execute(update(TokenRow).where(TokenRow.name == name).values(last_used_at=now))
+
+
+def list_tokens(session: Session) -> list[TokenRow]:
+    return list(session.scalars(select(TokenRow).order_by(TokenRow.name)))

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+from maintd import __version__
+from maintd.cli import admin, plan, query, run
+from maintd.cli.common import DbOption, fail
+from maintd.clock import clock_from_spec
+from maintd.settings import Settings
+
+app = typer.Typer(
+    name="maintd",
+    help="The maintenance and incident engine: a YAML maintenance plan that runs itself.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(plan.app, name="plan")
+app.add_typer(admin.db_app, name="db")
+app.add_typer(admin.token_app, name="token")
+app.command("run")(run.run)
+app.command("tasks")(query.tasks)
+app.command("runs")(query.runs)
+app.command("events")(query.events)
+
+
+@app.command()
+def serve(
+    plan_path: str = typer.Option(None, "--plan", envvar="MAINTD_PLAN", help="Plan file or directory."),
+    db: str | None = DbOption,
+    host: str = typer.Option("127.0.0.1", envvar="MAINTD_HOST", help="Address to listen on."),
+    port: int = typer.Option(8470, envvar="MAINTD_PORT", help="Port to listen on."),
+    log_level: str = typer.Option("info", envvar="MAINTD_LOG_LEVEL", help="debug, info, warning, error."),
+) -> None:
+    """Run the scheduler, the runner and the API in one process."""
+    from maintd.server import StartupError
+    from maintd.server import serve as serve_
+
+    if not plan_path:
+        fail("no plan: pass --plan PATH or set MAINTD_PLAN (try --plan examples/plan)")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = Settings.from_env(database_url=db, plan_path=plan_path, host=host, port=port)
+    try:
+        clock = clock_from_spec(settings.clock)
+        asyncio.run(serve_(settings, clock))
+    except StartupError as exc:
+        fail(str(exc), 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,92 @@
+"""What every command shares: settings, the store, tables, JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import typer
+from pydantic import BaseModel
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from maintd.settings import Settings
+from maintd.store.db import Store
+
+# Piped output is for people reading logs or files, not an 80-column terminal: keep rows on one line.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+STATUS_STYLE = {
+    "ok": "green",
+    "warning": "yellow",
+    "critical": "bold red",
+    "unknown": "magenta",
+    "running": "cyan",
+}
+
+DbOption = typer.Option(
+    None,
+    "--db",
+    envvar="MAINTD_DATABASE_URL",
+    help="Database URL (default: SQLite in ~/.local/state/maintd).",
+)
+JsonOption = typer.Option(False, "--json", help="Print JSON (one object per line for lists) for scripts.")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def open_store(db: str | None) -> Store:
+    settings = Settings.from_env(database_url=db)
+    store = Store(settings.database_url)
+    try:
+        store.upgrade()
+    except Exception as exc:
+        fail(f"cannot open the database {store.describe()}: {str(exc).splitlines()[0]}")
+    return store
+
+
+def emit_json(items: BaseModel | Iterable[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(items, BaseModel):
+        sys.stdout.write(items.model_dump_json() + "\n")
+    elif isinstance(items, dict):
+        sys.stdout.write(json.dumps(items, default=str) + "\n")
+    else:
+        for item in items:
+            sys.stdout.write(item.model_dump_json() + "\n")
+    sys.stdout.flush()
+
+
+def status_text(status: str | None) -> str:
+    if status is None:
+        return "-"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def table(title: str, columns: Sequence[str]) -> Table:
+    """Every column but the last keeps to one line; the last (free text) is cut to fit."""
+    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    for i, column in enumerate(columns):
+        last = i == len(columns) - 1
+        t.add_column(column, no_wrap=last, overflow="ellipsis" if last else "fold")
+    return t
+
+
+def actor() -> str:
+    """Who is at the keyboard, for the audit trail."""
+    try:
+        return f"user:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "user:unknown"
