@@ -81,7 +81,7 @@ class Engine:
             clock=clock,
             owner=self.instance,
             metrics=self.metrics,
-            on_recorded=self._wake.set,
+            on_recorded=self.wake,
         )
 
     # -- plan -------------------------------------------------------------
@@ -222,6 +222,8 @@ class Engine:
         self._wake.set()
 
     def start(self) -> asyncio.Task[None]:
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._loop_task = asyncio.create_task(self.run_scheduler(), name="maintd-scheduler")
         return self._loop_task
 

@@ -50,11 +50,13 @@ class Runner:
         self.metrics = metrics
         self.on_recorded = on_recorded
         self.resources = Resources()
-        self._slots = asyncio.Semaphore(concurrency)
-        self._task_slots: dict[str, asyncio.Semaphore] = {}
+        self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
-        self._results: asyncio.Queue[Finished] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
+        # Made in start(): asyncio primitives belong to the loop that runs them.
+        self._slots: asyncio.Semaphore
+        self._task_slots: dict[str, asyncio.Semaphore]
+        self._results: asyncio.Queue[Finished]
 
     @property
     def in_flight(self) -> int:
@@ -62,11 +64,16 @@ class Runner:
 
     def start(self) -> None:
         if self._recorder is None:
+            self._slots = asyncio.Semaphore(self._concurrency)
+            self._task_slots = {}
+            self._results = asyncio.Queue()
             self._recorder = asyncio.create_task(self._record_forever(), name="maintd-recorder")
 
     def set_concurrency(self, concurrency: int) -> None:
         """A new global limit (after a plan reload); runs already holding a slot keep it."""
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        if self._recorder is not None:
+            self._slots = asyncio.Semaphore(concurrency)
 
     def submit(self, order: RunOrder) -> asyncio.Task[None]:
         self.start()
@@ -85,7 +92,8 @@ class Runner:
         await self.flush()
 
     async def flush(self) -> None:
-        await self._results.join()
+        if self._recorder is not None:
+            await self._results.join()
 
     async def stop(self, grace: float) -> None:
         """Let running runs finish for ``grace`` seconds, interrupt the rest, store everything."""

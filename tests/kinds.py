@@ -1,0 +1,39 @@
+"""Run one task kind directly, without a store: for the kind's own tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from maintd.checks.base import CheckResult, Resources, RunContext
+from maintd.clock import FakeClock
+from maintd.plan.models import Target, Task
+from maintd.registry import Registry
+from tests.conftest import T0
+
+REGISTRY = Registry.default()
+
+
+def make_target(**fields: Any) -> Target:
+    return Target.model_validate({"name": "t1", "kind": "host", **fields})
+
+
+async def run_kind(
+    kind: str,
+    params: dict[str, Any],
+    target: Target | None = None,
+    *,
+    dry_run: bool = False,
+    timeout: float = 30,
+) -> CheckResult:
+    spec = REGISTRY.get(kind)
+    config = spec.config.model_validate(params)
+    task = Task.model_validate(
+        {"name": "probe", "kind": kind, "targets": ["t1"], "schedule": {"every": "1m"}, "params": params}
+    )
+    clock = FakeClock(T0)
+    async with Resources.open() as resources:
+        ctx = RunContext(
+            task, target or make_target(), config, clock, T0 + timedelta(seconds=timeout), resources, dry_run
+        )
+        return await spec.build(config).run(ctx)

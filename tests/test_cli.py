@@ -1,0 +1,136 @@
+"""The command line: validation output, schema, tokens, queries with --json, manual runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from maintd.cli import app
+
+GOOD = """
+    targets:
+      - {name: web, kind: service, connection: {path: /tmp}}
+    tasks:
+      - name: hello
+        kind: command
+        targets: [web]
+        schedule: {every: 5m}
+        params: {argv: [echo, "hello {target.name}"], read_only: true}
+      - name: broken
+        kind: command
+        targets: [web]
+        schedule: {cadence: daily, window: "02:00-03:00 UTC"}
+        params: {argv: [sh, -c, "echo down; exit 2"], read_only: true}
+      - name: change
+        kind: command
+        targets: [web]
+        schedule: {cron: "0 4 * * 0"}
+        params: {argv: [touch, "{target.path}/maintd-cli-test-touched"]}
+"""
+
+
+@pytest.fixture
+def cli(sqlite_store, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MAINTD_DATABASE_URL", sqlite_store.url)
+    monkeypatch.delenv("MAINTD_PLAN", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_validate_accepts_a_good_plan_and_counts_it(cli, write_plan):
+    result = cli("plan", "validate", str(write_plan(GOOD)))
+    assert result.exit_code == 0
+    assert "plan OK: 1 targets, 3 tasks, 3 schedules" in result.output
+
+
+def test_validate_prints_every_problem_with_file_line_and_field(cli, write_plan):
+    plan = write_plan(
+        GOOD.replace("every: 5m", "every: 5m, cron: '* * * * *'").replace(
+            "[web]\n        schedule: {cadence", "[ghost]\n        schedule: {cadence"
+        )
+    )
+    result = cli("plan", "validate", str(plan))
+    assert result.exit_code == 1
+    assert (
+        f"{plan / 'plan.yaml'}:7: error: tasks[0].schedule: a schedule needs exactly one of" in result.output
+    )
+    assert f"{plan / 'plan.yaml'}:11: error: tasks[1].targets[0]: unknown target 'ghost'" in result.output
+    assert "2 problem(s)" in result.output
+
+
+def test_validate_json_is_machine_readable(cli, write_plan):
+    result = cli("plan", "validate", "--json", str(write_plan("tasks: {}\n")))
+    body = json.loads(result.output)
+    assert result.exit_code == 1
+    assert body["ok"] is False and body["problems"][0]["field"] == "tasks"
+
+
+def test_schema_is_json_schema_naming_every_kind(cli):
+    schema = json.loads(cli("plan", "schema").output)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert schema["$defs"]["Task"]["properties"]["kind"]["enum"] == ["command", "disk", "http"]
+
+
+def test_a_token_is_printed_once_listed_by_name_and_revocable(cli):
+    created = cli("token", "create", "--name", "ci", "--role", "responder")
+    assert created.exit_code == 0 and created.output.startswith("mtd_")
+    listed = cli("token", "list", "--json")
+    assert json.loads(listed.output)["role"] == "responder"
+    assert created.output.strip() not in listed.output
+    assert cli("token", "create", "--name", "ci").exit_code == 1
+    assert cli("token", "revoke", "ci").exit_code == 0
+    assert cli("token", "revoke", "ci").exit_code == 1
+
+
+def test_run_executes_now_prints_the_result_and_exits_with_the_worst_status(cli, write_plan):
+    plan = str(write_plan(GOOD))
+    ok = cli("run", "hello", "--plan", plan)
+    assert ok.exit_code == 0
+    assert "hello web" in ok.output
+    down = cli("run", "broken", "--plan", plan, "--json")
+    assert down.exit_code == 2
+    assert json.loads(down.output.splitlines()[0])["status"] == "critical"
+
+
+def test_a_dry_run_changes_nothing(cli, write_plan, tmp_path):
+    touched = Path("/tmp/maintd-cli-test-touched")
+    touched.unlink(missing_ok=True)
+    result = cli("run", "change", "--plan", str(write_plan(GOOD)), "--dry-run")
+    assert result.exit_code == 0
+    assert "would run" in result.output
+    assert not touched.exists()
+
+
+def test_run_names_what_is_wrong(cli, write_plan):
+    plan = str(write_plan(GOOD))
+    assert (
+        "no task 'nope' in the plan; tasks: hello, broken, change"
+        in cli("run", "nope", "--plan", plan).output
+    )
+    assert "does not run on 'db'" in cli("run", "hello", "--plan", plan, "--target", "db").output
+    assert "no plan" in cli("run", "hello").output
+
+
+def test_runs_tasks_and_events_show_what_happened(cli, write_plan):
+    plan = str(write_plan(GOOD))
+    cli("run", "hello", "--plan", plan)
+    runs = [json.loads(line) for line in cli("runs", "--json").output.splitlines()]
+    assert [(r["task"], r["status"], r["trigger"]) for r in runs] == [("hello", "ok", "manual")]
+    table = cli("runs").output
+    assert "hello" in table and "manual" in table
+    events = [json.loads(line) for line in cli("events", "--json").output.splitlines()]
+    assert [e["kind"] for e in events] == ["run.requested", "task.status"]
+    assert cli("tasks", "--json").output == ""  # no plan activated by a server yet
+
+
+def test_serve_without_a_plan_explains_what_to_pass(cli):
+    result = cli("serve")
+    assert result.exit_code == 1
+    assert "no plan: pass --plan PATH" in result.output
