@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from maintd.store.db import rowcount
 from maintd.store.events import Event, append
 from maintd.store.models import TokenRow
 
@@ -73,8 +74,8 @@ def create_token(session: Session, *, name: str, role: Role, now: datetime, acto
 def revoke_token(session: Session, *, name: str, now: datetime, actor: str) -> None:
     done = session.execute(
         update(TokenRow).where(TokenRow.name == name, TokenRow.revoked_at.is_(None)).values(revoked_at=now)
-    ).rowcount
-    if not done:
+    )
+    if not rowcount(done):
         raise TokenError(f"no active token named {name!r}")
     append(session, Event("token.revoked", f"token:{name}", now, actor, {}))
 

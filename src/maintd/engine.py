@@ -15,9 +15,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from maintd import views
 from maintd.clock import Clock
 from maintd.metrics import Metrics
@@ -29,7 +26,7 @@ from maintd.scheduler.claims import claim_due, next_due_at
 from maintd.scheduler.orders import RunOrder
 from maintd.scheduler.sync import sync_schedules
 from maintd.settings import Settings
-from maintd.store.db import Store
+from maintd.store.db import Store, dialect_insert
 from maintd.store.events import Event, append
 from maintd.store.models import HeartbeatRow, PlanVersionRow
 
@@ -190,13 +187,12 @@ class Engine:
     def _heartbeat(self, now: datetime) -> None:
         if self._last_beat is not None and now - self._last_beat < HEARTBEAT_EVERY:
             return
-        insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
-        stmt = insert(HeartbeatRow).values(component="scheduler", instance=self.instance, beat_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["component"], set_={"instance": self.instance, "beat_at": now}
-        )
         with self.store.write() as session:
-            session.execute(stmt)
+            stmt = dialect_insert(session)(HeartbeatRow).values(
+                component="scheduler", instance=self.instance, beat_at=now
+            )
+            update = {"instance": self.instance, "beat_at": now}
+            session.execute(stmt.on_conflict_do_update(index_elements=["component"], set_=update))
         self._last_beat = now
 
     async def run_scheduler(self) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -99,7 +100,7 @@ async def _reload(engine: Engine) -> None:
         log.info("plan reloaded (%s)", (result.digest or "")[:12])
 
 
-def _failure(done: set[asyncio.Task[object]], stopper: asyncio.Task[object]) -> str | None:
+def _failure(done: set[asyncio.Task[Any]], stopper: asyncio.Task[Any]) -> str | None:
     for task in done:
         if task is stopper:
             continue

@@ -23,7 +23,8 @@ def tasks(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     t = table("tasks", ["task", "kind", "target", "next due (UTC)", "last", "running", "schedule"])
     for task in found:
         schedule = _schedule_text(task.schedule)
-        for state in task.targets or [None]:
+        states: list[views.TargetState | None] = [*task.targets] or [None]
+        for state in states:
             t.add_row(
                 task.name,
                 task.kind,

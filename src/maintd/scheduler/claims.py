@@ -20,6 +20,7 @@ from maintd.plan.models import Task
 from maintd.plan.schedule import Misfire, Timing
 from maintd.scheduler.orders import RunOrder, Trigger, new_run_id
 from maintd.scheduler.sync import spec_digest
+from maintd.store.db import dialect_insert, rowcount
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import RunRow, ScheduleRow
 
@@ -54,7 +55,8 @@ def claim_due(
     rows = session.scalars(stmt).all()
     claimed = Claimed()
     timings: dict[str, Timing] = {}
-    runs, changes = [], []
+    runs: list[dict[str, object]] = []
+    changes: list[dict[str, object]] = []
     for row in rows:
         try:
             task = loaded.plan.task(row.task)
@@ -91,7 +93,10 @@ def _decide(
     row: ScheduleRow, task: Task, timing: Timing, now: datetime, events: list[Event]
 ) -> tuple[_Decision | None, dict[str, object]]:
     """Run a due row (and how) or skip it; also the row's next times."""
-    if row.retry_at is not None and row.retry_at <= now and row.retry_at <= row.next_regular:
+    # A recovery re-run is owed for the past: it goes first even when a regular time is overdue too
+    # (claiming that one would clear it); the regular time stays due and is claimed next.
+    owed = row.retry_trigger == Trigger.recovery.value
+    if row.retry_at is not None and row.retry_at <= now and (owed or row.retry_at <= row.next_regular):
         span = timing.window_at(now)
         trigger = Trigger(row.retry_trigger or Trigger.retry)
         values: dict[str, object] = {
@@ -161,25 +166,24 @@ def run_values(order: RunOrder, now: datetime, owner: str) -> dict[str, object]:
 
 def ensure_row(session: Session, task: Task, target: str, now: datetime) -> int:
     """The schedule row of a task and target, created inactive if the scheduler has not made it yet."""
-    found = session.scalar(
-        select(ScheduleRow.id).where(ScheduleRow.task == task.name, ScheduleRow.target == target)
-    )
+    find = select(ScheduleRow.id).where(ScheduleRow.task == task.name, ScheduleRow.target == target)
+    found = session.scalar(find)
     if found is not None:
         return found
     due = task.schedule.timing().first_due(now)
-    result = session.execute(
-        insert(ScheduleRow).values(
-            task=task.name,
-            target=target,
-            active=False,
-            spec=spec_digest(task),
-            due_at=due.at,
-            next_regular=due.at,
-            window_end=due.window_end,
-            retry_attempt=0,
-        )
-    )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    # Two manual runs may race to create the row: the loser's insert does nothing.
+    values = {
+        "task": task.name,
+        "target": target,
+        "active": False,
+        "spec": spec_digest(task),
+        "due_at": due.at,
+        "next_regular": due.at,
+        "window_end": due.window_end,
+        "retry_attempt": 0,
+    }
+    session.execute(dialect_insert(session)(ScheduleRow).values(**values).on_conflict_do_nothing())
+    return int(session.scalars(find).one())
 
 
 def claim_manual(
@@ -200,8 +204,8 @@ def claim_manual(
         update(ScheduleRow)
         .where(ScheduleRow.id == row_id, ScheduleRow.running_run_id.is_(None))
         .values(running_run_id=run_id)
-    ).rowcount
-    if claimed != 1:
+    )
+    if rowcount(claimed) != 1:
         return None
     timing = task.schedule.timing()
     span = timing.window_at(now)

@@ -8,13 +8,15 @@ session only flush.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -123,3 +125,15 @@ def _sqlite_tuning(engine: Engine) -> None:
 def _short(exc: BaseException) -> str:
     text_ = str(getattr(exc, "orig", None) or exc)
     return text_.strip().splitlines()[0] if text_.strip() else type(exc).__name__
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (typed: ``Session.execute`` returns a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def dialect_insert(session: Session) -> Callable[..., Any]:
+    """The INSERT construct with ON CONFLICT support for this session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert
+    return sqlite_insert

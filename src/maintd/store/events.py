@@ -53,12 +53,9 @@ def query(
     """Events matching the filters; ``kind`` ending in ``.`` or ``*`` matches a prefix."""
     stmt = select(EventRow).where(EventRow.id > after_id)
     if kind:
-        prefix = kind.rstrip("*")
-        stmt = stmt.where(
-            EventRow.kind.startswith(prefix)
-            if prefix != kind or kind.endswith(".")
-            else EventRow.kind == kind
-        )
+        prefix = kind.removesuffix("*")
+        is_prefix = kind.endswith(("*", "."))
+        stmt = stmt.where(EventRow.kind.startswith(prefix) if is_prefix else EventRow.kind == kind)
     if subject:
         stmt = stmt.where(EventRow.subject == subject)
     if since:

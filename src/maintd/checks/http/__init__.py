@@ -45,7 +45,7 @@ class HttpCheck:
                 cfg.method,
                 url,
                 headers=cfg.headers,
-                ssl=None if cfg.verify_tls else False,
+                ssl=cfg.verify_tls,
                 allow_redirects=cfg.follow_redirects,
                 timeout=aiohttp.ClientTimeout(total=ctx.seconds_left() or None),
             ) as response:

@@ -1,0 +1,72 @@
+"""The store on both databases: migrations, drift between models and migrations, the event log."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from maintd.store import events as event_log
+from maintd.store.db import Store, normalise_url
+from maintd.store.events import Event
+from maintd.store.models import Base
+from tests.conftest import T0
+
+
+def test_migrations_create_every_table_and_are_idempotent(store: Store):
+    store.upgrade()  # already at head: nothing to do, no error
+    assert store.current_revision() == "0001"
+    tables = set(inspect(store.engine).get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+
+
+def test_the_models_and_the_migrations_agree(store: Store):
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == [], f"models differ from migrations; write a migration: {diff}"
+
+
+def test_a_fresh_sqlite_file_is_created_with_its_directory(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/deep/er/maintd.db")
+    store.upgrade()
+    assert (tmp_path / "deep" / "er" / "maintd.db").exists()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_postgres_urls_are_read_as_psycopg3():
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_describe_hides_the_password():
+    assert "secret" not in Store("postgresql://u:secret@127.0.0.1:1/db").describe()
+
+
+def test_events_come_back_in_order_and_filter_by_kind_prefix_and_subject(store: Store):
+    with store.write() as s:
+        event_log.append(
+            s,
+            [
+                Event("run.overrun", "task:a/x", T0, "runner", {"n": 1}),
+                Event("plan.loaded", "plan", T0, "system"),
+                Event("run.timeout", "task:b/y", T0, "runner", {"n": 2}),
+            ],
+        )
+    with store.read() as s:
+        everything = event_log.query(s)
+        runs = event_log.query(s, kind="run.")
+        glob = event_log.query(s, kind="run*")
+        exact = event_log.query(s, kind="plan.loaded")
+        one = event_log.query(s, subject="task:b/y")
+        after = event_log.query(s, after_id=everything[0].id)
+        newest = event_log.query(s, newest_first=True, limit=1)
+    assert [e.kind for e in everything] == ["run.overrun", "plan.loaded", "run.timeout"]
+    assert [e.kind for e in runs] == [e.kind for e in glob] == ["run.overrun", "run.timeout"]
+    assert [e.subject for e in exact] == ["plan"]
+    assert [e.payload for e in one] == [{"n": 2}]
+    assert len(after) == 2
+    assert newest[0].kind == "run.timeout"
+    assert everything[0].at == T0
