@@ -74,9 +74,16 @@ class FileClock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._last: datetime | None = None
 
     def now(self) -> datetime:
-        return utc(datetime.fromisoformat(self.path.read_text().strip()))
+        try:
+            self._last = utc(datetime.fromisoformat(self.path.read_text().strip()))
+        except (OSError, ValueError):
+            if self._last is None:
+                raise
+            # Caught the file mid-write: time has not moved as far as we can tell.
+        return self._last
 
     async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
         await _poll_until(self.now, when, wake)

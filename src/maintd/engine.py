@@ -72,6 +72,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._last_beat: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.runner = Runner(
             store=store,
             registry=registry,
@@ -117,8 +118,10 @@ class Engine:
     def activate(self, loaded: LoadedPlan, actor: str, source: str) -> ReloadResult:
         """Make ``loaded`` the running plan: store it, sync the schedules, wake the loop."""
         now = self.clock.now()
-        changed = self.loaded is None or loaded.digest != self.loaded.digest
         with self.store.write() as session:
+            stored = views.active_plan(session)
+            # Against the stored plan, not this process's: a restart with the same plan is no change.
+            changed = stored is None or stored.digest != loaded.digest
             result = sync_schedules(session, loaded, now)
             if changed:
                 session.add(
@@ -142,7 +145,7 @@ class Engine:
         self.runner.output_limit = loaded.plan.runner.output_limit
         self.metrics.plan_reloads.labels("loaded").inc()
         self.metrics.schedules.set(result.added + result.rescheduled + result.unchanged)
-        self._wake.set()
+        self.wake()
         warnings = [str(w) for w in loaded.warnings]
         self.last_reload = ReloadResult(True, loaded.digest, warnings=warnings, changed=changed)
         return self.last_reload
@@ -215,9 +218,15 @@ class Engine:
             await self.clock.sleep_until(wake_at, self._wake)
 
     def wake(self) -> None:
-        self._wake.set()
+        """Make the scheduler loop look at the store now; safe from any thread."""
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self._wake.set()
+        else:  # plan reloads run in worker threads; asyncio.Event is not thread-safe
+            loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> asyncio.Task[None]:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task = asyncio.create_task(self.run_scheduler(), name="maintd-scheduler")
@@ -225,6 +234,17 @@ class Engine:
 
     async def stop(self, grace: float) -> None:
         """Stop claiming, then give running runs ``grace`` seconds before interrupting them."""
+        with self.store.write() as session:
+            append(
+                session,
+                Event(
+                    "engine.stopping",
+                    "engine",
+                    self.clock.now(),
+                    "system",
+                    {"instance": self.instance, "grace_seconds": grace, "running": self.runner.in_flight},
+                ),
+            )
         self._stopping.set()
         self._wake.set()
         if self._loop_task is not None:
@@ -237,3 +257,10 @@ class Engine:
                 session,
                 Event("engine.stopped", "engine", self.clock.now(), "system", {"instance": self.instance}),
             )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -4,6 +4,6 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    """Every plan model: unknown keys are errors, values are not coerced across types."""
+    """Every plan model: unknown keys are errors (with a hint), and a loaded plan is immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

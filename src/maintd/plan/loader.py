@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,20 @@ _REFERENCE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_FILE_BYTES = 4 << 20
 
 Path_ = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans (only true/false): in YAML 1.1 ``on``, ``off``,
+    ``yes`` and ``no`` are booleans too, so the key of ``retries: {on: [critical]}``
+    became True and a label ``env: no`` became False."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 @dataclass(frozen=True)
@@ -144,11 +159,16 @@ def _read(path: Path, problems: list[Problem]) -> _Source | None:
         problems.append(Problem(name, None, "", f"cannot read: {exc}"))
         return None
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
         if len(nodes) > 1:
-            problems.append(Problem(name, None, "", "one YAML document per file, please (found '---')"))
+            starts = [
+                e.start_mark.line + 1
+                for e in yaml.parse(text, Loader=_Loader)
+                if isinstance(e, yaml.DocumentStartEvent) and e.start_mark
+            ]
+            problems.append(Problem(name, starts[1], "", "one YAML document per file, please (found '---')"))
             return None
-        data = yaml.safe_load(text) if nodes and nodes[0] is not None else {}
+        data = yaml.load(text, Loader=_Loader) if nodes and nodes[0] is not None else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -162,7 +182,8 @@ def _read(path: Path, problems: list[Problem]) -> _Source | None:
         return None
     marks: dict[Path_, int] = {}
     before = len(problems)
-    _walk(nodes[0], (), marks, name, problems)
+    if nodes:  # an empty (or comments-only) file has no document at all
+        _walk(nodes[0], (), marks, name, problems)
     return _Source(name, data, marks) if len(problems) == before else None
 
 

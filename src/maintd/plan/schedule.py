@@ -71,7 +71,7 @@ class Schedule(StrictModel):
     def _cron_is_valid(cls, value: str | None) -> str | None:
         if value is not None and not croniter.is_valid(value):
             raise ValueError(
-                f"{value!r} is not a cron expression (five fields: minute hour day month weekday)"
+                f"{value!r} is not a cron expression (minute hour day-of-month month day-of-week)"
             )
         return value
 
@@ -159,8 +159,8 @@ class Timing:
         """The first due time strictly after ``after``."""
         if self.schedule.cadence is not None:
             assert self.window is not None
-            span = self.window.next_start(after)
-            return Due(span.start, span.end)
+            opening = self.window.next_start(after)
+            return Due(opening.start, opening.end)
         candidate = self._next_candidate(after)
         if self.window is None:
             return Due(candidate)
@@ -178,5 +178,15 @@ class Timing:
         if self.schedule.every is not None:
             return after + self.schedule.every
         assert self.schedule.cron is not None
-        nxt: datetime = croniter(self.schedule.cron, after.astimezone(self._tz)).get_next(datetime)
+        matches = croniter(self.schedule.cron, after.astimezone(self._tz))
+        nxt: datetime = matches.get_next(datetime)
+        # When the clocks go back an hour repeats. Like cron, a job at fixed hours runs in the
+        # first pass only (a daily 02:30 runs once); a job at every hour runs in both.
+        while matches.expanded[1] != ["*"] and _repeated(nxt.astimezone(self._tz)):
+            nxt = matches.get_next(datetime)
         return nxt.astimezone(after.tzinfo)
+
+
+def _repeated(local: datetime) -> bool:
+    """A wall time in the second pass of an hour that happened twice."""
+    return local.fold == 1 and local.utcoffset() != local.replace(fold=0).utcoffset()

@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
 WEEKDAYS.update({name.lower(): i for i, name in enumerate(calendar.day_abbr)})
+WEEKDAYS.update({"tues": 1, "weds": 2, "thur": 3, "thurs": 3})
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
 
 _WINDOW = re.compile(
     r"^(?:(?P<ordinal>first|second|third|fourth|last)\s+)?"
-    r"(?:(?P<weekday>[a-z]+?)s?\s+|day\s+(?P<day>\d{1,2})\s+)?"
+    r"(?:(?P<weekday>[a-z]+)\s+|day\s+(?P<day>\d{1,2})\s+)?"
     r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})"
     r"(?:\s+(?P<tz>\S+))?$",
     re.IGNORECASE,
@@ -128,6 +129,8 @@ def parse_window(text: str) -> Window:
     weekday = None
     if match["weekday"]:
         key = match["weekday"].lower()
+        if key not in WEEKDAYS and key.endswith("s"):
+            key = key[:-1]  # "Sundays"
         if key not in WEEKDAYS:
             raise ValueError(f"window {text!r}: {match['weekday']!r} is not a day of the week")
         weekday = WEEKDAYS[key]

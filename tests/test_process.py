@@ -1,0 +1,532 @@
+"""Real ``maintd serve`` processes: SIGKILL and restart, SIGHUP, SIGTERM, start-up, readiness.
+
+Time is a file (``MAINTD_CLOCK=file:...``) the test moves; tasks run
+tests/process_support/block.py, which announces itself and blocks while a hold
+file exists, so the test knows when a run is in progress and decides when it
+ends. Every wait polls the database, the API or the file system against a
+deadline; every process is killed in teardown.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import func, select
+
+from maintd.store.db import Store
+from maintd.store.models import EventRow, HeartbeatRow, RunRow, ScheduleRow
+
+pytestmark = pytest.mark.slow
+
+T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+BLOCK = Path(__file__).parent / "process_support" / "block.py"
+WAIT = 20.0  # seconds: the hard limit of any single wait
+T = TypeVar("T")
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def set_clock(path: Path, when: datetime) -> None:
+    """Atomically: the process reads this file at any moment."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(when.isoformat())
+    os.replace(tmp, path)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, which PID 1 here may leave unreaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+    except (urllib.error.URLError, OSError):
+        return 0, None
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "maintd", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    stderr_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"maintd did not exit within {timeout}s; stderr:\n{self.stderr()[-3000:]}")
+
+
+class Harness:
+    """One test's world: a database, a plan directory, a file clock, gates, processes."""
+
+    def __init__(self, store: Store, tmp_path: Path) -> None:
+        self.store = store
+        self.tmp = tmp_path
+        self.plan_dir = tmp_path / "plan"
+        self.plan_dir.mkdir()
+        self.plan_file = self.plan_dir / "plan.yaml"
+        self.gate = tmp_path / "gate"
+        self.gate.mkdir()
+        self.clock_file = tmp_path / "clock"
+        self.now = T0
+        set_clock(self.clock_file, T0)
+        self.servers: list[Server] = []
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MAINTD_")}
+        self.env = {
+            **base,
+            "MAINTD_DATABASE_URL": store.url,
+            "MAINTD_CLOCK": f"file:{self.clock_file}",
+            "MAINTD_HOST": "127.0.0.1",
+            "MAINTD_LOG_LEVEL": "info",
+        }
+
+    # plan, clock, gates
+
+    def write_plan(self, text: str) -> None:
+        self.plan_file.write_text(textwrap.dedent(text).lstrip())
+
+    def command(self, name: str) -> str:
+        """A plan's argv for a blocking command named ``name`` (flow-style YAML list)."""
+        return json.dumps([sys.executable, str(BLOCK), str(self.gate), name])
+
+    def set_clock(self, when: datetime) -> None:
+        self.now = when
+        set_clock(self.clock_file, when)
+
+    def hold(self, name: str) -> None:
+        (self.gate / f"{name}.hold").touch()
+
+    def release(self, name: str) -> None:
+        (self.gate / f"{name}.hold").unlink(missing_ok=True)
+
+    def started(self, name: str) -> list[int]:
+        """Pids of the commands named ``name`` that have started, oldest first."""
+        files = sorted(self.gate.glob(f"{name}.*.started"), key=lambda p: p.stat().st_mtime_ns)
+        return [int(p.read_text()) for p in files]
+
+    # processes
+
+    def serve(self, *extra: str) -> Server:
+        port = free_port()
+        stderr_path = self.tmp / f"serve-{len(self.servers)}.stderr"
+        stdout_path = stderr_path.with_suffix(".stdout")
+        with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "maintd", "serve", "--plan", str(self.plan_dir), *extra],
+                env={**self.env, "MAINTD_PORT": str(port)},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # teardown kills the whole group
+            )
+        server = Server(proc, port, stderr_path)
+        self.servers.append(server)
+        return server
+
+    def wait_ready(self, server: Server) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            code, body = http_get(server.url + "/readyz")
+            return body if code == 200 else None
+
+        return self.wait_for("GET /readyz to answer 200", ready, server)
+
+    def wait_for(self, what: str, probe: Callable[[], T | None], server: Server | None = None) -> T:
+        """Poll ``probe`` until it returns something truthy; fail clearly after WAIT seconds."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            value = probe()
+            if value:
+                return value
+            if server is not None and server.proc.poll() is not None:
+                pytest.fail(
+                    f"maintd exited ({server.proc.returncode}) while waiting for {what}; "
+                    f"stderr:\n{server.stderr()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                tail = server.stderr()[-3000:] if server else ""
+                pytest.fail(f"gave up after {WAIT}s waiting for {what}; last: {value!r}\n{tail}")
+            time.sleep(0.02)
+
+    def cleanup(self) -> None:
+        for server in self.servers:
+            if server.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.proc.wait(timeout=10)
+        # Commands run in their own sessions; after a SIGKILL of maintd they are orphans.
+        for hold in self.gate.glob("*.hold"):
+            hold.unlink()
+        for started in self.gate.glob("*.started"):
+            pid = int(started.read_text())
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(self.gate).encode() in cmdline and alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
+    # the database
+
+    def runs(self) -> list[RunRow]:
+        with self.store.read() as s:
+            return list(s.scalars(select(RunRow).order_by(RunRow.started_at, RunRow.scheduled_for)))
+
+    def counts(self, task: str | None = None) -> collections.Counter[tuple[str, str, str | None]]:
+        """Runs by (trigger, state, stop_reason)."""
+        stmt = select(RunRow.trigger, RunRow.state, RunRow.stop_reason, func.count()).group_by(
+            RunRow.trigger, RunRow.state, RunRow.stop_reason
+        )
+        if task is not None:
+            stmt = stmt.where(RunRow.task == task)
+        with self.store.read() as s:
+            return collections.Counter({(t, st, r): n for t, st, r, n in s.execute(stmt)})
+
+    def events(self, kind: str) -> list[EventRow]:
+        with self.store.read() as s:
+            return list(s.scalars(select(EventRow).where(EventRow.kind == kind).order_by(EventRow.id)))
+
+    def schedule(self, task: str) -> ScheduleRow | None:
+        with self.store.read() as s:
+            return s.scalar(select(ScheduleRow).where(ScheduleRow.task == task))
+
+    def finished(self, task: str, n: int) -> list[RunRow] | None:
+        """The runs of ``task`` once there are ``n`` and all are done, else None."""
+        runs = [r for r in self.runs() if r.task == task]
+        return runs if len(runs) == n and all(r.state != "running" for r in runs) else None
+
+    def settled(self, task: str) -> bool:
+        """Nothing running, nothing owed, next due time in the future: the engine has nothing to do."""
+        row = self.schedule(task)
+        return (
+            row is not None
+            and row.running_run_id is None
+            and row.retry_at is None
+            and row.due_at > self.now
+            and not any(r.state == "running" for r in self.runs())
+        )
+
+
+@pytest.fixture
+def world(store: Store, tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(store, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.cleanup()
+
+
+@pytest.fixture
+def sqlite_world(sqlite_store: Store, tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(sqlite_store, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.cleanup()
+
+
+def one_task_plan(h: Harness, name: str = "a", every: str = "1m", extra: str = "") -> str:
+    return f"""
+        {extra}
+        targets:
+          - {{name: local, kind: host}}
+        tasks:
+          - name: {name}
+            kind: command
+            targets: [local]
+            schedule: {{every: {every}}}
+            params: {{argv: {h.command(name)}}}
+        """
+
+
+# -- 1. SIGKILL and restart ---------------------------------------------------
+
+
+def test_sigkill_and_restart_lose_no_due_run_and_duplicate_none(world: Harness) -> None:
+    h = world
+    h.write_plan(one_task_plan(h))
+    h.hold("a")
+    first = h.serve()
+
+    # Run 1 (due at T0: an interval schedule starts at once): in progress, then released.
+    h.wait_for("run 1's command to start", lambda: len(h.started("a")) == 1, first)
+    h.release("a")
+    h.wait_for("run 1 to finish", lambda: h.finished("a", 1), first)
+
+    # Run 2, at the next due time: SIGKILL maintd while its command runs.
+    h.hold("a")
+    h.set_clock(T0 + timedelta(minutes=1))
+    h.wait_for("run 2's command to start", lambda: len(h.started("a")) == 2, first)
+    first.signal(signal.SIGKILL)
+    assert first.wait_exit(10) == -signal.SIGKILL
+    orphan = h.started("a")[1]
+    # The kernel does not pass a SIGKILL on to children, and maintd puts each command in its own
+    # session: run 2's command outlives maintd (reparented to PID 1) until it ends by itself, and
+    # nothing in maintd kills it later. Here it ends (released) before the restart, so the
+    # recovery run below never overlaps it; in production it could.
+    run2 = h.runs()[1]
+    assert (run2.trigger, run2.state) == ("schedule", "running")  # nobody can know yet
+    assert run2.scheduled_for == T0 + timedelta(minutes=1)
+
+    # While maintd is down two more due times pass (T0+2m, T0+3m); the commands no longer block.
+    h.set_clock(T0 + timedelta(minutes=3, seconds=10))
+    h.release("a")
+    h.wait_for("the orphaned command of run 2 to end", lambda: not alive(orphan))
+    second = h.serve()
+    h.wait_for("recovery and misfire runs to finish", lambda: h.settled("a"), second)
+
+    assert h.counts() == {
+        ("schedule", "finished", None): 1,  # run 1
+        ("schedule", "interrupted", "crash"): 1,  # run 2, found running by the restarted engine
+        ("recovery", "finished", None): 1,  # run 2 again, once
+        ("misfire", "finished", None): 1,  # T0+2m and T0+3m, run_once
+    }
+    by_trigger = {r.trigger: r for r in h.runs() if r.trigger != "schedule"}
+    assert by_trigger["recovery"].attempt == 1
+    assert by_trigger["misfire"].scheduled_for == T0 + timedelta(minutes=2)
+    assert all(r.status == "ok" for r in by_trigger.values())
+    assert h.runs()[1].id == run2.id and h.runs()[1].status == "unknown"
+    # Every claimed run executed its command exactly once: 4 runs, 4 command starts.
+    assert len(h.started("a")) == 4
+    assert [e.payload["run_id"] for e in h.events("run.interrupted")] == [run2.id]
+    assert len(h.events("run.misfire")) == 1
+    assert "1 run(s) were interrupted by an earlier stop" in second.stderr()
+    row = h.schedule("a")
+    assert row is not None and row.next_regular == h.now + timedelta(minutes=1)
+
+
+# -- 2. SIGHUP with an invalid plan ---------------------------------------------
+
+
+def test_sighup_with_an_invalid_plan_keeps_the_last_good_plan(sqlite_world: Harness) -> None:
+    h = sqlite_world
+    h.write_plan(one_task_plan(h, "tick"))
+    server = h.serve()
+    h.wait_for("run 1", lambda: h.finished("tick", 1), server)
+    (good,) = h.events("plan.loaded")
+
+    h.plan_file.write_text(
+        textwrap.dedent(
+            """\
+            targets:
+              - {name: local, kind: host}
+            tasks:
+              - name: tick
+               kind: command
+            """
+        )
+    )
+    server.signal(signal.SIGHUP)
+    (rejected,) = h.wait_for("a plan.rejected event", lambda: h.events("plan.rejected"), server)
+    assert rejected.actor == "signal:SIGHUP"
+    assert rejected.payload["kept"] == good.payload["digest"]
+    problem = rejected.payload["problems"][0]
+    assert re.match(rf"{re.escape(str(h.plan_file))}:\d+: error: not valid YAML", problem), problem
+
+    # The last good plan keeps running on schedule.
+    h.set_clock(T0 + timedelta(minutes=1))
+    runs = h.wait_for("run 2 under the kept plan", lambda: h.finished("tick", 2), server)
+    assert [r.trigger for r in runs] == ["schedule", "schedule"]
+    assert runs[1].scheduled_for == T0 + timedelta(minutes=1)
+
+    token = cli("token", "create", "--name", "ops", "--role", "admin", env=h.env)
+    assert token.returncode == 0, token.stderr
+    reload_args = ("plan", "reload", "--url", server.url, "--token", token.stdout.strip())
+
+    # Through the API too, an invalid plan is refused with its problems.
+    refused = cli(*reload_args, env=h.env)
+    assert refused.returncode == 1
+    assert f"{h.plan_file}:" in refused.stderr and "plan rejected" in refused.stderr
+
+    # Fixed (and changed: a second task), reloaded through the API.
+    h.write_plan(
+        one_task_plan(h, "tick")
+        + f"""
+          - name: tock
+            kind: command
+            targets: [local]
+            schedule: {{every: 1m}}
+            params: {{argv: {h.command("tock")}}}
+        """
+    )
+    reloaded = cli(*reload_args, env=h.env)
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "plan reloaded (changed" in reloaded.stdout
+    loaded = h.wait_for("a second plan.loaded event", lambda: h.events("plan.loaded")[1:], server)
+    assert loaded[0].actor == "token:ops"
+    assert loaded[0].payload["digest"] != good.payload["digest"]
+    assert loaded[0].payload["added"] == 1
+    h.wait_for("the new task to run", lambda: h.finished("tock", 1), server)
+    assert len(h.runs()) == 3  # tick twice (unchanged schedule, not re-run), tock once
+    assert len(h.events("plan.rejected")) == 2  # SIGHUP, then the refused API reload
+
+
+# -- 3. SIGTERM -------------------------------------------------------------------
+
+
+def test_sigterm_waits_for_the_grace_period_then_interrupts(world: Harness) -> None:
+    h = world
+    h.write_plan(
+        f"""
+        runner: {{shutdown_grace: 1s}}
+        targets:
+          - {{name: local, kind: host}}
+        tasks:
+          - name: quick
+            kind: command
+            targets: [local]
+            schedule: {{every: 1h}}
+            params: {{argv: {h.command("quick")}}}
+          - name: stuck
+            kind: command
+            targets: [local]
+            schedule: {{every: 1h}}
+            params: {{argv: {h.command("stuck")}}}
+        """
+    )
+    h.hold("quick")
+    h.hold("stuck")
+    server = h.serve()
+    h.wait_for(
+        "both commands to start", lambda: len(h.started("quick")) == len(h.started("stuck")) == 1, server
+    )
+    stuck_pid = h.started("stuck")[0]
+
+    began = time.monotonic()
+    server.signal(signal.SIGTERM)
+    h.release("quick")  # ends within the grace period; "stuck" never does
+    assert server.wait_exit(15) == 0
+    took = time.monotonic() - began
+    assert took < 10, f"maintd took {took:.1f}s to stop with a 1s grace period"
+
+    quick, stuck = (next(r for r in h.runs() if r.task == t) for t in ("quick", "stuck"))
+    assert (quick.state, quick.status, quick.stop_reason) == ("finished", "ok", None)
+    assert (stuck.state, stuck.status, stuck.stop_reason) == ("interrupted", "unknown", "shutdown")
+    assert not alive(stuck_pid), "the interrupted run's command outlived maintd"
+    assert [e.payload["run_id"] for e in h.events("run.shutdown")] == [stuck.id]
+    assert len(h.events("engine.stopped")) == 1
+    row = h.schedule("stuck")
+    assert row is not None and row.running_run_id is None and row.retry_trigger == "recovery"
+
+
+# -- 4. start-up with an invalid plan -------------------------------------------
+
+
+def test_serve_with_an_invalid_plan_and_an_empty_database_fails(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("tasks:\n  - name: x\n    kind: command\n    schedule: {every: 1m\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAINTD_")}
+    env.update(MAINTD_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}", MAINTD_PORT=str(free_port()))
+    done = cli("serve", "--plan", str(plan), env=env)
+    assert done.returncode == 2, done.stderr
+    assert "the plan is invalid and no earlier plan is stored" in done.stderr
+    assert re.search(rf"{re.escape(str(plan))}:\d+: error: not valid YAML", done.stderr), done.stderr
+
+
+def test_serve_with_an_invalid_plan_starts_on_the_stored_one(world: Harness) -> None:
+    h = world
+    h.write_plan(one_task_plan(h))
+    earlier = h.serve()
+    h.wait_for("the first process to run the task", lambda: h.finished("a", 1), earlier)
+    earlier.signal(signal.SIGTERM)
+    assert earlier.wait_exit(15) == 0
+
+    h.write_plan("tasks: [oops\n")
+    h.set_clock(T0 + timedelta(seconds=30))  # within the misfire grace of the T0+1m due time
+    server = h.serve()
+    h.wait_ready(server)
+    assert "starting with the last good plan" in server.stderr()
+    assert "plan on disk rejected, running the last good plan" in server.stderr()
+    assert len(h.events("plan.rejected")) == 1
+    h.set_clock(T0 + timedelta(minutes=1))
+    runs = h.wait_for("the stored plan's task to run", lambda: h.finished("a", 2), server)
+    assert runs[1].trigger == "schedule"
+
+
+# -- 5. readiness and the CLI's JSON ----------------------------------------------
+
+
+def test_readyz_and_json_listings(sqlite_world: Harness) -> None:
+    h = sqlite_world
+    h.write_plan(one_task_plan(h))
+    server = h.serve()
+    body = h.wait_ready(server)
+    assert body == {"ready": True, "checks": {"database": "ok", "plan": "ok", "scheduler": "ok"}}
+    with h.store.read() as s:
+        beat = s.get(HeartbeatRow, "scheduler")
+    assert beat is not None and beat.beat_at == T0
+    h.wait_for("run 1", lambda: h.finished("a", 1), server)
+    h.set_clock(T0 + timedelta(minutes=1))
+    in_db = h.wait_for("run 2", lambda: h.finished("a", 2), server)
+
+    runs = cli("runs", "--json", env=h.env)
+    assert runs.returncode == 0, runs.stderr
+    lines = [json.loads(line) for line in runs.stdout.splitlines()]
+    assert [r["id"] for r in lines] == [r.id for r in reversed(in_db)]  # newest first
+    assert all(r["state"] == "finished" and r["status"] == "ok" for r in lines)
+
+    tasks = cli("tasks", "--json", env=h.env)
+    assert tasks.returncode == 0, tasks.stderr
+    (task,) = [json.loads(line) for line in tasks.stdout.splitlines()]
+    assert task["name"] == "a" and task["schedule"]["every"]
+    (state,) = task["targets"]
+    assert state["target"] == "local" and state["last_status"] == "ok"
+    assert state["last_run_id"] == in_db[1].id
+    assert datetime.fromisoformat(state["next_due"]) == T0 + timedelta(minutes=2)
+    code, _ = http_get(server.url + "/readyz")
+    assert code == 200
