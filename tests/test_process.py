@@ -132,6 +132,7 @@ class Harness:
             "MAINTD_CLOCK": f"file:{self.clock_file}",
             "MAINTD_HOST": "127.0.0.1",
             "MAINTD_LOG_LEVEL": "info",
+            "MAINTD_STATE_DIR": str(tmp_path / "state"),
         }
 
     # plan, clock, gates
@@ -315,19 +316,20 @@ def test_sigkill_and_restart_lose_no_due_run_and_duplicate_none(world: Harness) 
     first.signal(signal.SIGKILL)
     assert first.wait_exit(10) == -signal.SIGKILL
     orphan = h.started("a")[1]
-    # The kernel does not pass a SIGKILL on to children, and maintd puts each command in its own
-    # session: run 2's command outlives maintd (reparented to PID 1) until it ends by itself, and
-    # nothing in maintd kills it later. Here it ends (released) before the restart, so the
-    # recovery run below never overlaps it; in production it could.
+    # The kernel does not pass a SIGKILL on to children, and each command has its own session:
+    # run 2's command outlives maintd. It is still blocked when maintd comes back.
+    assert alive(orphan)
     run2 = h.runs()[1]
     assert (run2.trigger, run2.state) == ("schedule", "running")  # nobody can know yet
     assert run2.scheduled_for == T0 + timedelta(minutes=1)
 
-    # While maintd is down two more due times pass (T0+2m, T0+3m); the commands no longer block.
+    # While maintd is down two more due times pass (T0+2m, T0+3m).
     h.set_clock(T0 + timedelta(minutes=3, seconds=10))
-    h.release("a")
-    h.wait_for("the orphaned command of run 2 to end", lambda: not alive(orphan))
     second = h.serve()
+    # The restarted maintd kills what the dead one left running before it runs run 2 again,
+    # so the recovery run never overlaps the orphan.
+    h.wait_for("the orphaned command of run 2 to be killed", lambda: not alive(orphan), second)
+    h.release("a")
     h.wait_for("recovery and misfire runs to finish", lambda: h.settled("a"), second)
 
     assert h.counts() == {

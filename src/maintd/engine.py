@@ -20,6 +20,7 @@ from maintd.clock import Clock
 from maintd.metrics import Metrics
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
+from maintd.runner.children import Children
 from maintd.runner.recorder import recover_interrupted
 from maintd.runner.runner import Runner
 from maintd.scheduler.claims import claim_due, next_due_at
@@ -73,6 +74,7 @@ class Engine:
         self._last_beat: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.children = Children(settings.state_dir / "children") if settings.state_dir else None
         self.runner = Runner(
             store=store,
             registry=registry,
@@ -80,6 +82,7 @@ class Engine:
             owner=self.instance,
             metrics=self.metrics,
             on_recorded=self.wake,
+            children=self.children,
         )
 
     # -- plan -------------------------------------------------------------
@@ -168,7 +171,11 @@ class Engine:
     def recover(self) -> list[str]:
         """At start: runs a dead process left running become interrupted and owed."""
         with self.store.write() as session:
-            return recover_interrupted(session, self.clock.now())
+            recovered = recover_interrupted(session, self.clock.now())
+        if self.children is not None:
+            # Commands a SIGKILLed maintd started are still running: stop them before the re-run.
+            self.children.kill_orphans(recovered)
+        return recovered
 
     def tick(self, now: datetime) -> tuple[list[RunOrder], datetime | None]:
         """Claim what is due at ``now``; also return the next due time when nothing is."""

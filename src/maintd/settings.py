@@ -13,9 +13,12 @@ from pathlib import Path
 DEFAULT_PORT = 8470
 
 
+def default_state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "maintd"
+
+
 def default_database_url() -> str:
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return f"sqlite:///{state / 'maintd' / 'maintd.db'}"
+    return f"sqlite:///{default_state_dir() / 'maintd.db'}"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     clock: str | None = None  # "file:/path" in process tests; the system clock otherwise
+    state_dir: Path | None = None  # local files (process groups of running commands); None: keep none
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -34,6 +38,7 @@ class Settings:
             "host": os.environ.get("MAINTD_HOST", "127.0.0.1"),
             "port": int(os.environ.get("MAINTD_PORT", DEFAULT_PORT)),
             "clock": os.environ.get("MAINTD_CLOCK"),
+            "state_dir": Path(os.environ.get("MAINTD_STATE_DIR") or default_state_dir()),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

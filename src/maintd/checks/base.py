@@ -78,6 +78,23 @@ class Resources:
             await res.aclose()
 
 
+class ProcessTracker(Protocol):
+    """Where a kind reports the process groups it starts, so that a restart after a crash
+    can kill what the dead maintd left running."""
+
+    def started(self, pgid: int) -> None: ...
+
+    def ended(self, pgid: int) -> None: ...
+
+
+class _NoTracking:
+    def started(self, pgid: int) -> None:
+        pass
+
+    def ended(self, pgid: int) -> None:
+        pass
+
+
 @dataclass
 class RunContext:
     task: Task
@@ -87,6 +104,7 @@ class RunContext:
     deadline: datetime
     resources: Resources
     dry_run: bool = False
+    processes: ProcessTracker = field(default_factory=_NoTracking)
 
     def secret(self, name: str) -> str:
         """The value behind the target's secret reference ``name``; never log it."""

@@ -24,9 +24,11 @@ from maintd.clock import SystemClock
 from maintd.engine import instance_name
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
+from maintd.runner.children import Children
 from maintd.runner.runner import Runner
 from maintd.scheduler.claims import claim_manual
 from maintd.scheduler.orders import RunOrder
+from maintd.settings import Settings
 from maintd.store.db import Store
 from maintd.store.models import RunRow
 
@@ -86,8 +88,14 @@ async def _run(
                 err_console.print(f"{task} is already running on {name}; skipped", highlight=False)
             else:
                 orders.append(order)
+    state_dir = Settings.from_env().state_dir
     runner = Runner(
-        store=store, registry=registry, clock=clock, owner=owner, output_limit=loaded.plan.runner.output_limit
+        store=store,
+        registry=registry,
+        clock=clock,
+        owner=owner,
+        output_limit=loaded.plan.runner.output_limit,
+        children=Children(state_dir / "children") if state_dir else None,
     )
     try:
         await runner.run_all(orders)

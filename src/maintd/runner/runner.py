@@ -13,6 +13,7 @@ from maintd.checks.base import CheckResult, Resources, RunContext, Status
 from maintd.clock import Clock
 from maintd.metrics import Metrics
 from maintd.registry import Registry
+from maintd.runner.children import Children
 from maintd.runner.recorder import Finished, record
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
@@ -41,6 +42,7 @@ class Runner:
         output_limit: int = OUTPUT_LIMIT,
         metrics: Metrics | None = None,
         on_recorded: Callable[[], None] | None = None,
+        children: Children | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -49,6 +51,7 @@ class Runner:
         self.output_limit = output_limit
         self.metrics = metrics
         self.on_recorded = on_recorded
+        self.children = children
         self.resources = Resources()
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
@@ -137,6 +140,8 @@ class Runner:
         ctx = RunContext(
             order.task, order.target, order.config, self.clock, deadline, self.resources, order.dry_run
         )
+        if self.children is not None:
+            ctx.processes = self.children.tracker(order.run_id)
         try:
             async with asyncio.timeout(max(0.0, (deadline - now).total_seconds())):
                 result = await kind.build(order.config).run(ctx)

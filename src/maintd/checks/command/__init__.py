@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from maintd.checks.base import CheckResult, Kind, RunContext, Status
+from maintd.checks.base import CheckResult, Kind, ProcessTracker, RunContext, Status
 from maintd.checks.command.perfdata import split_output
 from maintd.plan.base import StrictModel
 
@@ -70,11 +70,17 @@ class CommandCheck:
             if self.config.dry_run_argv is None:
                 return CheckResult(Status.ok, f"dry run: would run {argv!r}")
             argv = substitute(self.config.dry_run_argv, ctx)
-        return await run_argv(argv, self.config.env, self.config.cwd, self.config.output_limit)
+        cfg = self.config
+        return await run_argv(argv, cfg.env, cfg.cwd, cfg.output_limit, ctx.processes)
 
 
-async def run_argv(argv: list[str], env: dict[str, str], cwd: str | None, limit: int) -> CheckResult:
-    """Execute ``argv`` in its own process group; the whole group dies with the run."""
+async def run_argv(
+    argv: list[str], env: dict[str, str], cwd: str | None, limit: int, tracker: ProcessTracker | None = None
+) -> CheckResult:
+    """Execute ``argv`` in its own process group; the whole group dies with the run.
+
+    ``tracker`` hears of the group, so a maintd restarted after a crash can kill it.
+    """
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -87,6 +93,8 @@ async def run_argv(argv: list[str], env: dict[str, str], cwd: str | None, limit:
         )
     except OSError as exc:
         return CheckResult(Status.unknown, f"cannot start {argv[0]}: {exc.strerror or exc}")
+    if tracker is not None:
+        tracker.started(proc.pid)
     try:
         assert proc.stdout is not None
         raw, truncated = await read_capped(proc.stdout, limit)
@@ -99,6 +107,8 @@ async def run_argv(argv: list[str], env: dict[str, str], cwd: str | None, limit:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await asyncio.shield(proc.wait())
+        if tracker is not None:
+            tracker.ended(proc.pid)
     text, metrics = split_output(raw.decode("utf-8", "replace"))
     if truncated:
         text += f"\n[output truncated at {limit} bytes]"
