@@ -188,3 +188,36 @@ def test_a_manual_run_is_audited_and_refused_while_the_task_runs_there(store, wr
     assert done.trigger == "manual" and done.dry_run and "would run" in done.output
     assert requested is not None and requested.actor == "user:ada" and requested.payload["dry_run"] is True
     assert row.last_status is None  # a dry run says nothing about the task's health
+
+
+class Remembering:
+    """A kind that reports what it saw of its own earlier runs."""
+
+    def __init__(self, _config: GateConfig) -> None:
+        pass
+
+    async def run(self, ctx: RunContext) -> CheckResult:
+        earlier = await ctx.history(2)
+        return CheckResult(Status.ok, f"saw {len(earlier)}", {"seen": float(len(earlier))})
+
+
+def test_a_check_sees_its_own_recent_runs_newest_first(store, write_plan, clock):
+    engine = engine_for(
+        store,
+        write_plan(PLAN % (4, fleet(1), "remembering", 0)),
+        clock,
+        registry_with(Kind("remembering", GateConfig, Remembering, "reads its history")),
+    )
+    engine.reload()
+
+    async def go() -> None:
+        for _ in range(4):
+            orders, _ = engine.tick(clock.now())
+            await engine.runner.run_all(orders)
+            clock.advance(3600)
+        await engine.runner.stop(0)
+
+    run(go())
+    with store.read() as s:
+        outputs = [r.output for r in s.scalars(select(RunRow).order_by(RunRow.started_at))]
+    assert outputs == ["saw 0", "saw 1", "saw 2", "saw 2"]

@@ -8,7 +8,7 @@ A kind is a folder: ``config.py``-style pydantic model + a class with
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -78,6 +78,19 @@ class Resources:
             await res.aclose()
 
 
+@dataclass(frozen=True)
+class RunSample:
+    """An earlier finished run of the same task on the same target."""
+
+    started_at: datetime
+    status: Status
+    metrics: dict[str, float]
+
+
+async def _no_history(limit: int) -> list[RunSample]:
+    return []
+
+
 class ProcessTracker(Protocol):
     """Where a kind reports the process groups it starts, so that a restart after a crash
     can kill what the dead maintd left running."""
@@ -105,6 +118,8 @@ class RunContext:
     resources: Resources
     dry_run: bool = False
     processes: ProcessTracker = field(default_factory=_NoTracking)
+    history: Callable[[int], Awaitable[list[RunSample]]] = _no_history
+    """``await ctx.history(n)``: the last n finished runs here, newest first (for rates and deltas)."""
 
     def secret(self, name: str) -> str:
         """The value behind the target's secret reference ``name``; never log it."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from maintd.checks.base import CheckResult, Status
+from maintd.checks.base import CheckResult, RunSample, Status
 from maintd.scheduler.orders import RunOrder, Trigger
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import RunRow, ScheduleRow
@@ -181,3 +181,19 @@ def recover_interrupted(session: Session, now: datetime, owner: str | None = Non
         ],
     )
     return list(attempts)
+
+
+def recent_runs(session: Session, task: str, target: str, limit: int) -> list[RunSample]:
+    """The last ``limit`` finished, non-dry runs of a task on a target, newest first."""
+    rows = session.execute(
+        select(RunRow.started_at, RunRow.status, RunRow.metrics)
+        .where(
+            RunRow.task == task,
+            RunRow.target == target,
+            RunRow.state == "finished",
+            RunRow.dry_run.is_(False),
+        )
+        .order_by(RunRow.started_at.desc())
+        .limit(limit)
+    )
+    return [RunSample(r.started_at, Status(r.status), r.metrics or {}) for r in rows]

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from maintd.checks.base import CheckResult, Resources, RunContext, Status
+from maintd.checks.base import CheckResult, Resources, RunContext, RunSample, Status
 from maintd.clock import Clock
 from maintd.metrics import Metrics
 from maintd.registry import Registry
 from maintd.runner.children import Children
-from maintd.runner.recorder import Finished, record
+from maintd.runner.recorder import Finished, recent_runs, record
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
 
@@ -142,6 +143,7 @@ class Runner:
         )
         if self.children is not None:
             ctx.processes = self.children.tracker(order.run_id)
+        ctx.history = functools.partial(self._history, order)
         try:
             async with asyncio.timeout(max(0.0, (deadline - now).total_seconds())):
                 result = await kind.build(order.config).run(ctx)
@@ -159,6 +161,13 @@ class Runner:
                 result.output[: self.output_limit] + f"\n[output truncated at {self.output_limit} bytes]"
             )
         return result, None
+
+    async def _history(self, order: RunOrder, limit: int) -> list[RunSample]:
+        return await asyncio.to_thread(self._history_sync, order.task.name, order.target.name, limit)
+
+    def _history_sync(self, task: str, target: str, limit: int) -> list[RunSample]:
+        with self.store.read() as session:
+            return recent_runs(session, task, target, limit)
 
     def _finish(
         self, order: RunOrder, result: CheckResult, state: str, reason: str | None, since: float
