@@ -1,22 +1,44 @@
 #!/usr/bin/env bash
-# Start what the test suite needs, idempotently: PostgreSQL on 127.0.0.1:5432.
-# Uses the machine's own commands (Debian packages); installs PostgreSQL only if it is missing.
+# Install and start what the test suite needs, idempotently, with this machine's own
+# commands (Debian packages): PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379,
+# and the Monitoring Plugins the nagios kind is tested with.
 set -euo pipefail
 
-pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
-
-if ! command -v pg_ctlcluster >/dev/null 2>&1; then
-    echo "services: installing PostgreSQL" >&2
+missing=()
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/lib/nagios/plugins/check_tcp ] || missing+=(monitoring-plugins-basic)
+[ -x /usr/lib/nagios/plugins/check_curl ] || missing+=(monitoring-plugins-standard)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "services: installing ${missing[*]}" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+wait_for() {  # wait_for NAME COMMAND...: up to 30 s
+    local name=$1; shift
+    for _ in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+    echo "services: $name did not come up" >&2
+    return 1
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 if ! pg_up; then
     echo "services: starting PostgreSQL" >&2
     for version in $(ls /etc/postgresql); do
         pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
     done
-    for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
 fi
-pg_up || { echo "services: PostgreSQL is not accepting connections on 127.0.0.1:5432" >&2; exit 1; }
-echo "services: PostgreSQL up" >&2
+wait_for PostgreSQL pg_up
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
+if ! redis_up; then
+    echo "services: starting Redis" >&2
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+wait_for Redis redis_up
+
+echo "services: PostgreSQL, Redis and Monitoring Plugins ready" >&2
