@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from maintd.checks.base import CheckResult, Resources, RunContext
+from maintd.checks.base import CheckResult, Resources, RunContext, RunSample
 from maintd.clock import FakeClock
 from maintd.plan.models import Target, Task
 from maintd.registry import Registry
@@ -25,15 +26,33 @@ async def run_kind(
     *,
     dry_run: bool = False,
     timeout: float = 30,
+    history: Sequence[RunSample] = (),
+    clock: FakeClock | None = None,
 ) -> CheckResult:
+    """Build and run ``kind`` once at ``clock`` (default: a FakeClock at T0).
+
+    ``history`` is what ``ctx.history(n)`` answers: earlier runs, newest first.
+    """
     spec = REGISTRY.get(kind)
     config = spec.config.model_validate(params)
     task = Task.model_validate(
         {"name": "probe", "kind": kind, "targets": ["t1"], "schedule": {"every": "1m"}, "params": params}
     )
-    clock = FakeClock(T0)
+    clock = clock or FakeClock(T0)
+    earlier = list(history)
+
+    async def recent(limit: int) -> list[RunSample]:
+        return earlier[:limit]
+
     async with Resources.open() as resources:
         ctx = RunContext(
-            task, target or make_target(), config, clock, T0 + timedelta(seconds=timeout), resources, dry_run
+            task,
+            target or make_target(),
+            config,
+            clock,
+            clock.now() + timedelta(seconds=timeout),
+            resources,
+            dry_run,
+            history=recent,
         )
         return await spec.build(config).run(ctx)

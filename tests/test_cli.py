@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from maintd.cli import app
+from maintd.registry import Registry
 
 GOOD = """
     targets:
@@ -75,7 +76,7 @@ def test_validate_json_is_machine_readable(cli, write_plan):
 def test_schema_is_json_schema_naming_every_kind(cli):
     schema = json.loads(cli("plan", "schema").output)
     assert schema["$schema"].endswith("2020-12/schema")
-    assert schema["$defs"]["Task"]["properties"]["kind"]["enum"] == ["command", "disk", "http"]
+    assert schema["$defs"]["Task"]["properties"]["kind"]["enum"] == Registry.default().names()
 
 
 def test_a_token_is_printed_once_listed_by_name_and_revocable(cli):

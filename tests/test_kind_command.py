@@ -154,3 +154,27 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_perfdata_notes_garbage_and_values_beyond_their_ranges_keeping_values_as_printed():
+    out = "PING OK | rta=4.5ms;2;10 loss=1,5% pl=U"
+    result = run(run_kind("command", {"argv": ["printf", "%s\n", out], "read_only": True}))
+    assert result.status is Status.ok
+    assert result.metrics == {"rta": 4.5}
+    assert result.output.splitlines() == [
+        "PING OK",
+        "perfdata: rta=4.5ms is beyond its warning range 2",
+        "perfdata: ignored 'loss=1,5%': value '1,5%' is not a number",
+    ]
+
+
+def test_death_by_a_signal_is_unknown_with_the_signals_name():
+    result = run(run_kind("command", {"argv": ["sh", "-c", "echo dying; kill -9 $$"], "read_only": True}))
+    assert result.status is Status.unknown
+    assert result.output == "killed by signal 9 (SIGKILL): dying"
+
+
+def test_an_exit_code_beyond_3_names_the_code_before_the_programs_summary():
+    result = run(run_kind("command", {"argv": ["sh", "-c", "echo not found; exit 127"], "read_only": True}))
+    assert result.status is Status.unknown
+    assert result.output == "exit code 127 is not a plugin status (0-3): not found"

@@ -556,7 +556,8 @@ def test_every_reference_in_the_plan_schema_resolves(schema: dict[str, Any]) -> 
 
 def test_the_plan_schema_lists_every_task_kind(schema: dict[str, Any], registry: Registry) -> None:
     task = schema["$defs"]["Task"]
-    assert task["properties"]["kind"]["enum"] == registry.names() == ["command", "disk", "http"]
+    assert task["properties"]["kind"]["enum"] == registry.names()
+    assert {"command", "disk", "http"} <= set(registry.names())
     rules = {rule["if"]["properties"]["kind"]["const"]: rule["then"] for rule in task["allOf"]}
     assert sorted(rules) == registry.names()
     for kind in registry:

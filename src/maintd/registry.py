@@ -16,6 +16,14 @@ BUILTIN_KINDS = (
     "maintd.checks.command",
     "maintd.checks.http",
     "maintd.checks.disk",
+    "maintd.checks.mcp",
+    "maintd.checks.postgres",
+    "maintd.checks.tcp",
+    "maintd.checks.dns",
+    "maintd.checks.tls",
+    "maintd.checks.redis",
+    "maintd.checks.nagios",
+    "maintd.checks.kubernetes",
 )
 
 

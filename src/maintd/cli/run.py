@@ -46,7 +46,7 @@ def run(
     """Run TASK now on its targets and print the results; exit 0/1/2/3 for the worst status."""
     store = open_store(db)
     registry = Registry.default()
-    loaded = _plan(store, registry, plan_path)
+    loaded = resolve_plan(store, registry, plan_path)
     try:
         spec = loaded.plan.task(task)
     except KeyError:
@@ -58,7 +58,7 @@ def run(
     names = target or selected
     if not names:
         fail(f"task {task!r} selects no targets")
-    results = asyncio.run(_run(store, registry, loaded, spec.name, names, dry_run))
+    results = asyncio.run(run_manual(store, registry, loaded, spec.name, names, dry_run))
     if as_json:
         emit_json(results)
     for view in results:
@@ -72,9 +72,10 @@ def run(
     raise typer.Exit({"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[worst.value])
 
 
-async def _run(
+async def run_manual(
     store: Store, registry: Registry, loaded: LoadedPlan, task: str, targets: list[str], dry_run: bool
 ) -> list[views.RunView]:
+    """Claim, execute and record one manual run of ``task`` per target; the stored runs come back."""
     clock = SystemClock()
     owner = instance_name()
     orders: list[RunOrder] = []
@@ -106,7 +107,8 @@ async def _run(
         return sorted((views.run_view(r) for r in rows), key=lambda v: v.target)
 
 
-def _plan(store: Store, registry: Registry, plan_path: str | None) -> LoadedPlan:
+def resolve_plan(store: Store, registry: Registry, plan_path: str | None) -> LoadedPlan:
+    """The plan at ``plan_path``, else the active plan stored by ``maintd serve``; exits with the reason."""
     if plan_path:
         try:
             return load_plan(plan_path, registry)

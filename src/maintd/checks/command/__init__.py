@@ -7,9 +7,6 @@ arguments go to exec as a list, after substituting ``{target.name}``,
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
 import signal
 from typing import Any
@@ -17,8 +14,21 @@ from typing import Any
 from pydantic import Field
 
 from maintd.checks.base import CheckResult, Kind, ProcessTracker, RunContext, Status
-from maintd.checks.command.perfdata import split_output
+from maintd.checks.command.perfdata import parse_output
+from maintd.checks.command.process import Finished, execute, kill_group, read_capped
 from maintd.plan.base import StrictModel
+
+__all__ = [
+    "KIND",
+    "CommandCheck",
+    "CommandConfig",
+    "kill_group",
+    "plugin_result",
+    "read_capped",
+    "run_argv",
+    "run_plugin",
+    "substitute",
+]
 
 _PLACEHOLDER = re.compile(r"\{(target|task)\.([A-Za-z0-9_]+)\}")
 
@@ -81,61 +91,63 @@ async def run_argv(
 
     ``tracker`` hears of the group, so a maintd restarted after a crash can kill it.
     """
+    return await run_plugin(argv, env=env, cwd=cwd, limit=limit, tracker=tracker)
+
+
+async def run_plugin(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    limit: int,
+    tracker: ProcessTracker | None = None,
+    time_limit: float | None = None,
+    base_units: bool = False,
+) -> CheckResult:
+    """Run a program the Nagios way: exit code → status, output → text and perfdata metrics.
+
+    The one implementation behind the ``command`` and ``nagios`` kinds. With
+    ``base_units`` (the nagios kind) metrics are in seconds and bytes and carry
+    ``label.warn`` / ``label.crit`` / ``label.min`` / ``label.max``; without,
+    they are ``{label: value as printed}``.
+    """
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=cwd,
-            env={**os.environ, **env} if env else None,
-            start_new_session=True,
-        )
+        done = await execute(argv, env=env, cwd=cwd, limit=limit, tracker=tracker, time_limit=time_limit)
     except OSError as exc:
         return CheckResult(Status.unknown, f"cannot start {argv[0]}: {exc.strerror or exc}")
-    if tracker is not None:
-        tracker.started(proc.pid)
+    return plugin_result(done, base_units=base_units)
+
+
+def plugin_result(done: Finished, *, base_units: bool = False) -> CheckResult:
+    """The result of a finished program, read per the Nagios plugin guidelines."""
+    parsed = parse_output(done.output.decode("utf-8", "replace"))
+    lines = [parsed.summary] if parsed.summary or parsed.long_text else []
+    if not lines and base_units:
+        lines = ["(no output)"]
+    if parsed.long_text:
+        lines.append(parsed.long_text)
+    code = done.code
+    if code is None or code < 0 or code > 3:
+        if code is None:
+            reason = f"timed out after {done.time_limit:g} s; its process group was killed"
+        elif code < 0:
+            reason = f"killed by signal {-code} ({_signal_name(-code)})"
+        else:
+            reason = f"exit code {code} is not a plugin status (0-3)"
+        lines[:1] = [f"{reason}: {lines[0]}" if lines and lines[0] else reason]
+    lines += parsed.notes()
+    if done.truncated:
+        lines.append(f"[output truncated at {len(done.output)} bytes]")
+    status = Status.unknown if code is None else Status.from_exit_code(code)
+    metrics = parsed.metrics() if base_units else parsed.raw_metrics()
+    return CheckResult(status, "\n".join(lines), metrics)
+
+
+def _signal_name(number: int) -> str:
     try:
-        assert proc.stdout is not None
-        raw, truncated = await read_capped(proc.stdout, limit)
-        code = await proc.wait()
-    finally:
-        # On cancellation (timeout, window end, shutdown) and after a normal exit alike:
-        # nothing the command started may outlive its run.
-        kill_group(proc.pid)
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.shield(proc.wait())
-        if tracker is not None:
-            tracker.ended(proc.pid)
-    text, metrics = split_output(raw.decode("utf-8", "replace"))
-    if truncated:
-        text += f"\n[output truncated at {limit} bytes]"
-    status = Status.from_exit_code(code)
-    if code < 0:
-        text = f"killed by signal {-code}\n{text}".strip()
-    elif code > 3:
-        text = f"exit code {code}\n{text}".strip()
-    return CheckResult(status, text, metrics)
-
-
-async def read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, bool]:
-    """Read to EOF keeping the first ``limit`` bytes; drain the rest so the writer never blocks."""
-    kept = bytearray()
-    truncated = False
-    while chunk := await stream.read(65536):
-        room = limit - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-        if len(chunk) > room:
-            truncated = True
-    return bytes(kept), truncated
-
-
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 def _changes(config: Any) -> bool:

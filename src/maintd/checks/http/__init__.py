@@ -1,31 +1,41 @@
-"""``http``: request a URL; status code, body text and latency decide the result."""
+"""``http``: request a URL; status code, body text, JSON values and latency decide the result."""
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import time
+import warnings
 from datetime import timedelta
 
 import aiohttp
 from pydantic import Field, HttpUrl
 
 from maintd.checks.base import CheckResult, Kind, RunContext, Status
+from maintd.checks.http.jsonbody import JsonAssertion, parse_json
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
 
-_BODY_LIMIT = 1 << 20  # bytes read when looking for body_contains
+BODY_LIMIT = 1 << 20  # bytes read for body_contains and json; a longer body is cut off here
 
 
-class HttpConfig(StrictModel):
-    url: HttpUrl | None = Field(default=None, description="default: the target's connection.url")
-    method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$")
-    headers: dict[str, str] = {}
-    expect_status: list[int] = Field(default=[], description="accepted codes; default any 2xx or 3xx")
-    body_contains: str | None = None
-    warn_latency: Duration | None = None
-    crit_latency: Duration | None = None
-    verify_tls: bool = True
-    follow_redirects: bool = True
+# The param is called ``json`` in plans: the field shadows pydantic's deprecated BaseModel.json().
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
+
+    class HttpConfig(StrictModel):
+        url: HttpUrl | None = Field(default=None, description="default: the target's connection.url")
+        method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$")
+        headers: dict[str, str] = {}
+        expect_status: list[int] = Field(default=[], description="accepted codes; default any 2xx or 3xx")
+        body_contains: str | None = None
+        json: list[JsonAssertion] = Field(  # type: ignore[assignment]
+            default=[], description="assertions on values in a JSON body, all must hold"
+        )
+        warn_latency: Duration | None = None
+        crit_latency: Duration | None = None
+        verify_tls: bool = True
+        follow_redirects: bool = True
 
 
 class HttpCheck:
@@ -49,8 +59,11 @@ class HttpCheck:
                 allow_redirects=cfg.follow_redirects,
                 timeout=aiohttp.ClientTimeout(total=ctx.seconds_left() or None),
             ) as response:
-                body = await response.content.read(_BODY_LIMIT) if cfg.body_contains else b""
+                body, cut = b"", False
+                if cfg.body_contains or cfg.json:
+                    body, cut = await _read_capped(response.content, BODY_LIMIT)
                 code = response.status
+                charset = response.charset
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             return CheckResult(Status.critical, f"{cfg.method} {url}: {_describe(exc)}")
         elapsed = time.perf_counter() - started
@@ -59,9 +72,63 @@ class HttpCheck:
         expected = cfg.expect_status or range(200, 400)
         if code not in expected:
             return CheckResult(Status.critical, f"{summary}; expected {_codes(cfg.expect_status)}", metrics)
-        if cfg.body_contains and cfg.body_contains.encode() not in body:
-            return CheckResult(Status.critical, f"{summary}; body lacks {cfg.body_contains!r}", metrics)
+        if cfg.body_contains and not _contains(body, charset, cfg.body_contains):
+            where = f" (in its first {BODY_LIMIT} bytes)" if cut else ""
+            return CheckResult(
+                Status.critical, f"{summary}; body lacks {cfg.body_contains!r}{where}", metrics
+            )
+        if cfg.json:
+            problems = _json_problems(cfg.json, body, cut, metrics)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                lines = [f"{summary}; JSON {problems[0]}{more}"]
+                if len(problems) > 1:
+                    lines += [f"JSON {problem}" for problem in problems]
+                return CheckResult(Status.critical, "\n".join(lines), metrics)
         return CheckResult(_latency_status(elapsed, cfg.warn_latency, cfg.crit_latency), summary, metrics)
+
+
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether there was more (never read further)."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body[:limit]), len(body) > limit
+
+
+def _contains(body: bytes, charset: str | None, text: str) -> bool:
+    """``text`` is in the body as UTF-8 bytes, or in the body decoded in its declared charset
+    (invalid bytes replaced, never an error)."""
+    if text.encode() in body:
+        return True
+    try:
+        codec = codecs.lookup(charset or "utf-8").name
+    except LookupError:
+        codec = "utf-8"
+    return text in body.decode(codec, "replace")
+
+
+def _json_problems(
+    assertions: list[JsonAssertion], body: bytes, cut: bool, metrics: dict[str, float]
+) -> list[str]:
+    """Why the body fails its json assertions (empty when all hold); adds min/max values to metrics."""
+    if cut:
+        return [f"not checked: the body is larger than {BODY_LIMIT} bytes"]
+    document, not_json = parse_json(body)
+    if not_json is not None:
+        return [f"not checked: the body is not JSON ({not_json})"]
+    problems = []
+    for assertion in assertions:
+        problem = assertion.failure(document)
+        if problem is not None:
+            problems.append(problem)
+        value = assertion.metric(document)
+        if value is not None:
+            metrics[f"json:{assertion.path}"] = value
+    return problems
 
 
 def _latency_status(elapsed: float, warn: timedelta | None, crit: timedelta | None) -> Status:

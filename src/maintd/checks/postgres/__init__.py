@@ -1,0 +1,22 @@
+"""``postgres``: connect, version, role (the seed's ``pg_is_in_recovery()``), replication on either
+side, connections, long and idle-in-transaction sessions, and dead tuples.
+
+psycopg 3 async, read-only, a statement timeout on every query. Each outcome of
+the server (refused, wrong password, promoted, lagging) is a result, never an
+exception.
+"""
+
+from __future__ import annotations
+
+from maintd.checks.base import Kind
+from maintd.checks.postgres.check import PostgresCheck
+from maintd.checks.postgres.config import PostgresConfig, Role
+
+__all__ = ["KIND", "PostgresCheck", "PostgresConfig", "Role"]
+
+KIND = Kind(
+    name="postgres",
+    config=PostgresConfig,
+    build=PostgresCheck,
+    summary="PostgreSQL role, replication lag and standbys, connections, long transactions, dead tuples",
+)

@@ -1,0 +1,1 @@
+"""A tiny authoritative DNS server for the dns kind's tests (UDP and TCP on one loopback port)."""
