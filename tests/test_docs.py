@@ -65,8 +65,9 @@ def test_readme_links_resolve():
             assert (ROOT / target).exists(), f"README links to missing {target}"
 
 
-def test_the_example_plan_is_valid():
+@pytest.mark.parametrize("example", ["plan", "seed-daily"])
+def test_the_example_plans_are_valid(example):
     from maintd.plan.loader import load_plan
 
-    loaded = load_plan(ROOT / "examples" / "plan", Registry.default())
+    loaded = load_plan(ROOT / "examples" / example, Registry.default())
     assert loaded.warnings == []
