@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from maintd.plan.base import StrictModel
 from maintd.plan.schedule import Schedule
@@ -152,7 +152,37 @@ class RunnerSettings(StrictModel):
     shutdown_grace: Duration = timedelta(seconds=20)
 
 
+class TargetIndex:
+    """Which targets a selector picks, by look-up instead of testing every target.
+
+    Finds the candidates a selector can match (its names; targets carrying each of its
+    labels), then keeps those ``Selector.matches`` accepts, in plan order: the same list
+    as ``Plan.targets_of``. With 10,000 tasks on 10,000 targets the scan was 10^8 calls.
+    """
+
+    def __init__(self, targets: list[Target]) -> None:
+        self._targets = targets
+        self._by_name: dict[str, list[int]] = {}
+        self._by_label: dict[tuple[str, str], set[int]] = {}
+        for i, target in enumerate(targets):
+            self._by_name.setdefault(target.name, []).append(i)
+            for label in target.labels.items():
+                self._by_label.setdefault(label, set()).add(i)
+
+    def targets_of(self, task: Task) -> list[Target]:
+        selector = task.targets
+        found: set[int] = set()
+        for name in selector.names:
+            found.update(self._by_name.get(name, ()))
+        if selector.labels:
+            having = sorted((self._by_label.get(label, set()) for label in selector.labels.items()), key=len)
+            found.update(having[0].intersection(*having[1:]))
+        return [t for t in (self._targets[i] for i in sorted(found)) if selector.matches(t)]
+
+
 class Plan(StrictModel):
+    _target_index: tuple[list[Target], TargetIndex] | None = PrivateAttr(default=None)
+
     version: int = Field(default=1, ge=1, le=1)
     runner: RunnerSettings = RunnerSettings()
     targets: list[Target] = []
@@ -171,4 +201,9 @@ class Plan(StrictModel):
         raise KeyError(name)
 
     def targets_of(self, task: Task) -> list[Target]:
-        return [t for t in self.targets if task.targets.matches(t)]
+        """The targets ``task`` selects, in plan order."""
+        cached = self._target_index
+        # Keyed by the list's identity: model_copy(update={"targets": ...}) must not reuse it.
+        if cached is None or cached[0] is not self.targets:
+            cached = self._target_index = (self.targets, TargetIndex(self.targets))
+        return cached[1].targets_of(task)

@@ -57,11 +57,13 @@ def claim_due(
     timings: dict[str, Timing] = {}
     runs: list[dict[str, object]] = []
     changes: list[dict[str, object]] = []
+    # Name → task/target once per claim, not a scan of the plan per row (10,000 rows x 10,000
+    # targets was seconds). reversed(): the first of a name wins, as with Plan.task/Plan.target.
+    tasks = {t.name: t for t in reversed(loaded.plan.tasks)} if rows else {}
+    targets = {t.name: t for t in reversed(loaded.plan.targets)} if rows else {}
     for row in rows:
-        try:
-            task = loaded.plan.task(row.task)
-            target = loaded.plan.target(row.target)
-        except KeyError:
+        task, target = tasks.get(row.task), targets.get(row.target)
+        if task is None or target is None:
             changes.append({"id": row.id, "active": False})  # plan changed under us; sync catches up
             continue
         timing = timings.get(task.name) or timings.setdefault(task.name, task.schedule.timing())

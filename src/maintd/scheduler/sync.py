@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
+from maintd.plan.schedule import Due
 from maintd.store.models import ScheduleRow
 
 
@@ -57,6 +58,7 @@ def sync_schedules(session: Session, loaded: LoadedPlan, now: datetime) -> SyncR
     }
     digests = {task.name: spec_digest(task) for task in loaded.plan.tasks}
     timings = {task.name: task.schedule.timing() for task in loaded.plan.tasks}
+    first_due: dict[str, Due] = {}  # one per task, not per row: a task's targets share it (cron is slow)
     inserts, updates = [], []
     unchanged = 0
     for key, task in wanted.items():
@@ -68,7 +70,9 @@ def sync_schedules(session: Session, loaded: LoadedPlan, now: datetime) -> SyncR
             else:
                 unchanged += 1
             continue
-        due = timings[task.name].first_due(now)
+        due = first_due.get(task.name)
+        if due is None:
+            due = first_due[task.name] = timings[task.name].first_due(now)
         values = {
             "spec": spec,
             "active": True,
