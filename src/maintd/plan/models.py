@@ -121,6 +121,9 @@ def _names_to_selector(value: Any) -> Any:
     return value
 
 
+NO_RETRY = Retry()
+
+
 class Task(StrictModel):
     name: Name
     kind: str = Field(description="the check or action kind, e.g. http, command, disk")
@@ -131,7 +134,8 @@ class Task(StrictModel):
     schedule: Schedule
     params: dict[str, Any] = Field(default={}, description="validated by the kind's own model")
     timeout: Duration = timedelta(minutes=5)
-    retries: Retry = Retry()
+    # One shared default (models are frozen): a default instance is otherwise deep-copied per task.
+    retries: Retry = Field(default_factory=lambda: NO_RETRY)
     concurrency: int = Field(default=0, ge=0, description="runs of this task at once; 0 = no own limit")
     preventive: bool = Field(default=True, description="scheduled upkeep (true) or a reaction (false)")
     enabled: bool = True
