@@ -13,6 +13,7 @@ from maintd.api.deps import AppContext
 from maintd.cli.reference import render
 from maintd.clock import SystemClock
 from maintd.metrics import Metrics
+from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.models import Plan, Retry, RunnerSettings, Selector, Target, Task
 from maintd.plan.schedule import Schedule
 from maintd.registry import Registry
@@ -26,7 +27,9 @@ def documented_fields(page: Path) -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", page.read_text(), flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("model", [Plan, RunnerSettings, Target, Task, Schedule, Retry])
+@pytest.mark.parametrize(
+    "model", [Plan, RunnerSettings, Target, Task, Schedule, Retry, TaskAlert, IncidentSettings]
+)
 def test_every_plan_field_is_documented(model: type[BaseModel]):
     missing = set(model.model_fields) - documented_fields(DOCS / "plan.md")
     assert not missing, f"docs/plan.md does not document {model.__name__} fields {sorted(missing)}"

@@ -15,7 +15,7 @@ from tests.conftest import T0
 
 def test_migrations_create_every_table_and_are_idempotent(store: Store):
     store.upgrade()  # already at head: nothing to do, no error
-    assert store.current_revision() == "0001"
+    assert store.current_revision() == "0002"
     tables = set(inspect(store.engine).get_table_names())
     assert {t.name for t in Base.metadata.sorted_tables} <= tables
 

@@ -17,13 +17,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from maintd import views
 from maintd.clock import Clock
+from maintd.incidents.from_runs import alerts_from_streaks
+from maintd.incidents.pipeline import ingest
 from maintd.metrics import Metrics
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
 from maintd.runner.children import Children
-from maintd.runner.recorder import recover_interrupted
+from maintd.runner.recorder import Streak, recover_interrupted
 from maintd.runner.runner import Runner
 from maintd.scheduler.claims import claim_due, next_due_at
 from maintd.scheduler.orders import RunOrder
@@ -85,6 +89,7 @@ class Engine:
             metrics=self.metrics,
             on_recorded=self.wake,
             children=self.children,
+            on_streaks=self._alert_from_runs,
         )
 
     # -- plan -------------------------------------------------------------
@@ -168,6 +173,12 @@ class Engine:
         log.warning("starting with the last good plan (%s) from the database", stored.digest[:12])
         self.activate(plan_from_document(stored.document, self.registry), "system", stored.source)
         return result
+
+    def _alert_from_runs(self, session: Session, streaks: list[Streak]) -> None:
+        """Runs that crossed their task's alert threshold become alerts, in the recording transaction."""
+        alerts = alerts_from_streaks(streaks)
+        if alerts and self.loaded is not None:
+            ingest(session, alerts, now=self.clock.now(), settings=self.loaded.plan.incidents, actor="runner")
 
     # -- scheduling -------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from maintd.plan.base import StrictModel
+from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.schedule import Schedule
 from maintd.plan.types import Duration, SecretRef
 
@@ -141,6 +142,7 @@ class Task(StrictModel):
     enabled: bool = True
     owner: str | None = None
     labels: dict[str, LabelValue] = {}
+    alert: TaskAlert | None = Field(default=None, description="raise an alert when runs keep failing")
 
     @field_validator("timeout")
     @classmethod
@@ -189,6 +191,7 @@ class Plan(StrictModel):
 
     version: int = Field(default=1, ge=1, le=1)
     runner: RunnerSettings = RunnerSettings()
+    incidents: IncidentSettings = IncidentSettings()
     targets: list[Target] = []
     tasks: list[Task] = []
 

@@ -27,8 +27,20 @@ class Finished:
     duration_ms: float
 
 
-def record(session: Session, batch: list[Finished]) -> list[Event]:
-    """Store a batch of finished runs; returns the events it appended."""
+@dataclass(frozen=True)
+class Streak:
+    """How many non-ok runs in a row a task had on a target, before and after one finished run."""
+
+    finished: Finished
+    before: int
+    after: int
+
+
+def record(session: Session, batch: list[Finished]) -> list[Streak]:
+    """Store a batch of finished runs (run rows, schedule rows, events); flushes only.
+
+    Returns the failure streaks the batch changed or continued, for alerting.
+    """
     session.execute(
         update(RunRow),
         [
@@ -54,21 +66,31 @@ def record(session: Session, batch: list[Finished]) -> list[Event]:
                 ScheduleRow.last_status,
                 ScheduleRow.next_regular,
                 ScheduleRow.retry_at,
+                ScheduleRow.fail_streak,
             ).where(ScheduleRow.id.in_([f.order.schedule_id for f in batch]))
         )
     }
-    changes, events = [], []
+    changes, events, streaks = [], [], []
     for f in batch:
         row = rows.get(f.order.schedule_id)
         if row is None or row.running_run_id != f.order.run_id:
             continue  # recovered meanwhile by someone else: the run row is all we own
         values, row_events = _schedule_update(f, row.last_status, row.next_regular)
+        if "last_status" in values:  # a real result (not a dry run, not a shutdown)
+            after = row.fail_streak + 1 if f.result.status.value in _failing(f) else 0
+            values["fail_streak"] = after
+            streaks.append(Streak(f, row.fail_streak, after))
         changes.append({"id": row.id, **values})
         events.extend(row_events)
     if changes:
         session.execute(update(ScheduleRow), changes)
     append(session, events)
-    return events
+    return streaks
+
+
+def _failing(f: Finished) -> list[str]:
+    alert = f.order.task.alert
+    return alert.on if alert is not None else ["critical", "unknown"]
 
 
 def _schedule_update(

@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from maintd.checks.base import CheckResult, Resources, RunContext, RunSample, Status
 from maintd.clock import Clock
 from maintd.metrics import Metrics
 from maintd.registry import Registry
 from maintd.runner.children import Children
-from maintd.runner.recorder import Finished, recent_runs, record
+from maintd.runner.recorder import Finished, Streak, recent_runs, record
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
 
@@ -44,6 +46,7 @@ class Runner:
         metrics: Metrics | None = None,
         on_recorded: Callable[[], None] | None = None,
         children: Children | None = None,
+        on_streaks: Callable[[Session, list[Streak]], None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -53,6 +56,7 @@ class Runner:
         self.metrics = metrics
         self.on_recorded = on_recorded
         self.children = children
+        self.on_streaks = on_streaks
         self.resources = Resources()
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
@@ -209,7 +213,10 @@ class Runner:
 
     def _write_sync(self, batch: list[Finished]) -> None:
         with self.store.write() as session:
-            record(session, batch)
+            streaks = record(session, batch)
+            if self.on_streaks is not None:
+                # Same transaction: an alert raised from runs is as durable as the runs themselves.
+                self.on_streaks(session, streaks)
 
 
 def _iso(when: datetime) -> str:

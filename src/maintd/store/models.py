@@ -77,6 +77,7 @@ class ScheduleRow(Base):
     last_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fail_streak: Mapped[int] = mapped_column(Integer, default=0, doc="non-ok runs in a row, for alerting")
 
     __table_args__ = (
         Index("uq_schedules_task_target", "task", "target", unique=True),
@@ -164,3 +165,91 @@ class HeartbeatRow(Base):
     component: Mapped[str] = mapped_column(String(63), primary_key=True)
     instance: Mapped[str] = mapped_column(String(64))
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IntegrationRow(Base):
+    """Where alerts come in from: a name, a format, and a key senders put in the URL or body."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="native, alertmanager, pagerduty")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AlertRow(Base):
+    """One alert: identified by its label fingerprint (or a PagerDuty dedup_key) while it fires."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    dedup_key: Mapped[str] = mapped_column(
+        String(255), doc="identity while open: fingerprint or PagerDuty's key"
+    )
+    source: Mapped[str] = mapped_column(String(16), doc="run, native, alertmanager, pagerduty")
+    integration: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), doc="firing or resolved")
+    severity: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(2))
+    summary: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]] = mapped_column(Json)
+    annotations: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received: Mapped[int] = mapped_column(Integer, default=1, doc="deliveries, duplicates included")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    muted_by: Mapped[str | None] = mapped_column(
+        String(128), nullable=True, doc="silence:ID, window:..., inhibited"
+    )
+    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (
+        Index("ix_alerts_dedup_key_status", "dedup_key", "status"),
+        Index("ix_alerts_incident_id", "incident_id"),
+        Index("ix_alerts_status_starts_at", "status", "starts_at"),
+    )
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(2))
+    state: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str] = mapped_column(String(255))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ack_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    mitigated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    postmortem_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    labels: Mapped[dict[str, Any]] = mapped_column(Json, default=dict, doc="the group_by labels")
+
+    __table_args__ = (
+        Index("ix_incidents_group_key_state", "group_key", "state"),
+        Index("ix_incidents_state_ack_deadline", "state", "ack_deadline"),
+        Index("ix_incidents_opened_at", "opened_at"),
+    )
+
+
+class SilenceRow(Base):
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matchers: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)

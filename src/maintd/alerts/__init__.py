@@ -1,0 +1,1 @@
+"""Alerts: signals that something is wrong, from runs or from outside, identified by fingerprint."""

@@ -1,0 +1,256 @@
+"""Alert deliveries → alerts → incidents, as a pipeline of stages.
+
+Every stage has the same signature: it reads and updates one typed Delivery
+and returns False to stop the pipeline there. ``build_pipeline`` shows the
+whole path top to bottom; ``ingest`` runs it for a batch of deliveries inside
+the caller's transaction (the caller commits before it answers the sender).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from maintd.alerts.model import AlertIn, AlertStatus, Severity
+from maintd.alerts.silences import active_silences, silence_matching
+from maintd.incidents.states import OPEN, State, subject, transition
+from maintd.plan.incidents import IncidentSettings, Priority
+from maintd.store.events import Event, append
+from maintd.store.models import AlertRow, IncidentRow
+
+_BY_SEVERITY = {
+    Severity.critical: Priority.P1,
+    Severity.error: Priority.P2,
+    Severity.warning: Priority.P3,
+    Severity.info: Priority.P3,
+}
+
+
+@dataclass
+class Delivery:
+    alert: AlertIn
+    now: datetime
+    settings: IncidentSettings
+    actor: str
+    row: AlertRow | None = None
+    new: bool = False
+    outcome: str = ""  # created, updated, resolved, acknowledged, dropped, muted
+    priority: Priority | None = None
+    incident: IncidentRow | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+Stage = Callable[[Session, Delivery], bool]
+
+
+def build_pipeline() -> list[Stage]:
+    return [dedup, mute, classify, group, follow_up]
+
+
+def ingest(
+    session: Session, alerts: Iterable[AlertIn], *, now: datetime, settings: IncidentSettings, actor: str
+) -> list[Delivery]:
+    """Run every delivery through the stages; append their events. Flushes only."""
+    stages = build_pipeline()
+    done = []
+    for alert in alerts:
+        delivery = Delivery(alert, now, settings, actor)
+        for stage in stages:
+            if not stage(session, delivery):
+                break
+        append(session, delivery.events)
+        done.append(delivery)
+    return done
+
+
+def dedup(session: Session, d: Delivery) -> bool:
+    """Match the delivery to the open alert with the same identity, or start a new one."""
+    alert = d.alert
+    open_row = session.scalar(
+        select(AlertRow)
+        .where(AlertRow.dedup_key == alert.identity, AlertRow.status == AlertStatus.firing.value)
+        .order_by(AlertRow.id.desc())
+        .limit(1)
+    )
+    if open_row is not None:
+        d.row = open_row
+        open_row.last_received_at = d.now
+        open_row.received += 1
+        if alert.status is AlertStatus.resolved:
+            open_row.status = AlertStatus.resolved.value
+            open_row.ends_at = alert.ends_at or d.now
+            d.outcome = "resolved"
+            d.events.append(_alert_event("alert.resolved", open_row, d))
+            return True
+        if alert.acknowledge:
+            if open_row.acknowledged_at is None:
+                open_row.acknowledged_at = d.now
+            d.outcome = "acknowledged"
+            return True
+        if alert.annotations:
+            open_row.annotations = alert.annotations
+        if alert.summary:
+            open_row.summary = alert.summary
+        d.outcome = "updated"
+        return False  # a repeat of a firing alert: nothing more to do
+    if alert.status is AlertStatus.resolved or alert.acknowledge:
+        d.outcome = "dropped"  # nothing open to resolve or acknowledge (PagerDuty drops these too)
+        return False
+    d.row = AlertRow(
+        fingerprint=alert.fingerprint,
+        dedup_key=alert.identity,
+        source=alert.source,
+        integration=alert.integration,
+        status=AlertStatus.firing.value,
+        severity=alert.severity.value,
+        priority=Priority.P3.value,
+        summary=alert.summary or alert.labels.get("alertname", "alert"),
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at or d.now,
+        last_received_at=d.now,
+        received=1,
+    )
+    session.add(d.row)
+    session.flush()
+    d.new = True
+    d.outcome = "created"
+    return True
+
+
+def mute(session: Session, d: Delivery) -> bool:
+    """Silences keep a new alert out of incidents (and pages); it is stored and says why."""
+    if not d.new or d.row is None:
+        return True
+    silence = silence_matching(active_silences(session, d.now), d.alert.labels)
+    if silence is None:
+        return True
+    d.row.muted_by = f"silence:{silence.id}"
+    d.outcome = "muted"
+    d.events.append(_alert_event("alert.muted", d.row, d, by=d.row.muted_by))
+    return False
+
+
+def classify(session: Session, d: Delivery) -> bool:
+    """P0-P3: an explicit ``priority`` label, else the plan's rules, else by severity (seed table)."""
+    if not d.new or d.row is None:
+        return True
+    labels = d.alert.labels
+    priority = None
+    if labels.get("priority") in Priority.__members__:
+        priority = Priority(labels["priority"])
+    if priority is None:
+        priority = next(
+            (r.priority for r in d.settings.rules if all(m.matches(labels) for m in r.match)), None
+        )
+    d.priority = priority or _BY_SEVERITY[d.alert.severity]
+    d.row.priority = d.priority.value
+    return True
+
+
+def group(session: Session, d: Delivery) -> bool:
+    """A new alert joins the open incident of its group, or opens one."""
+    if not d.new or d.row is None or d.priority is None:
+        return True
+    key_labels = {name: d.alert.labels.get(name, "") for name in d.settings.group_by}
+    key = "|".join(f"{k}={v}" for k, v in key_labels.items())
+    incident = session.scalar(
+        select(IncidentRow)
+        .where(IncidentRow.group_key == key, IncidentRow.state.in_([s.value for s in OPEN]))
+        .order_by(IncidentRow.id.desc())
+        .limit(1)
+    )
+    if incident is None:
+        incident = IncidentRow(
+            title=d.row.summary,
+            priority=d.priority.value,
+            state=State.triggered.value,
+            group_key=key,
+            opened_at=d.now,
+            ack_deadline=d.now + d.settings.deadlines[d.priority],
+            postmortem_required=d.priority in (Priority.P0, Priority.P1),
+            labels=key_labels,
+        )
+        session.add(incident)
+        session.flush()
+        d.events.append(
+            Event(
+                "incident.opened",
+                subject(incident.id),
+                d.now,
+                d.actor,
+                {
+                    "priority": incident.priority,
+                    "title": incident.title,
+                    "alert": d.row.id,
+                    "ack_deadline": incident.ack_deadline.isoformat(),
+                },
+            )
+        )
+    elif Priority(incident.priority).rank < d.priority.rank:
+        d.events.append(
+            Event(
+                "incident.priority",
+                subject(incident.id),
+                d.now,
+                d.actor,
+                {"from": incident.priority, "to": d.priority.value, "reason": f"alert {d.row.id}"},
+            )
+        )
+        incident.priority = d.priority.value
+        incident.postmortem_required = incident.postmortem_required or d.priority in (
+            Priority.P0,
+            Priority.P1,
+        )
+    d.row.incident_id = incident.id
+    d.incident = incident
+    d.events.append(_alert_event("alert.firing", d.row, d, incident=incident.id))
+    return True
+
+
+def follow_up(session: Session, d: Delivery) -> bool:
+    """An alert's resolution or acknowledgement carried to its incident."""
+    row = d.row
+    if row is None or row.incident_id is None or d.new:
+        return True
+    incident = session.get(IncidentRow, row.incident_id)
+    if incident is None:
+        return True
+    d.incident = incident
+    if d.outcome == "acknowledged" and incident.state == State.triggered.value:
+        transition(
+            session,
+            incident,
+            State.acknowledged,
+            actor=d.actor,
+            now=d.now,
+            note=f"alert {row.id} acknowledged by its sender",
+            events=d.events,
+        )
+    elif d.outcome == "resolved" and State(incident.state) in OPEN:
+        still_firing = session.scalar(
+            select(AlertRow.id)
+            .where(AlertRow.incident_id == incident.id, AlertRow.status == AlertStatus.firing.value)
+            .limit(1)
+        )
+        if still_firing is None:
+            transition(
+                session,
+                incident,
+                State.resolved,
+                actor=d.actor,
+                now=d.now,
+                note="all its alerts resolved",
+                events=d.events,
+            )
+    return True
+
+
+def _alert_event(kind: str, row: AlertRow, d: Delivery, **payload: object) -> Event:
+    body: dict[str, object] = {"fingerprint": row.fingerprint, "source": row.source, "summary": row.summary}
+    body.update(payload)
+    return Event(kind, f"alert:{row.id}", d.now, d.actor, body)

@@ -1,0 +1,86 @@
+"""The incident state machine: an explicit table, every transition an event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from maintd.store.events import Event, append
+from maintd.store.models import IncidentRow
+
+
+class State(StrEnum):
+    triggered = "triggered"
+    acknowledged = "acknowledged"
+    mitigated = "mitigated"
+    resolved = "resolved"
+    closed = "closed"
+
+
+OPEN = (State.triggered, State.acknowledged, State.mitigated)
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.triggered: frozenset({State.acknowledged, State.mitigated, State.resolved}),
+    State.acknowledged: frozenset({State.triggered, State.mitigated, State.resolved}),
+    State.mitigated: frozenset({State.triggered, State.resolved}),
+    State.resolved: frozenset({State.triggered, State.closed}),
+    State.closed: frozenset(),
+}
+
+# The column each state stamps when entered.
+_STAMP = {
+    State.acknowledged: "acknowledged_at",
+    State.mitigated: "mitigated_at",
+    State.resolved: "resolved_at",
+    State.closed: "closed_at",
+}
+
+
+class IncidentError(Exception):
+    """A request the incident's state or rules do not allow; the message says why."""
+
+
+def subject(incident_id: int) -> str:
+    return f"incident:{incident_id}"
+
+
+def transition(
+    session: Session,
+    incident: IncidentRow,
+    to: State,
+    *,
+    actor: str,
+    now: datetime,
+    note: str = "",
+    waive_postmortem: bool = False,
+    events: list[Event] | None = None,
+) -> None:
+    """Move ``incident`` to ``to`` (flushes; the caller commits) or raise IncidentError.
+
+    The event goes to ``events`` when given (to keep a batch's events in order), else to the session.
+    """
+    current = State(incident.state)
+    if to not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing: it is closed"
+        raise IncidentError(f"incident {incident.id} is {current}; it can go to {allowed}, not {to}")
+    if to is State.closed and incident.postmortem_required and not waive_postmortem:
+        raise IncidentError(
+            f"incident {incident.id} is {incident.priority}: a post-mortem is required before closing it"
+        )
+    incident.state = to.value
+    if to in _STAMP and getattr(incident, _STAMP[to]) is None:
+        setattr(incident, _STAMP[to], now)
+    if to is State.triggered:  # reopened or un-acknowledged: the clock runs again from its start
+        incident.resolved_at = None
+    payload: dict[str, object] = {"from": current.value, "to": to.value}
+    if note:
+        payload["note"] = note
+    if to is State.closed and waive_postmortem and incident.postmortem_required:
+        payload["postmortem_waived"] = True
+    event = Event(f"incident.{to.value}", subject(incident.id), now, actor, payload)
+    if events is None:
+        append(session, event)
+    else:
+        events.append(event)
