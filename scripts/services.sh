@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install and start what the test suite needs, idempotently, with this machine's own
 # commands (Debian packages): PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379,
-# and the Monitoring Plugins the nagios kind is tested with.
+# the Monitoring Plugins the nagios kind is tested with, and Prometheus Alertmanager (a real
+# sender for the webhook tests; installed, not started: the tests start their own).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/nagios/plugins/check_tcp ] || missing+=(monitoring-plugins-basic)
 [ -x /usr/lib/nagios/plugins/check_curl ] || missing+=(monitoring-plugins-standard)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}" >&2
     apt-get update -qq

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from maintd import views
 from maintd.clock import Clock
+from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.metrics import Metrics
@@ -198,15 +199,32 @@ class Engine:
             return [], None
         with self.store.read() as session:
             earliest = next_due_at(session, now)
+            breach_at = next_breach_at(session)
         self._heartbeat(now)
+        if breach_at is not None and breach_at <= now:
+            self._breach_deadlines(now, loaded)
+            breach_at = None
         if earliest is None or earliest > now:
-            return [], earliest
+            return [], min((t for t in (earliest, breach_at) if t is not None), default=None)
         with self.store.write() as session:
             claimed = claim_due(session, loaded, now, owner=self.instance, limit=CLAIM_BATCH)
             append(session, claimed.events)
         for lag in claimed.lag_seconds:
             self.metrics.scheduler_lag.observe(lag)
         return claimed.orders, None
+
+    def _breach_deadlines(self, now: datetime, loaded: LoadedPlan) -> None:
+        """Record missed response deadlines; a failure here must not stop the scheduling."""
+        try:
+            with self.store.write() as session:
+                breaches = breach_due(session, now, loaded.plan.incidents)
+        except Exception:
+            log.exception("recording response deadline breaches failed; retrying next tick")
+            return
+        for b in breaches:
+            log.warning(
+                "incident %s (%s) missed its response deadline %s", b.incident_id, b.priority, b.ack_deadline
+            )
 
     def _heartbeat(self, now: datetime) -> None:
         if self._last_beat is not None and now - self._last_beat < HEARTBEAT_EVERY:

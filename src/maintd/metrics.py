@@ -44,3 +44,9 @@ class Metrics:
         self.schedules = Gauge(
             "maintd_schedules", "Active schedules (one per task and target)", registry=self.registry
         )
+        self.alerts_received = Counter(
+            "maintd_alerts_received",
+            "Alerts received by source and outcome (rejected and rate_limited count requests)",
+            ["source", "outcome"],
+            registry=self.registry,
+        )

@@ -29,6 +29,8 @@ class Settings:
     port: int = DEFAULT_PORT
     clock: str | None = None  # "file:/path" in process tests; the system clock otherwise
     state_dir: Path | None = None  # local files (process groups of running commands); None: keep none
+    ingest_rate: float = 100.0  # alert requests per second per integration (or token), sustained
+    ingest_burst: int = 200  # ... and in a burst
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -39,6 +41,8 @@ class Settings:
             "port": int(os.environ.get("MAINTD_PORT", DEFAULT_PORT)),
             "clock": os.environ.get("MAINTD_CLOCK"),
             "state_dir": Path(os.environ.get("MAINTD_STATE_DIR") or default_state_dir()),
+            "ingest_rate": float(os.environ.get("MAINTD_INGEST_RATE", 100.0)),
+            "ingest_burst": int(os.environ.get("MAINTD_INGEST_BURST", 200)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Read models shared by the API and the CLI: what a task, a run and an event look like outside."""
+"""Read models shared by the API and the CLI: what a task, a run, an event, an incident, an alert
+and a silence look like outside."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from maintd.store.models import EventRow, PlanVersionRow, RunRow, ScheduleRow
+from maintd.plan.incidents import Matcher
+from maintd.store.models import (
+    AlertRow,
+    EventRow,
+    IncidentRow,
+    PlanVersionRow,
+    RunRow,
+    ScheduleRow,
+    SilenceRow,
+)
 
 MAX_LIMIT = 1000
 
@@ -62,6 +72,70 @@ class EventView(BaseModel):
     subject: str
     actor: str
     payload: dict[str, Any]
+
+
+class AlertView(BaseModel):
+    id: int
+    fingerprint: str
+    source: str
+    integration: str | None
+    status: str
+    severity: str
+    priority: str
+    summary: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    last_received_at: datetime
+    received: int
+    acknowledged_at: datetime | None
+    muted_by: str | None
+    incident_id: int | None
+
+
+class IncidentView(BaseModel):
+    id: int
+    title: str
+    priority: str
+    state: str
+    opened_at: datetime
+    ack_deadline: datetime
+    acknowledged_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    breached_at: datetime | None
+    assignee: str | None
+    postmortem_required: bool
+    labels: dict[str, str]
+
+
+class TimelineEntry(BaseModel):
+    """One event of an incident's timeline: the incident's own (``incident:ID``) or an alert's."""
+
+    id: int
+    at: datetime
+    kind: str
+    subject: str
+    actor: str
+    payload: dict[str, Any]
+
+
+class IncidentDetail(IncidentView):
+    alerts: list[AlertView]
+    timeline: list[TimelineEntry]
+
+
+class SilenceView(BaseModel):
+    id: int
+    matchers: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    state: str  # pending, active or expired
+    created_by: str
+    created_at: datetime
+    comment: str
 
 
 class PlanView(BaseModel):
@@ -150,3 +224,67 @@ def run_view(row: RunRow) -> RunView:
 
 def event_view(row: EventRow) -> EventView:
     return EventView.model_validate(row, from_attributes=True)
+
+
+def incident_view(row: IncidentRow) -> IncidentView:
+    return IncidentView.model_validate(row, from_attributes=True)
+
+
+def incident_detail(row: IncidentRow, alerts: list[AlertRow], timeline: list[EventRow]) -> IncidentDetail:
+    return IncidentDetail(
+        **incident_view(row).model_dump(),
+        alerts=[alert_view(a) for a in alerts],
+        timeline=[TimelineEntry.model_validate(e, from_attributes=True) for e in timeline],
+    )
+
+
+def alert_view(row: AlertRow) -> AlertView:
+    return AlertView.model_validate(row, from_attributes=True)
+
+
+def alerts(
+    session: Session,
+    *,
+    status: str | None = None,
+    incident: int | None = None,
+    fingerprint: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[AlertView]:
+    """Newest first; ``since`` compares with ``starts_at``."""
+    stmt = select(AlertRow)
+    if status:
+        stmt = stmt.where(AlertRow.status == status)
+    if incident is not None:
+        stmt = stmt.where(AlertRow.incident_id == incident)
+    if fingerprint:
+        stmt = stmt.where(AlertRow.fingerprint == fingerprint)
+    if since:
+        stmt = stmt.where(AlertRow.starts_at >= since)
+    stmt = stmt.order_by(AlertRow.id.desc()).limit(min(limit, MAX_LIMIT))
+    return [alert_view(r) for r in session.scalars(stmt)]
+
+
+def silence_view(row: SilenceRow, now: datetime) -> SilenceView:
+    state = "pending" if now < row.starts_at else "active" if now < row.ends_at else "expired"
+    return SilenceView(
+        id=row.id,
+        matchers=[str(Matcher.model_validate(m)) for m in row.matchers],
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        state=state,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        comment=row.comment,
+    )
+
+
+def silences(
+    session: Session, *, now: datetime, include_expired: bool = False, limit: int = 100
+) -> list[SilenceView]:
+    """Pending and active silences (and expired ones too when asked), newest first."""
+    stmt = select(SilenceRow)
+    if not include_expired:
+        stmt = stmt.where(SilenceRow.ends_at > now)
+    stmt = stmt.order_by(SilenceRow.id.desc()).limit(min(limit, MAX_LIMIT))
+    return [silence_view(r, now) for r in session.scalars(stmt)]

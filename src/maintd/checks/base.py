@@ -51,22 +51,27 @@ class CheckResult:
 
 
 class Resources:
-    """Shared, lazily made clients (one HTTP connection pool for all runs)."""
+    """Shared, lazily made clients (HTTP sessions for all runs: one pooled, one not)."""
 
     def __init__(self) -> None:
-        self._http: aiohttp.ClientSession | None = None
+        self._http: dict[bool, aiohttp.ClientSession] = {}
 
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
+    def http(self, *, keep_alive: bool = True) -> aiohttp.ClientSession:
+        """The shared HTTP session. ``keep_alive``: connections are pooled and reused while idle
+        (HTTP keep-alive); otherwise every request opens a new connection, sends
+        ``Connection: close`` and closes it after the response."""
+        session = self._http.get(keep_alive)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60, force_close=not keep_alive),
                 headers={"User-Agent": "maintd"},
             )
-        return self._http
+            self._http[keep_alive] = session
+        return session
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        for session in self._http.values():
+            await session.close()
 
     @classmethod
     @contextlib.asynccontextmanager

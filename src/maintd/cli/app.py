@@ -6,7 +6,7 @@ import logging
 import typer
 
 from maintd import __version__
-from maintd.cli import admin, mcp, plan, query, run
+from maintd.cli import admin, incidents, integrations, mcp, plan, query, run, silences
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
@@ -22,10 +22,14 @@ app.add_typer(plan.app, name="plan")
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(mcp.app, name="mcp")
+app.add_typer(integrations.app, name="integration")
+app.add_typer(incidents.app, name="incident")
+app.add_typer(silences.app, name="silence")
 app.command("run")(run.run)
 app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)
 app.command("events")(query.events)
+app.command("alerts")(incidents.alerts)
 
 
 @app.command()

@@ -8,15 +8,17 @@ the caller's transaction (the caller commits before it answers the sender).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.alerts.silences import active_silences, silence_matching
+from maintd.incidents.breach import breach_alert
 from maintd.incidents.states import OPEN, State, subject, transition
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
@@ -55,6 +57,7 @@ def ingest(
     session: Session, alerts: Iterable[AlertIn], *, now: datetime, settings: IncidentSettings, actor: str
 ) -> list[Delivery]:
     """Run every delivery through the stages; append their events. Flushes only."""
+    _one_ingest_at_a_time(session)
     stages = build_pipeline()
     done = []
     for alert in alerts:
@@ -65,6 +68,18 @@ def ingest(
         append(session, delivery.events)
         done.append(delivery)
     return done
+
+
+# pg_advisory_xact_lock key for "one ingest at a time" ("maintd" in ASCII).
+_INGEST_LOCK = 0x6D61696E7464
+
+
+def _one_ingest_at_a_time(session: Session) -> None:
+    # The stages match a delivery to open alerts and incidents by reading first, so two
+    # transactions delivering the same new alert at once would both insert it. SQLite's
+    # BEGIN IMMEDIATE already queues writers; on PostgreSQL a transaction-scoped advisory lock does.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INGEST_LOCK})
 
 
 def dedup(session: Session, d: Delivery) -> bool:
@@ -158,6 +173,8 @@ def group(session: Session, d: Delivery) -> bool:
         return True
     key_labels = {name: d.alert.labels.get(name, "") for name in d.settings.group_by}
     key = "|".join(f"{k}={v}" for k, v in key_labels.items())
+    if len(key) > 255:  # the column's size; long label values still group exactly, by digest
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     incident = session.scalar(
         select(IncidentRow)
         .where(IncidentRow.group_key == key, IncidentRow.state.in_([s.value for s in OPEN]))
@@ -192,6 +209,10 @@ def group(session: Session, d: Delivery) -> bool:
             )
         )
     elif Priority(incident.priority).rank < d.priority.rank:
+        if incident.acknowledged_at is None:  # a more urgent alert brings the deadline forward
+            incident.ack_deadline = min(
+                incident.ack_deadline, incident.opened_at + d.settings.deadlines[d.priority]
+            )
         d.events.append(
             Event(
                 "incident.priority",
@@ -221,7 +242,9 @@ def follow_up(session: Session, d: Delivery) -> bool:
     if incident is None:
         return True
     d.incident = incident
+    answered = False
     if d.outcome == "acknowledged" and incident.state == State.triggered.value:
+        answered = True
         transition(
             session,
             incident,
@@ -238,6 +261,7 @@ def follow_up(session: Session, d: Delivery) -> bool:
             .limit(1)
         )
         if still_firing is None:
+            answered = True
             transition(
                 session,
                 incident,
@@ -247,6 +271,11 @@ def follow_up(session: Session, d: Delivery) -> bool:
                 note="all its alerts resolved",
                 events=d.events,
             )
+    if answered and incident.breached_at is not None:
+        # Keep the log in order: this delivery's events before those of settling the breach alert.
+        append(session, d.events)
+        d.events.clear()
+        settle_breach(session, incident, now=d.now, settings=d.settings, actor=d.actor)
     return True
 
 
@@ -254,3 +283,19 @@ def _alert_event(kind: str, row: AlertRow, d: Delivery, **payload: object) -> Ev
     body: dict[str, object] = {"fingerprint": row.fingerprint, "source": row.source, "summary": row.summary}
     body.update(payload)
     return Event(kind, f"alert:{row.id}", d.now, d.actor, body)
+
+
+def settle_breach(
+    session: Session, incident: IncidentRow, *, now: datetime, settings: IncidentSettings, actor: str
+) -> None:
+    """Resolve ``incident``'s breach alert, if one is firing, now that someone answered it."""
+    if incident.breached_at is None:
+        return
+    alert = breach_alert(incident, AlertStatus.resolved)
+    firing = session.scalar(
+        select(AlertRow.id)
+        .where(AlertRow.dedup_key == alert.identity, AlertRow.status == AlertStatus.firing.value)
+        .limit(1)
+    )
+    if firing is not None:
+        ingest(session, [alert], now=now, settings=settings, actor=actor)

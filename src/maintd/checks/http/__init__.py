@@ -36,6 +36,10 @@ with warnings.catch_warnings():
         crit_latency: Duration | None = None
         verify_tls: bool = True
         follow_redirects: bool = True
+        keep_alive: bool = Field(
+            default=False,
+            description="reuse an idle pooled connection; default: a new connection per check",
+        )
 
 
 class HttpCheck:
@@ -51,7 +55,7 @@ class HttpCheck:
             )
         started = time.perf_counter()
         try:
-            async with ctx.resources.http().request(
+            async with ctx.resources.http(keep_alive=cfg.keep_alive).request(
                 cfg.method,
                 url,
                 headers=cfg.headers,

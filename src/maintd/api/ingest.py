@@ -1,0 +1,348 @@
+"""Alerts in: maintd's own JSON, Alertmanager's webhook and PagerDuty's Events API v2.
+
+Every route goes the same way: content type → body (limited while it streams) → JSON →
+the format's model → sender and rate limit → ``ingest`` in one write transaction → the
+answer, after the commit. A batch is stored whole or not at all, and a sender that gets
+no 2xx sends again: a repeated delivery updates the open alert, it never duplicates it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from maintd.alerts.formats import alertmanager, native, pagerduty, problems_of
+from maintd.alerts.formats.alertmanager import AlertmanagerWebhook
+from maintd.alerts.formats.native import NativeAlerts
+from maintd.alerts.formats.pagerduty import PagerDutyEvent
+from maintd.alerts.integrations import Integration, IntegrationKind, find_integration
+from maintd.alerts.model import AlertIn
+from maintd.api import problems
+from maintd.api.deps import AppContext, context, require
+from maintd.api.ratelimit import RateLimiter
+from maintd.auth import PREFIX, Role
+from maintd.incidents.pipeline import Delivery, ingest
+from maintd.plan.incidents import IncidentSettings
+from maintd.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NATIVE_MAX_BODY = 1024 * 1024
+ALERTMANAGER_MAX_BODY = 4 * 1024 * 1024  # a group of a few thousand alerts
+PAGERDUTY_MAX_BODY = pagerduty.MAX_BODY
+
+
+Ctx = Annotated[AppContext, Depends(context)]
+_responder = require(Role.responder)
+M = TypeVar("M", bound=BaseModel)
+
+
+class Rejected(Exception):
+    """A request refused before anything was stored."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        errors: list[tuple[str, str]] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Sender:
+    actor: str  # for the event log: token:NAME or integration:NAME
+    integration: str | None
+
+
+class DeliveryView(BaseModel):
+    fingerprint: str
+    status: str
+    outcome: str  # created, updated, resolved, acknowledged, dropped, muted
+    alert_id: int | None
+    incident_id: int | None
+
+
+class Accepted(BaseModel):
+    """What became of each alert, in the order sent; stored before this answer."""
+
+    alerts: list[DeliveryView]
+
+
+class PagerDutyAnswer(BaseModel):
+    status: str
+    message: str
+    dedup_key: str | None = None
+
+
+def routes(ctx: AppContext) -> APIRouter:
+    settings = ctx.engine.settings if ctx.engine is not None else None
+    limiter = _limiter(settings)
+    router = APIRouter(tags=["alerts"])
+
+    @router.post(
+        "/api/v1/alerts",
+        summary="Alerts in maintd's own JSON: a list of {labels, annotations, status, severity, ...}",
+        response_model=Accepted,
+        responses=_problem_responses(401, 403, 400, 413, 415, 422, 429),
+        openapi_extra=_body_doc(NativeAlerts),
+    )
+    async def post_alerts(request: Request, ctx: Ctx, sender: NativeSender) -> Any:
+        try:
+            _limit(ctx, limiter, sender.actor)
+            document = await _json_body(request, NATIVE_MAX_BODY)
+            batch = _validate(NativeAlerts, document)
+        except Rejected as rejected:
+            return _problem(ctx, "native", rejected)
+        alerts = native.to_alerts(batch, integration=sender.integration)
+        return Accepted(alerts=await run_in_threadpool(_accept, ctx, alerts, sender.actor))
+
+    @router.post(
+        "/integrations/alertmanager/{integration_key}",
+        summary="Prometheus Alertmanager's webhook (version 4); the key of an alertmanager integration",
+        response_model=Accepted,
+        responses=_problem_responses(404, 400, 413, 415, 422, 429),
+        openapi_extra=_body_doc(AlertmanagerWebhook),
+    )
+    async def post_alertmanager(integration_key: str, request: Request, ctx: Ctx) -> Any:
+        try:
+            found = await run_in_threadpool(_integration, ctx, integration_key)
+            if found is None or found.kind is not IntegrationKind.alertmanager:
+                raise Rejected(404, "Not found", _wrong_key(found, IntegrationKind.alertmanager))
+            _limit(ctx, limiter, found.actor)
+            webhook = _validate(AlertmanagerWebhook, await _json_body(request, ALERTMANAGER_MAX_BODY))
+        except Rejected as rejected:
+            return _problem(ctx, "alertmanager", rejected)
+        alerts = alertmanager.to_alerts(webhook, integration=found.name)
+        for sent, ours in alertmanager.fingerprint_mismatches(webhook, alerts):
+            log.warning("alertmanager %s: fingerprint %s sent, %s from the labels", found.name, sent, ours)
+        if webhook.truncatedAlerts:
+            log.warning("alertmanager %s: %d alerts left out", found.name, webhook.truncatedAlerts)
+        return Accepted(alerts=await run_in_threadpool(_accept, ctx, alerts, found.actor))
+
+    @router.post(
+        "/v2/enqueue",
+        summary="PagerDuty Events API v2: routing_key is the key of a pagerduty integration",
+        status_code=202,
+        response_model=PagerDutyAnswer,
+        responses={
+            400: {"description": '{"status": "invalid event", "message": ..., "errors": [...]}'},
+            413: {"description": "the body is over 512 KB"},
+            429: {"description": "over the integration's rate limit; see Retry-After"},
+        },
+        openapi_extra=_body_doc(PagerDutyEvent),
+    )
+    async def enqueue(request: Request, ctx: Ctx) -> Any:
+        try:
+            event = _validate(PagerDutyEvent, await _json_body(request, PAGERDUTY_MAX_BODY))
+            found = await run_in_threadpool(_integration, ctx, event.routing_key)
+            if found is None or found.kind is not IntegrationKind.pagerduty:
+                message = _wrong_key(found, IntegrationKind.pagerduty)
+                raise Rejected(400, "Bad request", message, [("routing_key", message)])
+            _limit(ctx, limiter, found.actor)
+        except Rejected as rejected:
+            return _pagerduty_error(ctx, rejected)
+        dedup_key = pagerduty.dedup_key_of(event)
+        alert = pagerduty.to_alert(event, integration=found.name, dedup_key=dedup_key)
+        await run_in_threadpool(_accept, ctx, [alert], found.actor)
+        return JSONResponse(
+            PagerDutyAnswer(status="success", message="Event processed", dedup_key=dedup_key).model_dump(),
+            status_code=202,
+        )
+
+    return router
+
+
+# -- the steps every route takes ----------------------------------------------
+
+
+def _native_sender(request: Request, ctx: Ctx) -> Sender:
+    """An API token of a responder (or above), or the key of a native integration."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "bearer" and credential and not credential.startswith(PREFIX):
+        with ctx.store.read() as session:
+            found = find_integration(session, credential)
+        if found is None:
+            raise HTTPException(401, "unknown or disabled integration key")
+        if found.kind is not IntegrationKind.native:
+            raise HTTPException(403, _wrong_key(found, IntegrationKind.native))
+        return Sender(found.actor, found.name)
+    principal = _responder(request, ctx)
+    return Sender(principal.actor, None)
+
+
+NativeSender = Annotated[Sender, Depends(_native_sender)]
+
+
+def _integration(ctx: AppContext, key: str) -> Integration | None:
+    with ctx.store.read() as session:
+        return find_integration(session, key)
+
+
+def _wrong_key(found: Integration | None, kind: IntegrationKind) -> str:
+    if found is None:
+        return f"unknown or disabled integration key (create one: maintd integration create --kind {kind})"
+    return f"this key belongs to the {found.kind} integration {found.name!r}; this route takes {kind} keys"
+
+
+def _limiter(settings: Settings | None) -> RateLimiter:
+    defaults = Settings(database_url="")
+    rate = settings.ingest_rate if settings else defaults.ingest_rate
+    burst = settings.ingest_burst if settings else defaults.ingest_burst
+    return RateLimiter(rate, burst)
+
+
+def _limit(ctx: AppContext, limiter: RateLimiter, key: str) -> None:
+    wait = limiter.take(key, ctx.clock.now())
+    if wait > 0:
+        raise Rejected(
+            429,
+            "Too many requests",
+            f"{key} is over its limit of {limiter.rate:g} requests/s (burst {limiter.burst}); "
+            "send again later",
+            retry_after=max(1, math.ceil(wait)),
+        )
+
+
+async def _json_body(request: Request, limit: int) -> object:
+    """The body parsed as JSON, refused early when it is not JSON or longer than ``limit`` bytes."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.partition(";")[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        wrong = content_type or "none"
+        raise Rejected(415, "Unsupported media type", f"send Content-Type: application/json, not {wrong}")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Rejected(400, "Bad request", f"Content-Length {declared!r} is not a number")
+        if int(declared) > limit:
+            raise Rejected(413, "Payload too large", f"the body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():  # chunked bodies have no Content-Length: count as they come
+        body += chunk
+        if len(body) > limit:
+            raise Rejected(413, "Payload too large", f"the body is over the limit of {limit} bytes")
+    if not body:
+        raise Rejected(400, "Malformed JSON", "the body is empty; send JSON")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Rejected(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+
+
+def _validate(model: type[M], document: object) -> M:
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors = problems_of(exc)
+        first = f"{errors[0][0]}: {errors[0][1]}" if errors[0][0] else errors[0][1]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise Rejected(422, "Invalid alert", first + more, errors) from None
+
+
+def _accept(ctx: AppContext, alerts: list[AlertIn], actor: str) -> list[DeliveryView]:
+    """Run the deliveries through the pipeline and commit; the caller answers only after this returns."""
+    with ctx.store.write() as session:
+        done = ingest(session, alerts, now=ctx.clock.now(), settings=_incident_settings(ctx), actor=actor)
+        views = [_view(d) for d in done]
+    for d in done:
+        ctx.metrics.alerts_received.labels(d.alert.source, d.outcome).inc()
+    return views
+
+
+def _incident_settings(ctx: AppContext) -> IncidentSettings:
+    if ctx.engine is not None and ctx.engine.loaded is not None:
+        return ctx.engine.loaded.plan.incidents
+    return IncidentSettings()
+
+
+def _view(d: Delivery) -> DeliveryView:
+    incident = d.incident.id if d.incident is not None else (d.row.incident_id if d.row else None)
+    return DeliveryView(
+        fingerprint=d.alert.fingerprint,
+        status=d.alert.status.value,
+        outcome=d.outcome,
+        alert_id=d.row.id if d.row is not None else None,
+        incident_id=incident,
+    )
+
+
+# -- answers ------------------------------------------------------------------
+
+
+def _problem(ctx: AppContext, source: str, rejected: Rejected) -> JSONResponse:
+    ctx.metrics.alerts_received.labels(source, _outcome(rejected)).inc()
+    extra: dict[str, Any] = {}
+    if rejected.errors:
+        extra["errors"] = [{"field": f, "message": m} for f, m in rejected.errors]
+    response = problems.problem(rejected.status, rejected.title, rejected.detail, **extra)
+    if rejected.retry_after is not None:
+        response.headers["Retry-After"] = str(rejected.retry_after)
+    return response
+
+
+def _pagerduty_error(ctx: AppContext, rejected: Rejected) -> JSONResponse:
+    """PagerDuty's own error shape; everything it would call invalid is a 400 there."""
+    ctx.metrics.alerts_received.labels("pagerduty", _outcome(rejected)).inc()
+    status = rejected.status if rejected.status in (413, 429) else 400
+    if status == 429:
+        body: dict[str, Any] = {"status": "throttle event", "message": rejected.detail}
+    elif status == 413:
+        body = {"status": "request too large", "message": rejected.detail}
+    else:
+        errors = [f"{f}: {m}" if f else m for f, m in rejected.errors] or [rejected.detail]
+        body = {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
+    headers = {"Retry-After": str(rejected.retry_after)} if rejected.retry_after is not None else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _outcome(rejected: Rejected) -> str:
+    return "rate_limited" if rejected.status == 429 else "rejected"
+
+
+def _problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    content: dict[str, Any] = {problems.MEDIA_TYPE: {}}
+    what = {
+        400: "malformed JSON, an empty body or a bad Content-Length",
+        401: "no or unknown token or integration key",
+        403: "the token's role is below responder, or the key is not a native integration's",
+        404: "unknown or disabled integration key, or one of another kind",
+        413: "the body is over the route's limit",
+        415: "the Content-Type is not application/json",
+        422: "the body is not this format: `errors` name each field",
+        429: "over the sender's rate limit; see Retry-After",
+    }
+    return {s: {"description": what[s], "content": content} for s in statuses}
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body's schema for OpenAPI (these routes read the body themselves)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
