@@ -15,19 +15,25 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from bench import dispatch, memory, tick
+from bench import dispatch, memory, nagios, probe, services, tick
 from bench.common import PG_ADMIN_URL, STORES, Result, Shape, machine_info, scratch_store, shapes
 
-Bench = Callable[[str, str, Shape, bool], Result]
+# A benchmark returns one result, or several (one per case it runs inside).
+Bench = Callable[[str, str, Shape, bool], Result | list[Result]]
 BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "tick": (tick.run, "< 10 ms"),
     "dispatch": (dispatch.run, ">= 2,000 runs/s"),
     "dispatch-loop": (dispatch.run_loop, ">= 2,000 runs/s"),
     "memory": (memory.run, "< 150 MB RSS"),
+    "http-probe": (probe.run, probe.TARGET),
+    "nagios-overhead": (nagios.run, nagios.TARGET),
 }
 
 # Throughput varies from run to run more than latency: run these several times (not with --quick).
 REPEATS: dict[str, tuple[int, str]] = {"dispatch": (3, "runs_per_s"), "dispatch-loop": (3, "runs_per_s")}
+
+# These build their own plans (and repeat inside): run once, on SQLite only; --shapes does not apply.
+OWN_PLAN = {"http-probe": "sqlite", "nagios-overhead": "sqlite"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,24 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if Console().is_terminal else 160)
     progress = Console(stderr=True)
     info = machine_info(args.stores, args.pg_url)
+    if OWN_PLAN.keys() & set(args.only):
+        info.update(services.versions())
     all_shapes = shapes(args.quick)
     console.print(_machine_table(info, args.quick, [all_shapes[s] for s in args.shapes]))
     results: list[Result] = []
     for name in args.only:
         bench, target = BENCHMARKS[name]
-        for store in args.stores:
-            for shape_name in args.shapes:
-                shape = all_shapes[shape_name]
-                progress.print(f"[dim]running {name} on {store}, {shape.describe()}...[/dim]")
-                started = time.perf_counter()
-                try:
-                    result = _repeated(bench, name, store, shape, args)
-                except Exception as exc:
-                    traceback.print_exc()
-                    result = Result(
-                        name, store, shape.name, "error", target, None, f"{type(exc).__name__}: {exc}"[:300]
-                    )
-                result.details["wall_s"] = round(time.perf_counter() - started, 2)
+        for store, shape in _cases(name, args, all_shapes):
+            what = "its own plans" if name in OWN_PLAN else shape.describe()
+            progress.print(f"[dim]running {name} on {store}, {what}...[/dim]")
+            started = time.perf_counter()
+            try:
+                found = _repeated(bench, name, store, shape, args)
+            except Exception as exc:
+                traceback.print_exc()
+                found = Result(
+                    name, store, shape.name, "error", target, None, f"{type(exc).__name__}: {exc}"[:300]
+                )
+            for result in found if isinstance(found, list) else [found]:
+                result.details.setdefault("wall_s", round(time.perf_counter() - started, 2))
                 results.append(result)
     console.print(_results_table(results, args.quick))
     if args.markdown:
@@ -102,13 +110,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-def _repeated(bench: Bench, name: str, store: str, shape: Shape, args: argparse.Namespace) -> Result:
+def _cases(name: str, args: argparse.Namespace, all_shapes: dict[str, Shape]) -> list[tuple[str, Shape]]:
+    """The (store, shape) pairs a benchmark runs on; OWN_PLAN ones use the shape only for N."""
+    if name in OWN_PLAN:
+        store = OWN_PLAN[name]
+        if store not in args.stores:
+            Console(stderr=True).print(f"[yellow]{name} runs on {store} only: skipped (--stores)[/yellow]")
+            return []
+        return [(store, all_shapes["flat"])]
+    return [(store, all_shapes[s]) for store in args.stores for s in args.shapes]
+
+
+def _repeated(
+    bench: Bench, name: str, store: str, shape: Shape, args: argparse.Namespace
+) -> Result | list[Result]:
     """Run a case (each time on a new scratch database); of several, keep the median one."""
     times, key = REPEATS.get(name, (1, ""))
     results = []
     for _ in range(1 if args.quick else times):
         with scratch_store(store, args.pg_url) as url:
-            results.append(bench(url, store, shape, args.quick))
+            found = bench(url, store, shape, args.quick)
+        if isinstance(found, list):
+            return found  # several cases: the benchmark repeats inside
+        results.append(found)
     if len(results) == 1:
         return results[0]
     results.sort(key=lambda r: r.details[key])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -173,6 +176,19 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child_json(module: str, args: list[str], timeout: float = 900) -> dict[str, Any]:
+    """Run ``python -m MODULE ARGS`` from the repository root; its last stdout line, as JSON."""
+    cmd = [sys.executable, "-m", module, *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 # -- the machine ------------------------------------------------------------------
