@@ -7,7 +7,11 @@ A kind is a folder: ``config.py``-style pydantic model + a class with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import importlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,3 +162,27 @@ class Kind:
     build: Callable[[Any], Check]
     summary: str
     changes: Callable[[Any], bool] = lambda _config: False
+
+
+class LazyCheck:
+    """A check whose code lives in ``module`` (``async def run(config, ctx)``), imported on first use.
+
+    Kinds with heavy client libraries (psycopg, cryptography, redis-py, dnspython) register
+    through this, so start-up does not pay for kinds a plan never runs; the import happens
+    once, in a worker thread, off the event loop.
+    """
+
+    def __init__(self, module: str, config: Any) -> None:
+        self.module = module
+        self.config = config
+
+    async def run(self, ctx: RunContext) -> CheckResult:
+        if self.module not in sys.modules:
+            await asyncio.to_thread(importlib.import_module, self.module)
+        run: Callable[[Any, RunContext], Awaitable[CheckResult]] = sys.modules[self.module].run
+        return await run(self.config, ctx)
+
+
+def lazy(module: str) -> Callable[[Any], Check]:
+    """``Kind(build=lazy("maintd.checks.x.check"), ...)``."""
+    return functools.partial(LazyCheck, module)

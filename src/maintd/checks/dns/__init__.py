@@ -8,19 +8,15 @@ all critical with the reason. dnspython is imported only when a check runs
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import sys
 from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from maintd.checks.base import CheckResult, Kind, RunContext
+from maintd.checks.base import Kind, lazy
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
 
-_CHECK = "maintd.checks.dns.check"  # what uses dnspython
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "PTR"]
 
 
@@ -49,21 +45,9 @@ class DnsConfig(StrictModel):
         return value
 
 
-class DnsCheck:
-    def __init__(self, config: DnsConfig) -> None:
-        self.config = config
-
-    async def run(self, ctx: RunContext) -> CheckResult:
-        if _CHECK not in sys.modules:  # the first check imports dnspython, off the event loop
-            await asyncio.to_thread(importlib.import_module, _CHECK)
-        from maintd.checks.dns.check import run
-
-        return await run(self.config, ctx)
-
-
 KIND = Kind(
     name="dns",
     config=DnsConfig,
-    build=DnsCheck,
+    build=lazy("maintd.checks.dns.check"),
     summary="resolve a name (A, AAAA, CNAME, MX, TXT, NS, SRV, PTR); expected answers and latency",
 )

@@ -10,33 +10,15 @@ runs (``check`` holds what uses it).
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import sys
-
-from maintd.checks.base import CheckResult, Kind, RunContext
+from maintd.checks.base import Kind, lazy
 from maintd.checks.redis.config import RedisConfig
 
 __all__ = ["KIND", "RedisCheck", "RedisConfig"]
-
-_CHECK = "maintd.checks.redis.check"  # what uses redis-py
-
-
-class RedisCheck:
-    def __init__(self, config: RedisConfig) -> None:
-        self.config = config
-
-    async def run(self, ctx: RunContext) -> CheckResult:
-        if _CHECK not in sys.modules:  # the first check imports redis-py, off the event loop
-            await asyncio.to_thread(importlib.import_module, _CHECK)
-        from maintd.checks.redis.check import run
-
-        return await run(self.config, ctx)
 
 
 KIND = Kind(
     name="redis",
     config=RedisConfig,
-    build=RedisCheck,
+    build=lazy("maintd.checks.redis.check"),
     summary="PING latency, memory vs maxmemory, hit ratio, evictions, clients and replication of Redis",
 )

@@ -10,19 +10,14 @@ what uses it).
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import sys
 from datetime import timedelta
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from maintd.checks.base import CheckResult, Kind, RunContext
+from maintd.checks.base import Kind, lazy
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
-
-_CHECK = "maintd.checks.tls.check"  # what uses cryptography
 
 
 class TlsConfig(StrictModel):
@@ -71,21 +66,9 @@ class TlsConfig(StrictModel):
         return self
 
 
-class TlsCheck:
-    def __init__(self, config: TlsConfig) -> None:
-        self.config = config
-
-    async def run(self, ctx: RunContext) -> CheckResult:
-        if _CHECK not in sys.modules:  # the first check imports cryptography, off the event loop
-            await asyncio.to_thread(importlib.import_module, _CHECK)
-        from maintd.checks.tls.check import run
-
-        return await run(self.config, ctx)
-
-
 KIND = Kind(
     name="tls",
     config=TlsConfig,
-    build=TlsCheck,
+    build=lazy("maintd.checks.tls.check"),
     summary="certificates of an endpoint (TLS, SMTP or PostgreSQL STARTTLS) or files: days left, names, keys",
 )
