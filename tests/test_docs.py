@@ -15,6 +15,7 @@ from maintd.clock import SystemClock
 from maintd.metrics import Metrics
 from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.models import Plan, Retry, RunnerSettings, Selector, Target, Task
+from maintd.plan.oncall import Layer, OnCallSchedule, Override, Person, Rotation
 from maintd.plan.schedule import Schedule
 from maintd.registry import Registry
 
@@ -28,7 +29,22 @@ def documented_fields(page: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "model", [Plan, RunnerSettings, Target, Task, Schedule, Retry, TaskAlert, IncidentSettings]
+    "model",
+    [
+        Plan,
+        RunnerSettings,
+        Target,
+        Task,
+        Schedule,
+        Retry,
+        TaskAlert,
+        IncidentSettings,
+        Person,
+        OnCallSchedule,
+        Layer,
+        Rotation,
+        Override,
+    ],
 )
 def test_every_plan_field_is_documented(model: type[BaseModel]):
     missing = set(model.model_fields) - documented_fields(DOCS / "plan.md")

@@ -523,7 +523,15 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
     assert json.loads(json.dumps(schema)) == schema
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["type"] == "object"
-    assert set(schema["properties"]) == {"version", "runner", "incidents", "targets", "tasks"}
+    assert set(schema["properties"]) == {
+        "version",
+        "runner",
+        "incidents",
+        "targets",
+        "tasks",
+        "people",
+        "schedules",
+    }
 
 
 def test_every_part_of_the_plan_schema_is_a_well_formed_schema(schema: dict[str, Any]) -> None:

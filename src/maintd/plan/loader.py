@@ -20,12 +20,13 @@ from pydantic import BaseModel, ValidationError
 
 from maintd.plan.fields import describe_error
 from maintd.plan.models import Plan, Target, Task
+from maintd.plan.oncall import OnCallSchedule, Person, reference_problems
 from maintd.plan.types import SecretRef
 
 if TYPE_CHECKING:
     from maintd.registry import Registry
 
-LIST_KEYS = ("targets", "tasks")
+LIST_KEYS = ("targets", "tasks", "people", "schedules")
 # Any fixed instant works: it only proves a schedule can produce a due time at all.
 _REFERENCE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_FILE_BYTES = 4 << 20
@@ -118,7 +119,13 @@ def _validate(
     """
     items: dict[str, list[Any]] = {}
     indices: dict[str, list[int]] = {}
-    for key, model in (("targets", Target), ("tasks", Task)):
+    models: tuple[tuple[str, type[BaseModel]], ...] = (
+        ("targets", Target),
+        ("tasks", Task),
+        ("people", Person),
+        ("schedules", OnCallSchedule),
+    )
+    for key, model in models:
         items[key], indices[key] = [], []
         for i, raw in enumerate(merged.get(key, [])):
             try:
@@ -338,7 +345,21 @@ def _cross_check(
             task.schedule.timing().next_due(_REFERENCE_TIME)
         except ValueError as exc:
             problems.append(locate.problem(("tasks", i, "schedule"), str(exc)))
+    _check_oncall(plan, indices, locate, problems)
     return warnings
+
+
+def _check_oncall(
+    plan: Plan, indices: dict[str, list[int]], locate: _Locator, problems: list[Problem]
+) -> None:
+    """People named in schedules exist; notification secrets resolve."""
+    for (key, position, *rest), message in reference_problems(plan.people, plan.schedules):
+        problems.append(locate.problem((key, indices[str(key)][int(position)], *rest), message))
+    for i, person in zip(indices["people"], plan.people, strict=True):
+        for j, url in enumerate(person.notify):
+            ref = SecretRef(url) if url.startswith(("env:", "file:")) else None
+            if ref is not None and (why := ref.problem()) is not None:
+                problems.append(locate.problem(("people", i, "notify", j), why))
 
 
 def plan_from_document(

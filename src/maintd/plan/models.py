@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, fie
 
 from maintd.plan.base import StrictModel
 from maintd.plan.incidents import IncidentSettings, TaskAlert
+from maintd.plan.oncall import OnCallSchedule, Person
 from maintd.plan.schedule import Schedule
 from maintd.plan.types import Duration, SecretRef
 
@@ -194,6 +195,8 @@ class Plan(StrictModel):
     incidents: IncidentSettings = IncidentSettings()
     targets: list[Target] = []
     tasks: list[Task] = []
+    people: list[Person] = Field(default=[], description="who can be on call")
+    schedules: list[OnCallSchedule] = Field(default=[], description="on-call schedules: layered rotations")
 
     def target(self, name: str) -> Target:
         for target in self.targets:
