@@ -26,6 +26,9 @@ from maintd.settings import Settings
 from maintd.store.db import Store, normalise_url
 from maintd.store.models import Base
 
+# The API personas' token and client fixtures (they need the test module's own ``engine`` fixture).
+pytest_plugins = ["tests.personas"]
+
 # A Friday, one hour before the seed's daily window.
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 PG_ADMIN_URL = os.environ.get("MAINTD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

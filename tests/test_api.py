@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from fastapi.testclient import TestClient
 
-from maintd.api.app import create_app
-from maintd.api.deps import AppContext
-from maintd.auth import Role, create_token
 from maintd.engine import Engine
 from tests.conftest import run
+from tests.personas import as_
 
 PLAN = """
     targets:
@@ -24,35 +19,12 @@ PLAN = """
         params: {argv: [sh, -c, "echo pong; exit 2"], read_only: true}
 """
 
-# The people in these tests: a viewer (vera), a responder (rob), a team lead (tess) and an admin (ada).
-PERSONAS = {"vera": Role.viewer, "rob": Role.responder, "tess": Role.team_lead, "ada": Role.admin}
-
 
 @pytest.fixture
 def engine(store, write_plan, make_engine) -> Engine:  # type: ignore[no-untyped-def]
     engine = make_engine(store, write_plan(PLAN))
     assert engine.reload().ok
     return engine
-
-
-@pytest.fixture
-def tokens(engine: Engine) -> dict[str, str]:
-    with engine.store.write() as s:
-        return {
-            name: create_token(s, name=name, role=role, now=engine.clock.now(), actor="test")
-            for name, role in PERSONAS.items()
-        }
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    app = create_app(AppContext(engine.store, engine.clock, engine.metrics, engine))
-    with TestClient(app) as c:
-        yield c
-
-
-def as_(tokens: dict[str, str], who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens[who]}"}
 
 
 def run_once(engine: Engine) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,14 +10,11 @@ from fastapi.testclient import TestClient
 from maintd.alerts.model import AlertIn, Severity
 from maintd.api.app import create_app
 from maintd.api.deps import AppContext
-from maintd.auth import Role, create_token
 from maintd.engine import Engine
 from maintd.incidents.pipeline import Delivery, ingest
+from tests.personas import as_
 
 PLAN = "incidents: {deadlines: {P0: 5m, P1: 10m, P2: 1h, P3: 1d}}\n"
-
-# The people here: a viewer (vera), a responder (rob), a team lead (tess) and a manager (mia).
-PERSONAS = {"vera": Role.viewer, "rob": Role.responder, "tess": Role.team_lead, "mia": Role.manager}
 
 
 @pytest.fixture
@@ -26,26 +22,6 @@ def engine(store, write_plan, make_engine) -> Engine:  # type: ignore[no-untyped
     engine = make_engine(store, write_plan(PLAN))
     assert engine.reload().ok
     return engine
-
-
-@pytest.fixture
-def tokens(engine: Engine) -> dict[str, str]:
-    with engine.store.write() as s:
-        return {
-            name: create_token(s, name=name, role=role, now=engine.clock.now(), actor="test")
-            for name, role in PERSONAS.items()
-        }
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    app = create_app(AppContext(engine.store, engine.clock, engine.metrics, engine))
-    with TestClient(app) as c:
-        yield c
-
-
-def as_(tokens: dict[str, str], who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens[who]}"}
 
 
 def fire(engine: Engine, severity: Severity = Severity.critical, **labels: str) -> Delivery:

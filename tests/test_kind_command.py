@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import time
 
 import pytest
 
@@ -13,6 +11,7 @@ from maintd.checks.base import Status
 from maintd.checks.command.perfdata import parse_perfdata, split_output
 from tests.conftest import run
 from tests.kinds import make_target, run_kind
+from tests.processes import dies
 
 
 @pytest.mark.parametrize(
@@ -113,7 +112,7 @@ def test_cancelling_a_run_kills_its_whole_process_group(tmp_path):
         return int(pidfile.read_text())
 
     child = run(cancel_midway())
-    assert _dies(child), "the background child of the command survived the cancelled run"
+    assert dies(child), "the background child of the command survived the cancelled run"
 
 
 def test_a_finished_command_leaves_no_background_children(tmp_path):
@@ -121,7 +120,7 @@ def test_a_finished_command_leaves_no_background_children(tmp_path):
     script = f"(exec sleep 300 >/dev/null 2>&1) & echo $! > {pidfile}; exit 0"
     result = run(run_kind("command", {"argv": ["sh", "-c", script], "read_only": True}))
     assert result.status is Status.ok
-    assert _dies(int(pidfile.read_text()))
+    assert dies(int(pidfile.read_text()))
 
 
 def test_extra_environment_reaches_the_command():
@@ -131,29 +130,6 @@ def test_extra_environment_reaches_the_command():
         "read_only": True,
     }
     assert run(run_kind("command", params)).output == "42"
-
-
-def _dies(pid: int, within: float = 5.0) -> bool:
-    """SIGKILL is delivered asynchronously: give the kernel a bounded moment to finish the job."""
-    deadline = time.monotonic() + within
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes; reap state shows in /proc.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_perfdata_notes_garbage_and_values_beyond_their_ranges_keeping_values_as_printed():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import select
 import socket
@@ -26,6 +25,7 @@ from maintd.plan.models import Target
 from maintd.registry import Registry
 from tests.conftest import run
 from tests.kinds import make_target, run_kind
+from tests.processes import dies
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).resolve().parent / "mcp_support"
@@ -91,7 +91,7 @@ def test_mcp_server_time_over_stdio_speaks_the_modern_era_by_default():
     assert result.metrics["modern"] == 1.0 and result.metrics["tools"] == 2.0
     assert {"connect_time", "discover_time", "tools_list_time", "time"} <= set(result.metrics)
     assert "ping_time" not in result.metrics and "initialize_time" not in result.metrics
-    assert _dies(_pid(result)), "the server outlived its check"
+    assert dies(_pid(result)), "the server outlived its check"
 
 
 def test_legacy_mode_does_the_handshake_and_pings():
@@ -147,7 +147,7 @@ def test_a_server_that_never_answers_ends_at_the_deadline_with_its_process_group
     assert "listening (but never answering)" in result.output
     assert took < 3.5, f"the check took {took:.1f} s with a 2 s timeout"
     server, child = map(int, pids.read_text().split())
-    assert _dies(server) and _dies(child), "a process of the server's group survived the check"
+    assert dies(server) and dies(child), "a process of the server's group survived the check"
 
 
 def test_cancelling_a_check_kills_the_servers_process_group(tmp_path):
@@ -165,7 +165,7 @@ def test_cancelling_a_check_kills_the_servers_process_group(tmp_path):
 
     run(cancel_midway())
     server, child = map(int, pids.read_text().split())
-    assert _dies(server) and _dies(child), "a process of the server's group survived the cancelled check"
+    assert dies(server) and dies(child), "a process of the server's group survived the cancelled check"
 
 
 def test_garbage_on_stdout_is_a_protocol_error_naming_the_line():
@@ -432,24 +432,3 @@ def _pid(result: CheckResult) -> int:
     match = re.search(r"\(pid (\d+)\)", result.output)
     assert match, result.output
     return int(match.group(1))
-
-
-def _dies(pid: int, within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

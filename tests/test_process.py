@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 
 from maintd.store.db import Store
 from maintd.store.models import EventRow, HeartbeatRow, RunRow, ScheduleRow
+from tests.processes import alive
 
 pytestmark = pytest.mark.slow
 
@@ -56,15 +57,6 @@ def set_clock(path: Path, when: datetime) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(when.isoformat())
     os.replace(tmp, path)
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie, which PID 1 here may leave unreaped, is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def http_get(url: str) -> tuple[int, Any]:
