@@ -23,8 +23,8 @@ from maintd.checks.command.perfdata import PerfValue, Range, RangeError, parse_i
 from maintd.checks.nagios import DEFAULT_PLUGIN_DIRS
 from tests.conftest import run
 from tests.kinds import REGISTRY, make_target, run_kind
+from tests.processes import alive, dies
 from tests.servers import http_server, sample_app
-from tests.test_kind_command import _alive, _dies
 
 PLUGINS = Path("/usr/lib/nagios/plugins")
 FAKE_SOURCE = Path(__file__).parent / "nagios_support" / "fake_plugin.py"
@@ -312,7 +312,7 @@ def test_a_hung_plugin_and_its_child_are_killed_at_its_timeout(fake, tmp_path):
     assert result.status is Status.unknown
     assert result.output == "timed out after 2 s; its process group was killed: FAKE - hanging"
     assert 1.9 <= elapsed < 4, elapsed  # 1 s for the plugin's own -t, 1 s of grace
-    assert _dies(int(pidfile.read_text())), "the plugin's child survived its timeout"
+    assert dies(int(pidfile.read_text())), "the plugin's child survived its timeout"
 
 
 def test_a_cancelled_run_kills_the_plugin_and_its_child(fake, tmp_path):
@@ -329,7 +329,7 @@ def test_a_cancelled_run_kills_the_plugin_and_its_child(fake, tmp_path):
             await task
 
     run(cancel_midway())
-    assert _dies(int(pidfile.read_text())), "the plugin's child survived the cancelled run"
+    assert dies(int(pidfile.read_text())), "the plugin's child survived the cancelled run"
 
 
 def test_a_daemonised_grandchild_holding_the_output_open_does_not_hold_the_run(fake, tmp_path):
@@ -341,7 +341,7 @@ def test_a_daemonised_grandchild_holding_the_output_open_does_not_hold_the_run(f
     finally:
         if pidfile.exists():
             daemon = int(pidfile.read_text())
-            if _alive(daemon):
+            if alive(daemon):
                 os.kill(daemon, signal.SIGKILL)
     assert result.status is Status.unknown
     assert result.output.startswith("timed out after 2 s")
