@@ -531,6 +531,8 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
         "tasks",
         "people",
         "schedules",
+        "escalation_policies",
+        "channels",
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Self
 
@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
+from maintd.plan.windows import parse_window
 
 
 class Priority(StrEnum):
@@ -95,11 +96,69 @@ class PriorityRule(StrictModel):
 
     match: list[Matcher]
     priority: Priority
+    escalation_policy: str | None = Field(
+        default=None, description="the policy for incidents this rule opens; default: the plan's"
+    )
 
     @field_validator("match", mode="before")
     @classmethod
     def _matchers(cls, value: object) -> list[Matcher]:
         return parse_matchers(value)
+
+
+class InhibitRule(StrictModel):
+    """While an alert matching ``source`` fires, new alerts matching ``target`` with the same
+    values of the ``equal`` labels are muted (Alertmanager's inhibit_rules)."""
+
+    source: list[Matcher]
+    target: list[Matcher]
+    equal: list[str] = Field(default=[], description="labels whose values must be equal in both")
+
+    @field_validator("source", "target", mode="before")
+    @classmethod
+    def _matchers(cls, value: object) -> list[Matcher]:
+        return parse_matchers(value)
+
+
+class MaintenanceWindow(StrictModel):
+    """Alerts matching ``match`` are muted while the window is open: a recurring ``window`` in the
+    task window grammar, or a one-off ``start``/``end``."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    match: list[Matcher] = Field(description="which alerts it mutes; an empty list is refused")
+    window: str | None = Field(default=None, description="e.g. 'first Sunday 05:00-08:00 UTC'")
+    start: datetime | None = None
+    end: datetime | None = None
+    comment: str = ""
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _matchers(cls, value: object) -> list[Matcher]:
+        matchers = parse_matchers(value)
+        if not matchers:
+            raise ValueError("a maintenance window must say which alerts it mutes")
+        return matchers
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)
+        return value
+
+    @model_validator(mode="after")
+    def _when(self) -> Self:
+        one_off = self.start is not None or self.end is not None
+        if (self.window is None) == (not one_off):
+            raise ValueError("give either a recurring window or a start and an end")
+        if one_off:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off window needs both start and end")
+            if self.start.tzinfo is None or self.end.tzinfo is None:
+                raise ValueError("give start and end with a UTC offset, e.g. 2026-12-01T02:00:00Z")
+            if self.end <= self.start:
+                raise ValueError(f"the window ends at {self.end}, not after it starts at {self.start}")
+        return self
 
 
 class IncidentSettings(StrictModel):
@@ -110,6 +169,16 @@ class IncidentSettings(StrictModel):
     rules: list[PriorityRule] = Field(default=[], description="label rules to priorities, first match wins")
     deadlines: dict[Priority, Duration] = Field(
         default=SEED_DEADLINES, description="time to acknowledge, per priority (seed: 15m, 30m, 2h, 24h)"
+    )
+    escalation_policy: str | None = Field(
+        default=None, description="the escalation policy of new incidents; none: nobody is paged"
+    )
+    group_wait: Duration = Field(
+        default=timedelta(0), description="wait this long after an incident opens before the first page"
+    )
+    inhibit: list[InhibitRule] = Field(default=[], description="alerts that mute other alerts")
+    maintenance_windows: list[MaintenanceWindow] = Field(
+        default=[], description="declared windows during which matching alerts are muted"
     )
 
     @model_validator(mode="after")

@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.fields import describe_error
 from maintd.plan.models import Plan, Target, Task
+from maintd.plan.notify import Channel, NotifyRule, secret_urls
 from maintd.plan.oncall import OnCallSchedule, Person, reference_problems
+from maintd.plan.references import escalation_problems
 from maintd.plan.types import SecretRef
 
 if TYPE_CHECKING:
     from maintd.registry import Registry
 
-LIST_KEYS = ("targets", "tasks", "people", "schedules")
+LIST_KEYS = ("targets", "tasks", "people", "schedules", "escalation_policies", "channels")
 # Any fixed instant works: it only proves a schedule can produce a due time at all.
 _REFERENCE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_FILE_BYTES = 4 << 20
@@ -124,6 +127,8 @@ def _validate(
         ("tasks", Task),
         ("people", Person),
         ("schedules", OnCallSchedule),
+        ("escalation_policies", EscalationPolicy),
+        ("channels", Channel),
     )
     for key, model in models:
         items[key], indices[key] = [], []
@@ -352,14 +357,22 @@ def _cross_check(
 def _check_oncall(
     plan: Plan, indices: dict[str, list[int]], locate: _Locator, problems: list[Problem]
 ) -> None:
-    """People named in schedules exist; notification secrets resolve."""
-    for (key, position, *rest), message in reference_problems(plan.people, plan.schedules):
-        problems.append(locate.problem((key, indices[str(key)][int(position)], *rest), message))
+    """People named in schedules and policies exist; notification secrets resolve."""
+    found = [*reference_problems(plan.people, plan.schedules), *escalation_problems(plan)]
+    for (key, *rest), message in found:
+        if key in indices:
+            position, *rest = rest
+            problems.append(locate.problem((key, indices[str(key)][int(position)], *rest), message))
+        else:
+            problems.append(locate.problem((key, *rest), message))
     for i, person in zip(indices["people"], plan.people, strict=True):
-        for j, url in enumerate(person.notify):
-            ref = SecretRef(url) if url.startswith(("env:", "file:")) else None
-            if ref is not None and (why := ref.problem()) is not None:
+        for j, ref in secret_urls(person.notify):
+            if (why := ref.problem()) is not None:
                 problems.append(locate.problem(("people", i, "notify", j), why))
+    for i, channel in zip(indices["channels"], plan.channels, strict=True):
+        for _, ref in secret_urls([NotifyRule(url=channel.url)]):
+            if (why := ref.problem()) is not None:
+                problems.append(locate.problem(("channels", i, "url"), why))
 
 
 def plan_from_document(

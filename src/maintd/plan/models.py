@@ -10,7 +10,9 @@ from typing import Annotated, Any, Self
 from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from maintd.plan.base import StrictModel
+from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings, TaskAlert
+from maintd.plan.notify import Channel
 from maintd.plan.oncall import OnCallSchedule, Person
 from maintd.plan.schedule import Schedule
 from maintd.plan.types import Duration, SecretRef
@@ -144,6 +146,9 @@ class Task(StrictModel):
     owner: str | None = None
     labels: dict[str, LabelValue] = {}
     alert: TaskAlert | None = Field(default=None, description="raise an alert when runs keep failing")
+    mute_alerts: bool = Field(
+        default=False, description="while this task runs on a target, mute new alerts about that target"
+    )
 
     @field_validator("timeout")
     @classmethod
@@ -197,6 +202,10 @@ class Plan(StrictModel):
     tasks: list[Task] = []
     people: list[Person] = Field(default=[], description="who can be on call")
     schedules: list[OnCallSchedule] = Field(default=[], description="on-call schedules: layered rotations")
+    escalation_policies: list[EscalationPolicy] = Field(
+        default=[], description="who is paged, in which order, after how long"
+    )
+    channels: list[Channel] = Field(default=[], description="named notification channels (team chats, hooks)")
 
     def target(self, name: str) -> Target:
         for target in self.targets:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     StringConstraints,
     field_validator,
@@ -22,7 +21,8 @@ from pydantic import (
 )
 
 from maintd.plan.base import StrictModel
-from maintd.plan.types import Duration, SecretRef
+from maintd.plan.notify import NotifyEntry
+from maintd.plan.types import Duration
 from maintd.plan.windows import WEEKDAYS
 
 # The same rule as target and task names (maintd.plan.models.Name, which imports this module).
@@ -44,27 +44,16 @@ def _zone(value: str) -> str:
 TimeZone = Annotated[str, AfterValidator(_zone), Field(description="an IANA time zone, e.g. Europe/Berlin")]
 
 
-def _notify_target(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(("env:", "file:")):
-        return SecretRef._validate(value)
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S*", value):
-        raise ValueError(
-            f"{value!r} is not a notification URL: write an apprise URL like 'mailto://...' "
-            "or a secret reference 'env:NAME' / 'file:/path' holding one"
-        )
-    return value
-
-
-NotifyUrl = Annotated[str, BeforeValidator(_notify_target)]
-
-
 class Person(StrictModel):
     name: Name
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = None
-    notify: list[NotifyUrl] = Field(
-        default=[], description="apprise URLs, or env:/file: references to URLs that hold credentials"
+    notify: list[NotifyEntry] = Field(
+        default=[],
+        description="notification rules, channels in order: apprise URLs (or env:/file: references), "
+        "or {url, after}",
     )
+    roles: list[Name] = Field(default=[], description="roles escalation policies name, e.g. team-lead")
     time_zone: TimeZone | None = None
 
 

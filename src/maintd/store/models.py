@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -233,6 +235,10 @@ class IncidentRow(Base):
     assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
     postmortem_required: Mapped[bool] = mapped_column(Boolean, default=False)
     labels: Mapped[dict[str, Any]] = mapped_column(Json, default=dict, doc="the group_by labels")
+    escalation_policy: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(
+        Json, nullable=True, doc="the policy as it was when the incident opened"
+    )
 
     __table_args__ = (
         Index("ix_incidents_group_key_state", "group_key", "state"),
@@ -253,3 +259,103 @@ class SilenceRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+
+
+class TimerRow(Base):
+    """Something due at a time: an escalation step, a handoff report.
+
+    Fired exactly once: the firing process sets ``fired_at`` with a conditional update
+    (``... WHERE id = :id AND fired_at IS NULL AND cancelled_at IS NULL``) and goes on
+    only when one row changed. Creating one is idempotent through the unique key.
+    """
+
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="escalate, handoff")
+    subject: Mapped[str] = mapped_column(String(128), doc="incident:ID, schedule:NAME")
+    step: Mapped[str] = mapped_column(String(64), doc="what of the subject: c0.l1 (cycle, level), a time")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fired_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "step", name="uq_timers_kind_subject_step"),
+        # Only pending timers are looked up by time: the index stays as small as the backlog.
+        Index(
+            "ix_timers_pending_due_at",
+            "due_at",
+            sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+        ),
+        Index("ix_timers_subject", "subject"),
+    )
+
+
+class NotificationRow(Base):
+    """The notification log: one row per (incident, recipient, state, step), so nothing pages twice.
+
+    ``channels`` is the recipient's rules as they were when queued (URLs or secret
+    references, never resolved secrets); ``channel`` is the one in use. A sender claims a
+    due row by moving ``lease_until`` forward with a conditional update.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    recipient: Mapped[str] = mapped_column(String(128), doc="person:NAME or channel:NAME")
+    state: Mapped[str] = mapped_column(String(16), doc="triggered, acknowledged, resolved, handoff, ...")
+    step: Mapped[str] = mapped_column(String(64), doc="which page of the state: the escalation step")
+    status: Mapped[str] = mapped_column(String(16), doc="pending, sent, failed, cancelled")
+    channels: Mapped[list[dict[str, Any]]] = mapped_column(Json, doc="[{url, after}] in order")
+    channel: Mapped[int] = mapped_column(Integer, default=0, doc="index of the channel in use")
+    message: Mapped[dict[str, Any]] = mapped_column(Json, doc="title, body, links")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, doc="attempts on the current channel")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "recipient", "state", "step", name="uq_notifications_key"),
+        Index(
+            "ix_notifications_pending_due_at",
+            "due_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_notifications_incident_id", "incident_id"),
+    )
+
+
+class NotificationAttemptRow(Base):
+    """Every delivery attempt: which channel (secrets redacted), when, how it went."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(String(255), doc="the URL with credentials redacted")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    permanent: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_notification_attempts_notification_id", "notification_id"),)
+
+
+class SigningKeyRow(Base):
+    """Keys for signed links (acknowledge from a page, calendar feeds); the newest signs, all verify."""
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
