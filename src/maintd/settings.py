@@ -31,6 +31,12 @@ class Settings:
     state_dir: Path | None = None  # local files (process groups of running commands); None: keep none
     ingest_rate: float = 100.0  # alert requests per second per integration (or token), sustained
     ingest_burst: int = 200  # ... and in a burst
+    public_url: str | None = None  # how people reach this API (links in pages); None: http://host:port
+
+    @property
+    def base_url(self) -> str:
+        """The start of links put in notifications, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -43,6 +49,7 @@ class Settings:
             "state_dir": Path(os.environ.get("MAINTD_STATE_DIR") or default_state_dir()),
             "ingest_rate": float(os.environ.get("MAINTD_INGEST_RATE", 100.0)),
             "ingest_burst": int(os.environ.get("MAINTD_INGEST_BURST", 200)),
+            "public_url": os.environ.get("MAINTD_PUBLIC_URL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -296,7 +296,7 @@ class TimerRow(Base):
 
 
 class NotificationRow(Base):
-    """The notification log: one row per (incident, recipient, state, step), so nothing pages twice.
+    """The notification log: one row per (subject, recipient, state, step), so nothing pages twice.
 
     ``channels`` is the recipient's rules as they were when queued (URLs or secret
     references, never resolved secrets); ``channel`` is the one in use. A sender claims a
@@ -306,6 +306,7 @@ class NotificationRow(Base):
     __tablename__ = "notifications"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(128), doc="incident:ID, schedule:NAME")
     incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     recipient: Mapped[str] = mapped_column(String(128), doc="person:NAME or channel:NAME")
     state: Mapped[str] = mapped_column(String(16), doc="triggered, acknowledged, resolved, handoff, ...")
@@ -322,7 +323,7 @@ class NotificationRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
-        UniqueConstraint("incident_id", "recipient", "state", "step", name="uq_notifications_key"),
+        UniqueConstraint("subject", "recipient", "state", "step", name="uq_notifications_key"),
         Index(
             "ix_notifications_pending_due_at",
             "due_at",

@@ -37,6 +37,7 @@ def upgrade() -> None:
     op.create_table(
         "notifications",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("subject", sa.String(length=128), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=True),
         sa.Column("recipient", sa.String(length=128), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
@@ -52,7 +53,7 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
-        sa.UniqueConstraint("incident_id", "recipient", "state", "step", name="uq_notifications_key"),
+        sa.UniqueConstraint("subject", "recipient", "state", "step", name="uq_notifications_key"),
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index("ix_notifications_incident_id", ["incident_id"], unique=False)
