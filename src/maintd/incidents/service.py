@@ -98,9 +98,10 @@ def acknowledge(
     now: datetime,
     settings: IncidentSettings,
     note: str = "",
+    via: str | None = None,
 ) -> IncidentRow:
     """Someone is on it: the response deadline is met."""
-    return _move(session, incident_id, State.acknowledged, actor, now, settings, note)
+    return _move(session, incident_id, State.acknowledged, actor, now, settings, note, via=via)
 
 
 def mitigate(
@@ -124,8 +125,9 @@ def resolve(
     now: datetime,
     settings: IncidentSettings,
     note: str = "",
+    via: str | None = None,
 ) -> IncidentRow:
-    return _move(session, incident_id, State.resolved, actor, now, settings, note)
+    return _move(session, incident_id, State.resolved, actor, now, settings, note, via=via)
 
 
 def reopen(
@@ -245,11 +247,19 @@ def _move(
     settings: IncidentSettings,
     note: str,
     waive_postmortem: bool = False,
+    via: str | None = None,
 ) -> IncidentRow:
     incident = _load(session, incident_id, for_update=True)
     was = State(incident.state)
     transition(
-        session, incident, to, actor=actor, now=now, note=note.strip(), waive_postmortem=waive_postmortem
+        session,
+        incident,
+        to,
+        actor=actor,
+        now=now,
+        note=note.strip(),
+        waive_postmortem=waive_postmortem,
+        via=via,
     )
     if was is State.triggered:
         # Answered: the alert maintd raised for a missed deadline has done its job.

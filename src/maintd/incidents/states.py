@@ -56,10 +56,12 @@ def transition(
     note: str = "",
     waive_postmortem: bool = False,
     events: list[Event] | None = None,
+    via: str | None = None,
 ) -> None:
     """Move ``incident`` to ``to`` (flushes; the caller commits) or raise IncidentError.
 
     The event goes to ``events`` when given (to keep a batch's events in order), else to the session.
+    ``via`` says how a person did it when not through the API or CLI (``link``: a notification link).
     """
     current = State(incident.state)
     if to not in TRANSITIONS[current]:
@@ -77,6 +79,8 @@ def transition(
     payload: dict[str, object] = {"from": current.value, "to": to.value}
     if note:
         payload["note"] = note
+    if via:
+        payload["via"] = via
     if to is State.closed and waive_postmortem and incident.postmortem_required:
         payload["postmortem_waived"] = True
     event = Event(f"incident.{to.value}", subject(incident.id), now, actor, payload)
