@@ -1,0 +1,153 @@
+"""Real receivers for notification tests, on loopback, in a thread of their own.
+
+The dispatcher's sends are synchronous (apprise in worker threads), so the servers
+run their own event loop in a background thread and the tests stay plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import threading
+from collections import defaultdict
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+class Webhook:
+    """Answers POSTs per path: a list of statuses to give first (then 200), or never (``hang``)."""
+
+    def __init__(self, servers: LoopThread) -> None:
+        self.servers = servers
+        self.hits: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._statuses: dict[str, list[int]] = {}
+        self._hang: set[str] = set()
+        self._lock = threading.Lock()
+        self.port = servers.run(self._start())
+
+    async def _start(self) -> int:
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        body = await request.json()
+        with self._lock:
+            self.hits[path].append(body)
+            queued = self._statuses.get(path, [])
+            status = queued.pop(0) if queued else 200
+        if path in self._hang:
+            await self._release.wait()
+        return web.Response(status=status, text="ok" if status == 200 else "no")
+
+    def url(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.port}{path}"
+
+    def answer(self, path: str, *statuses: int) -> str:
+        """Answer ``path`` with these statuses first, then 200; its URL."""
+        self._statuses[path] = list(statuses)
+        return self.url(path)
+
+    def hang(self, path: str) -> str:
+        """Accept requests to ``path`` and never answer (until the test ends); its URL."""
+        self._hang.add(path)
+        return self.url(path)
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return len(self.hits[path])
+
+    def close(self) -> None:
+        self.servers.loop.call_soon_threadsafe(self._release.set)
+        self.servers.run(self._runner.cleanup())
+
+
+@dataclass
+class Mail:
+    sender: str
+    recipients: list[str]
+    subject: str
+    text: str
+
+
+class Mailbox:
+    """An SMTP server (aiosmtpd) that keeps what it receives; plain SMTP, no TLS, no login."""
+
+    def __init__(self, servers: LoopThread) -> None:
+        self.servers = servers
+        self.messages: list[Mail] = []
+        self.server, self.port = servers.run(self._start())
+
+    async def _start(self) -> tuple[asyncio.Server, int]:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(self, hostname="127.0.0.1"), "127.0.0.1", 0)
+        return server, int(server.sockets[0].getsockname()[1])
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        part = parsed.get_body(preferencelist=("plain",))
+        text = part.get_content() if part is not None else ""  # type: ignore[attr-defined]
+        self.messages.append(
+            Mail(str(envelope.mail_from), list(envelope.rcpt_tos), str(parsed["Subject"]), str(text))
+        )
+        return "250 OK"
+
+    def url(self, to: str = "oncall@example.test") -> str:
+        return f"mailto://127.0.0.1:{self.port}?from=maintd@example.test&to={to}"
+
+    def close(self) -> None:
+        self.servers.loop.call_soon_threadsafe(self.server.close)
+
+
+@contextmanager
+def webhook_server() -> Iterator[Webhook]:
+    servers = LoopThread()
+    hook = Webhook(servers)
+    try:
+        yield hook
+    finally:
+        hook.close()
+        servers.close()
+
+
+@contextmanager
+def smtp_server() -> Iterator[Mailbox]:
+    servers = LoopThread()
+    box = Mailbox(servers)
+    try:
+        yield box
+    finally:
+        box.close()
+        servers.close()
