@@ -55,8 +55,14 @@ def enqueue(
         "attempts": 0,
         "last_error": None if recipient.rules else f"{recipient.key} has no notification channels",
     }
-    stmt = dialect_insert(session)(NotificationRow).values(**values).on_conflict_do_nothing()
-    return rowcount(session.execute(stmt)) == 1
+    stmt = (
+        dialect_insert(session)(NotificationRow)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(NotificationRow.id)
+    )
+    # RETURNING, not rowcount: psycopg reports -1 for this INSERT (SQLAlchemy adds RETURNING for the key).
+    return session.execute(stmt).scalar() is not None
 
 
 def cancel_pending(session: Session, *, incident_id: int, state: str, now: datetime, reason: str) -> int:
