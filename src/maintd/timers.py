@@ -1,0 +1,226 @@
+"""Database timers: something due at a time (an escalation step, a handoff report), fired exactly once.
+
+A timer is a row keyed (kind, subject, step); scheduling the same key again is a
+no-op. Firing claims the row with a conditional update (``... WHERE id = :id AND
+fired_at IS NULL AND cancelled_at IS NULL``) and runs the kind's handler in the
+same transaction, so the handler's effects (queued notifications, events) commit
+together with the claim or not at all: across restarts and across several maintd
+processes on one database, each timer's effects happen once.
+
+On PostgreSQL a batch is picked with ``FOR UPDATE SKIP LOCKED``: two processes
+firing at once take different rows instead of queueing behind each other's locks.
+SQLite's writers are serialised already (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from maintd.store.db import dialect_insert, rowcount
+from maintd.store.events import SYSTEM, Event, append
+from maintd.store.models import TimerRow
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # timers per fire_due call; the rest wait for the next call
+RETRY_FIRST = timedelta(seconds=30)  # a handler that raised is tried again after this, doubling
+RETRY_MAX = timedelta(minutes=10)
+
+Handler = Callable[[Session, TimerRow, datetime], None]
+"""Does what a timer of one kind is for, in the firing transaction; raising undoes its effects."""
+
+
+@dataclass(frozen=True)
+class Fired:
+    id: int
+    kind: str
+    subject: str
+    step: str
+    due_at: datetime
+    fired_at: datetime
+    error: str | None = None  # the handler raised: the timer is pending again, retried later
+
+    @property
+    def late_seconds(self) -> float:
+        return (self.fired_at - self.due_at).total_seconds()
+
+
+def _pending() -> Any:
+    return TimerRow.fired_at.is_(None) & TimerRow.cancelled_at.is_(None)
+
+
+def schedule(
+    session: Session,
+    *,
+    kind: str,
+    subject: str,
+    step: str,
+    due_at: datetime,
+    payload: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Add a timer unless one with that key exists (fired, cancelled or pending); True when added."""
+    stmt = (
+        dialect_insert(session)(TimerRow)
+        .values(kind=kind, subject=subject, step=step, due_at=due_at, payload=payload, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(TimerRow.id)
+    )
+    # RETURNING, not rowcount: with it (which SQLAlchemy adds for the key anyway) psycopg reports -1.
+    return session.execute(stmt).scalar() is not None
+
+
+def next_due_at(session: Session, *, kinds: list[str] | None = None) -> datetime | None:
+    """The earliest due time of a pending timer (of ``kinds``): one MIN over the partial index."""
+    stmt = select(func.min(TimerRow.due_at)).where(_pending())
+    if kinds is not None:
+        stmt = stmt.where(TimerRow.kind.in_(kinds))
+    return session.scalar(stmt)
+
+
+def due(
+    session: Session, now: datetime, *, limit: int = BATCH, lock: bool = False, kinds: list[str] | None = None
+) -> list[int]:
+    """Ids of pending timers (of ``kinds``) due at ``now``, earliest first.
+
+    ``lock`` (PostgreSQL): lock them for this transaction, skipping rows another
+    transaction holds, which are being fired by someone else right now.
+    """
+    stmt = (
+        select(TimerRow.id)
+        .where(_pending(), TimerRow.due_at <= now)
+        .order_by(TimerRow.due_at, TimerRow.id)
+        .limit(limit)
+    )
+    if kinds is not None:
+        stmt = stmt.where(TimerRow.kind.in_(kinds))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def claim(session: Session, timer_id: int, now: datetime, owner: str) -> bool:
+    """Mark the timer fired by ``owner`` unless it is fired or cancelled already; True when this call did."""
+    # The WHERE is checked again by the UPDATE itself: the id may come from a stale list. On
+    # PostgreSQL a second concurrent UPDATE waits for the first to commit, re-checks, changes nothing.
+    result = session.execute(
+        update(TimerRow)
+        .where(TimerRow.id == timer_id, _pending())
+        .values(fired_at=now, fired_by=owner[:128])
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
+def cancel(session: Session, *, subject: str, kind: str, now: datetime) -> int:
+    """Cancel the subject's pending timers of ``kind``; how many were cancelled."""
+    result = session.execute(
+        update(TimerRow)
+        .where(TimerRow.subject == subject, TimerRow.kind == kind, _pending())
+        .values(cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
+
+
+def pending(session: Session, *, subject: str, kind: str) -> list[TimerRow]:
+    """The subject's pending timers of ``kind``, earliest first."""
+    return list(
+        session.scalars(
+            select(TimerRow)
+            .where(TimerRow.subject == subject, TimerRow.kind == kind, _pending())
+            .order_by(TimerRow.due_at, TimerRow.id)
+        )
+    )
+
+
+def of_subject(session: Session, subject: str) -> list[TimerRow]:
+    """Every timer of the subject, whatever became of it, by due time."""
+    return list(
+        session.scalars(
+            select(TimerRow).where(TimerRow.subject == subject).order_by(TimerRow.due_at, TimerRow.id)
+        )
+    )
+
+
+def overdue(session: Session, now: datetime, *, by: timedelta, kind: str | None = None) -> list[TimerRow]:
+    """Pending timers whose due time passed more than ``by`` ago, earliest first (at most 100)."""
+    stmt = select(TimerRow).where(_pending(), TimerRow.due_at < now - by)
+    if kind is not None:
+        stmt = stmt.where(TimerRow.kind == kind)
+    return list(session.scalars(stmt.order_by(TimerRow.due_at, TimerRow.id).limit(100)))
+
+
+def fire_due(
+    session: Session, now: datetime, *, owner: str, handlers: Mapping[str, Handler], limit: int = BATCH
+) -> list[Fired]:
+    """Claim and fire the timers due at ``now`` (up to ``limit``); the caller commits.
+
+    Each handler runs in a savepoint: one that raises is undone alone, its timer goes
+    back to pending with a later due time (so a broken timer cannot spin the loop),
+    and the rest of the batch goes on. Only timers of the handlers' kinds are fired.
+    """
+    ids = due(session, now, limit=limit, lock=True, kinds=list(handlers))
+    if not ids:
+        return []
+    # One conditional UPDATE for the batch: the rows it returns are this transaction's to fire.
+    claimed = session.scalars(
+        update(TimerRow)
+        .where(TimerRow.id.in_(ids), _pending())
+        .values(fired_at=now, fired_by=owner[:128])
+        .returning(TimerRow.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    rows = session.scalars(
+        select(TimerRow)
+        .where(TimerRow.id.in_(claimed))
+        .order_by(TimerRow.due_at, TimerRow.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    fired: list[Fired] = []
+    for timer in rows:
+        error = _run(session, handlers[timer.kind], timer, now)
+        fired.append(Fired(timer.id, timer.kind, timer.subject, timer.step, timer.due_at, now, error))
+    return fired
+
+
+def _run(session: Session, handler: Handler, timer: TimerRow, now: datetime) -> str | None:
+    try:
+        with session.begin_nested():
+            handler(session, timer, now)
+        return None
+    except Exception as exc:
+        log.exception("timer %s %s %s failed; retrying later", timer.kind, timer.subject, timer.step)
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        _retry_later(session, timer, now, error)
+        return error
+
+
+def _retry_later(session: Session, timer: TimerRow, now: datetime, error: str) -> None:
+    failures = int(timer.payload.get("failures", 0)) + 1
+    delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MAX)
+    payload = {**timer.payload, "failures": failures, "error": error}
+    payload.setdefault("first_due", timer.due_at.isoformat())
+    session.execute(
+        update(TimerRow)
+        .where(TimerRow.id == timer.id)
+        .values(fired_at=None, fired_by=None, due_at=now + delay, payload=payload)
+        .execution_options(synchronize_session=False)
+    )
+    append(
+        session,
+        Event(
+            "timer.failed",
+            timer.subject,
+            now,
+            SYSTEM,
+            {"kind": timer.kind, "step": timer.step, "error": error, "retry_at": (now + delay).isoformat()},
+        ),
+    )

@@ -1,0 +1,206 @@
+"""Database timers on both databases: scheduled once, fired once (also by two processes at once),
+cancelled for good, retried later when their handler fails, and reported when overdue."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from maintd import timers
+from maintd.notify.message import Message
+from maintd.notify.outbox import Recipient, enqueue
+from maintd.store.db import Store
+from maintd.store.models import EventRow, NotificationRow, TimerRow
+from tests.conftest import T0
+
+
+def add(store: Store, step: str, due_at: datetime, kind: str = "probe", subject: str = "thing:1") -> bool:
+    with store.write() as s:
+        return timers.schedule(s, kind=kind, subject=subject, step=step, due_at=due_at, payload={}, now=T0)
+
+
+def row(store: Store, step: str) -> TimerRow:
+    with store.read() as s:
+        found = s.scalar(select(TimerRow).where(TimerRow.step == step))
+        assert found is not None
+        return found
+
+
+class Recorder:
+    """A handler that remembers what it was called for (thread-safe) and queues one page per timer."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[int] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, session: Session, timer: TimerRow, now: datetime) -> None:
+        with self.lock:
+            self.calls[timer.id] += 1
+        enqueue(
+            session,
+            subject=timer.subject,
+            incident_id=None,
+            recipient=Recipient("person:ann", []),
+            state="triggered",
+            step=timer.step,
+            message=Message(title="t", summary="s", state="triggered"),
+            now=now,
+        )
+
+
+def test_scheduling_the_same_step_twice_keeps_one_timer(store: Store):
+    assert add(store, "c0.l1", T0) is True
+    assert add(store, "c0.l1", T0 + timedelta(minutes=5)) is False
+    assert row(store, "c0.l1").due_at == T0
+
+
+def test_the_next_due_time_is_the_earliest_pending_timer(store: Store):
+    with store.read() as s:
+        assert timers.next_due_at(s) is None
+    add(store, "late", T0 + timedelta(minutes=30))
+    add(store, "soon", T0 + timedelta(minutes=15))
+    add(store, "other", T0 + timedelta(minutes=1), kind="handoff")
+    with store.read() as s:
+        assert timers.next_due_at(s) == T0 + timedelta(minutes=1)
+        assert timers.next_due_at(s, kinds=["probe"]) == T0 + timedelta(minutes=15)
+        assert timers.due(s, T0 + timedelta(minutes=20), kinds=["probe"]) == [row(store, "soon").id]
+
+
+def test_a_due_timer_fires_once_and_its_handler_runs_once(store: Store):
+    add(store, "c0.l1", T0)
+    handler = Recorder()
+    with store.write() as s:
+        (fired,) = timers.fire_due(s, T0 + timedelta(seconds=1), owner="a", handlers={"probe": handler})
+    with store.write() as s:
+        assert timers.fire_due(s, T0 + timedelta(seconds=2), owner="a", handlers={"probe": handler}) == []
+    assert (fired.step, fired.late_seconds, fired.error) == ("c0.l1", 1.0, None)
+    assert list(handler.calls.values()) == [1]
+    timer = row(store, "c0.l1")
+    assert (timer.fired_at, timer.fired_by) == (T0 + timedelta(seconds=1), "a")
+    with store.read() as s:
+        assert timers.next_due_at(s) is None
+
+
+def test_a_timer_is_not_fired_before_it_is_due(store: Store):
+    add(store, "c0.l2", T0 + timedelta(minutes=15))
+    with store.write() as s:
+        assert timers.fire_due(s, T0 + timedelta(minutes=14), owner="a", handlers={"probe": Recorder()}) == []
+
+
+def test_a_claim_succeeds_once_and_never_on_a_cancelled_timer(store: Store):
+    add(store, "one", T0)
+    add(store, "two", T0)
+    with store.write() as s:
+        assert timers.claim(s, row(store, "one").id, T0, "a") is True
+        assert timers.claim(s, row(store, "one").id, T0, "b") is False
+    with store.write() as s:
+        assert timers.cancel(s, subject="thing:1", kind="probe", now=T0) == 1
+        assert timers.claim(s, row(store, "two").id, T0, "a") is False
+    assert row(store, "one").fired_by == "a"
+    assert row(store, "two").cancelled_at == T0
+
+
+def test_cancelled_timers_do_not_fire(store: Store):
+    add(store, "c0.l1", T0 + timedelta(minutes=1))
+    with store.write() as s:
+        timers.cancel(s, subject="thing:1", kind="probe", now=T0)
+    handler = Recorder()
+    with store.write() as s:
+        assert timers.fire_due(s, T0 + timedelta(hours=1), owner="a", handlers={"probe": handler}) == []
+    assert handler.calls == Counter()
+
+
+def test_a_kind_without_a_handler_stays_pending(store: Store):
+    add(store, "report", T0, kind="handoff")
+    with store.write() as s:
+        assert timers.fire_due(s, T0, owner="a", handlers={"probe": Recorder()}) == []
+    assert row(store, "report").fired_at is None
+
+
+def test_a_failing_handler_is_undone_and_retried_later_while_the_rest_of_the_batch_fires(store: Store):
+    add(store, "bad", T0)
+    add(store, "good", T0 + timedelta(seconds=1))
+    recorder = Recorder()
+
+    def handler(session: Session, timer: TimerRow, now: datetime) -> None:
+        recorder(session, timer, now)  # queues a page: must be undone with the failure
+        if timer.step == "bad":
+            raise RuntimeError("boom")
+
+    now = T0 + timedelta(seconds=5)
+    with store.write() as s:
+        fired = timers.fire_due(s, now, owner="a", handlers={"probe": handler})
+    assert [(f.step, f.error) for f in fired] == [("bad", "RuntimeError: boom"), ("good", None)]
+    bad = row(store, "bad")
+    assert (bad.fired_at, bad.due_at) == (None, now + timedelta(seconds=30))
+    assert bad.payload == {"failures": 1, "error": "RuntimeError: boom", "first_due": T0.isoformat()}
+    with store.read() as s:
+        assert s.scalars(select(NotificationRow.step)).all() == ["good"]
+        (event,) = s.scalars(select(EventRow).where(EventRow.kind == "timer.failed"))
+    assert event.payload["step"] == "bad"
+    with store.write() as s:  # the second failure waits twice as long
+        timers.fire_due(s, now + timedelta(seconds=30), owner="a", handlers={"probe": handler})
+    assert row(store, "bad").due_at == now + timedelta(seconds=90)
+
+
+def test_overdue_lists_pending_timers_late_by_more_than_the_allowance(store: Store):
+    add(store, "a", T0)
+    add(store, "b", T0 + timedelta(seconds=30))
+    add(store, "c", T0, kind="handoff")
+    with store.read() as s:
+        late = timers.overdue(s, T0 + timedelta(seconds=61), by=timedelta(seconds=60), kind="probe")
+    assert [t.step for t in late] == ["a"]
+
+
+@pytest.mark.parametrize("processes", [2])
+def test_two_processes_firing_at_once_fire_each_of_2000_timers_once(store: Store, processes: int):
+    with store.write() as s:
+        s.execute(
+            insert(TimerRow),
+            [
+                {
+                    "kind": "probe",
+                    "subject": f"thing:{i}",
+                    "step": "c0.l1",
+                    "due_at": T0 + timedelta(milliseconds=i),
+                    "payload": {},
+                    "created_at": T0,
+                }
+                for i in range(2000)
+            ],
+        )
+    handler = Recorder()
+    stores = [store] + [Store(store.url) for _ in range(processes - 1)]  # one engine per "process"
+    start = threading.Barrier(processes)
+    errors: list[BaseException] = []
+
+    def process(own: Store, name: str) -> None:
+        try:
+            start.wait(timeout=10)
+            while True:
+                with own.write() as s:
+                    fired = timers.fire_due(
+                        s, T0 + timedelta(seconds=5), owner=name, handlers={"probe": handler}, limit=100
+                    )
+                if not fired:
+                    return
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=process, args=(st, f"p{i}")) for i, st in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for extra in stores[1:]:
+        extra.dispose()
+    assert errors == []
+    assert len(handler.calls) == 2000 and set(handler.calls.values()) == {1}
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(NotificationRow)) == 2000
+        assert s.scalar(select(func.count()).where(TimerRow.fired_at.is_(None))) == 0
