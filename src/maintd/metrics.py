@@ -50,3 +50,15 @@ class Metrics:
             ["source", "outcome"],
             registry=self.registry,
         )
+        self.notifications_sent = Counter(
+            "maintd_notifications_sent",
+            "Notification delivery attempts by result (sent, retry, failed)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.notification_send_seconds = Histogram(
+            "maintd_notification_send_seconds",
+            "Time one notification send took, failures included",
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )

@@ -24,6 +24,12 @@ class Message(BaseModel):
     resolve_url: str | None = None
     details: list[str] = []  # further lines: escalation level, alerts, handoff report
 
+    def heading(self) -> str:
+        """The subject line: ``[P1] TRIGGERED #42 disk full on db01``."""
+        parts = [f"[{self.priority}]" if self.priority else "", self.state.upper()]
+        parts += [f"#{self.incident_id}" if self.incident_id is not None else "", self.title]
+        return " ".join(p for p in parts if p)
+
     def body(self) -> str:
         """Plain text, one fact a line; apprise renders it per service."""
         lines = [self.summary]

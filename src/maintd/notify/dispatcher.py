@@ -1,0 +1,380 @@
+"""Delivering the notification log: claim due rows, send them, record every attempt.
+
+A row is claimed by moving its ``lease_until`` forward with a conditional UPDATE
+(``WHERE id = :id AND status = 'pending' AND (lease_until IS NULL OR lease_until < :now)``):
+of several processes sharing the database, exactly one gets it. The lease value is
+also the claim's token: the result is written only ``WHERE lease_until = <ours>``, so an
+acknowledgement that cancelled the row meanwhile, or another process that took over
+an expired lease, wins.
+
+Delivery is at least once, not exactly once, for the one send in flight when a
+process dies: the receiver may have the page while the database never heard, and the
+row is sent again when its lease expires. Nothing else is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from maintd.clock import Clock, utc
+from maintd.metrics import Metrics
+from maintd.notify.message import Message
+from maintd.notify.outbox import FAILED, PENDING, SENT
+from maintd.notify.transport import Notifier, TransportError, redact
+from maintd.plan.notify import NotifyRule
+from maintd.store.db import Store, rowcount
+from maintd.store.events import Event, append
+from maintd.store.models import NotificationAttemptRow, NotificationRow
+
+log = logging.getLogger(__name__)
+
+# Waits after the 1st, 2nd, ... transient failure on a channel; the last repeats.
+BACKOFF = (
+    timedelta(seconds=10),
+    timedelta(seconds=30),
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+)
+MAX_ATTEMPTS = 5  # transient failures on a channel before the next channel is tried
+MAX_ATTEMPTS_LAST = 10  # on the last channel (~29 min of retries): nothing to fall back to
+LEASE = timedelta(minutes=2)  # longer than any send (AppriseNotifier bounds one to ~20 s)
+IDLE_WAKE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed row: what to send where, and the lease that proves the claim."""
+
+    id: int
+    subject: str
+    recipient: str
+    state: str
+    step: str
+    channel: int
+    rules: list[NotifyRule]
+    attempts: int
+    delivered: bool  # an earlier channel of this row was delivered
+    title: str
+    body: str
+    lease_until: datetime
+
+    @property
+    def url(self) -> str:
+        return self.rules[self.channel].url
+
+
+@dataclass(frozen=True)
+class Outcome:
+    at: datetime
+    seconds: float
+    error: TransportError | None
+
+
+class Dispatcher:
+    """Delivers due notifications; ``concurrency`` sends at once, each in its own thread.
+
+    Run it inside an event loop (``start()``, ``wake()``, ``await stop()``), or call
+    ``deliver_due(now)`` for one synchronous pass.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        notifier: Notifier,
+        *,
+        owner: str,
+        concurrency: int = 8,
+        metrics: Metrics | None = None,
+        lease: timedelta = LEASE,
+        backoff: tuple[timedelta, ...] = BACKOFF,
+        max_attempts: int = MAX_ATTEMPTS,
+        max_attempts_last: int = MAX_ATTEMPTS_LAST,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier
+        self.owner = owner
+        self.concurrency = concurrency
+        self.metrics = metrics
+        self.lease = lease
+        self.backoff = backoff
+        self.max_attempts = max_attempts
+        self.max_attempts_last = max_attempts_last
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    # -- one synchronous pass ------------------------------------------------------------------
+
+    def deliver_due(self, now: datetime | None = None) -> int:
+        """Send everything due at ``now`` (default: the clock's now); the number of attempts made.
+
+        A permanent failure moves to the next channel at once, so that one is tried in the
+        same pass; retries wait for their backoff.
+        """
+        now = now or self.clock.now()
+        attempts = 0
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="maintd-notify") as pool:
+            while True:
+                with self.store.write() as session:
+                    jobs = self.claim(session, now, self.concurrency)
+                if not jobs:
+                    return attempts
+                for job, outcome in zip(jobs, pool.map(self.attempt, jobs), strict=True):
+                    self.record(job, outcome, now)
+                attempts += len(jobs)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="maintd-notify")
+        self._task = asyncio.create_task(self._run(), name="maintd-notify")
+        return self._task
+
+    def wake(self) -> None:
+        """Look at the log now (a notification was queued); safe from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; give sends in flight ``grace`` seconds (unfinished ones are retried
+        by whoever claims them after their lease)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace)
+        for task in list(self._inflight):
+            task.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                await self._wake.wait()  # a send finishing sets it
+                continue
+            now = self.clock.now()
+            try:
+                jobs, earliest = await asyncio.to_thread(self._claim_and_peek, now, free)
+            except Exception:
+                log.exception("claiming notifications failed; retrying")
+                jobs, earliest = [], None
+            for job in jobs:
+                task = asyncio.create_task(self._deliver(job), name=f"maintd-notify-{job.id}")
+                self._inflight.add(task)
+                task.add_done_callback(self._finished)
+            if len(jobs) == free:
+                continue  # a full batch may mean more is due
+            wake_at = now + IDLE_WAKE if earliest is None else min(earliest, now + IDLE_WAKE)
+            await self.clock.sleep_until(wake_at, self._wake)
+
+    def _claim_and_peek(self, now: datetime, limit: int) -> tuple[list[Job], datetime | None]:
+        with self.store.write() as session:
+            jobs = self.claim(session, now, limit)
+            return jobs, self.next_due_at(session)
+
+    async def _deliver(self, job: Job) -> None:
+        assert self._pool is not None
+        outcome = await asyncio.get_running_loop().run_in_executor(self._pool, self.attempt, job)
+        try:
+            await asyncio.to_thread(self.record, job, outcome, self.clock.now())
+        except Exception:
+            # The send happened and was not recorded: the lease expires and it is sent again.
+            log.exception("recording notification %s failed", job.id)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def claim(self, session: Session, now: datetime, limit: int) -> list[Job]:
+        """Lease up to ``limit`` due rows to this process (flushes; the caller commits)."""
+        claimable = (
+            NotificationRow.status == PENDING,
+            NotificationRow.due_at <= now,
+            or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until < now),
+        )
+        candidates = (
+            select(NotificationRow.id).where(*claimable).order_by(NotificationRow.due_at).limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            # Concurrent claimers pick different rows instead of queueing on the same locks.
+            candidates = candidates.with_for_update(skip_locked=True)
+        lease_until = now + self.lease
+        claimed = []
+        for row_id in session.scalars(candidates).all():
+            result = session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.id == row_id, *claimable)
+                .values(lease_until=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(result) == 1:
+                claimed.append(row_id)
+        if not claimed:
+            return []
+        jobs = []
+        for row in session.scalars(select(NotificationRow).where(NotificationRow.id.in_(claimed))):
+            try:
+                jobs.append(_job(row, lease_until))
+            except ValueError as exc:  # a row no code can read would otherwise be claimed forever
+                row.status, row.lease_until, row.last_error = FAILED, None, f"unreadable: {exc}"
+        return sorted(jobs, key=lambda j: j.id)
+
+    def next_due_at(self, session: Session) -> datetime | None:
+        """When a pending row next becomes claimable: its due time, or its lease's end if later."""
+        row = NotificationRow
+        ready = case((row.lease_until > row.due_at, row.lease_until), else_=row.due_at)
+        value = session.scalar(select(func.min(ready)).where(row.status == PENDING))
+        if isinstance(value, str):  # SQLite returns the expression's value as stored text
+            value = datetime.fromisoformat(value)
+        return None if value is None else utc(value)
+
+    def attempt(self, job: Job) -> Outcome:
+        """Send one claimed row on its current channel (in a worker thread)."""
+        at, started = self.clock.now(), time.monotonic()
+        try:
+            self.notifier.send(job.url, job.title, job.body)
+            error = None
+        except TransportError as exc:
+            error = exc
+        except Exception as exc:  # a notifier's bug must not stop the others: retried, then given up
+            log.exception("notifier raised for notification %s", job.id)
+            error = TransportError(f"{type(exc).__name__}: {exc}")
+        seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.notification_send_seconds.observe(seconds)
+        return Outcome(at, seconds, error)
+
+    def record(self, job: Job, outcome: Outcome, now: datetime) -> None:
+        """Write the attempt, its event, and where the row goes next (one transaction)."""
+        result, values, payload = self._decide(job, outcome.error, now)
+        target = redact(job.url)
+        with self.store.write() as session:
+            session.execute(
+                insert(NotificationAttemptRow).values(
+                    notification_id=job.id,
+                    channel=job.channel,
+                    target=target[:255],
+                    at=outcome.at,
+                    duration_ms=round(outcome.seconds * 1000, 3),
+                    ok=outcome.error is None,
+                    permanent=bool(outcome.error and outcome.error.permanent),
+                    error=None if outcome.error is None else str(outcome.error),
+                )
+            )
+            changed = session.execute(
+                update(NotificationRow)
+                .where(
+                    NotificationRow.id == job.id,
+                    NotificationRow.status == PENDING,
+                    NotificationRow.lease_until == job.lease_until,
+                )
+                .values(lease_until=None, **values)
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(changed) == 0:
+                payload["superseded"] = True  # cancelled (acknowledged) or re-claimed meanwhile
+            append(
+                session,
+                Event(
+                    f"notification.{result}",
+                    job.subject,
+                    now,
+                    payload={
+                        "notification": job.id,
+                        "recipient": job.recipient,
+                        "state": job.state,
+                        "step": job.step,
+                        "channel": job.channel,
+                        "target": target,
+                        "attempt": job.attempts + 1,
+                        "by": self.owner,
+                        **payload,
+                    },
+                ),
+            )
+        if self.metrics is not None:
+            self.metrics.notifications_sent.labels(result).inc()
+
+    def _decide(
+        self, job: Job, error: TransportError | None, now: datetime
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The outcome's name, the row's new values and the event's details."""
+        has_next = job.channel + 1 < len(job.rules)
+        next_channel = {"channel": job.channel + 1, "attempts": 0}
+        if error is None:
+            after = job.rules[job.channel].after
+            delivered = {} if job.delivered else {"sent_at": now}
+            if after is not None and has_next:
+                # Still pending: the next channel too, unless an acknowledgement cancels it first.
+                due = now + after
+                return (
+                    "sent",
+                    {**delivered, **next_channel, "due_at": due},
+                    {"next_channel_at": due.isoformat()},
+                )
+            return "sent", {**delivered, "status": SENT}, {}
+        attempts = job.attempts + 1
+        limit = self.max_attempts if has_next else self.max_attempts_last
+        if not error.permanent and attempts < limit:
+            due = now + self.backoff[min(attempts, len(self.backoff)) - 1]
+            values = {"attempts": attempts, "due_at": due, "last_error": str(error)}
+            return "retry", values, {"error": str(error), "retry_at": due.isoformat()}
+        reason = str(error) if error.permanent else f"gave up after {attempts} attempts: {error}"
+        details = {"error": reason, "permanent": error.permanent}
+        if has_next:
+            values = {**next_channel, "due_at": now, "last_error": reason}
+            return "failed", values, {**details, "next_channel": job.channel + 1}
+        # Nothing left to try; a row an earlier channel delivered still counts as sent.
+        status = SENT if job.delivered else FAILED
+        return "failed", {"attempts": attempts, "status": status, "last_error": reason}, details
+
+
+def _job(row: NotificationRow, lease_until: datetime) -> Job:
+    message = Message.model_validate(row.message)
+    return Job(
+        id=row.id,
+        subject=row.subject,
+        recipient=row.recipient,
+        state=row.state,
+        step=row.step,
+        channel=row.channel,
+        rules=[NotifyRule.model_validate(rule) for rule in row.channels],
+        attempts=row.attempts,
+        delivered=row.sent_at is not None,
+        title=message.heading(),
+        body=message.body(),
+        lease_until=lease_until,
+    )
