@@ -19,11 +19,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from maintd import views
+from maintd import timers, views
 from maintd.clock import Clock
+from maintd.incidents import auditor, escalation
 from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
+from maintd.incidents.recipients import Roster
 from maintd.metrics import Metrics
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 IDLE_WAKE = timedelta(seconds=2)  # re-check the store at least this often (another process may add work)
 HEARTBEAT_EVERY = timedelta(seconds=5)
 CLAIM_BATCH = 1000
+TIMER_BATCH = 500
 
 
 @dataclass
@@ -81,6 +84,9 @@ class Engine:
         self._last_beat: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handlers: tuple[LoadedPlan, dict[str, timers.Handler]] | None = None
+        # None: not looked at yet (another process may have raised it before this one started).
+        self._overdue_alert: bool | None = None
         self.children = Children(settings.state_dir / "children") if settings.state_dir else None
         self.runner = Runner(
             store=store,
@@ -197,15 +203,25 @@ class Engine:
         loaded = self.loaded
         if loaded is None:
             return [], None
+        handlers = self.timer_handlers(loaded)
         with self.store.read() as session:
             earliest = next_due_at(session, now)
             breach_at = next_breach_at(session)
+            timer_at = timers.next_due_at(session, kinds=list(handlers))
         self._heartbeat(now)
         if breach_at is not None and breach_at <= now:
             self._breach_deadlines(now, loaded)
             breach_at = None
+        # The auditor looks before firing (a step is late now, whoever fires it next) and, once it
+        # raised its alert, after (to resolve it when this tick caught up).
+        if self._overdue_alert is None or (timer_at is not None and timer_at < now - auditor.OVERDUE):
+            self._audit_escalations(now, loaded)
+        if timer_at is not None and timer_at <= now:
+            timer_at = self._fire_timers(now, handlers)
+        if self._overdue_alert:
+            self._audit_escalations(now, loaded)
         if earliest is None or earliest > now:
-            return [], min((t for t in (earliest, breach_at) if t is not None), default=None)
+            return [], min((t for t in (earliest, breach_at, timer_at) if t is not None), default=None)
         with self.store.write() as session:
             claimed = claim_due(session, loaded, now, owner=self.instance, limit=CLAIM_BATCH)
             append(session, claimed.events)
@@ -225,6 +241,42 @@ class Engine:
             log.warning(
                 "incident %s (%s) missed its response deadline %s", b.incident_id, b.priority, b.ack_deadline
             )
+
+    def timer_handlers(self, loaded: LoadedPlan) -> dict[str, timers.Handler]:
+        """The handler of each timer kind, bound to ``loaded``'s people, schedules and channels."""
+        if self._handlers is None or self._handlers[0] is not loaded:
+            roster = Roster.of(loaded.plan)
+            self._handlers = (loaded, escalation.handlers(roster, base_url=self.settings.base_url))
+        return self._handlers[1]
+
+    def _fire_timers(self, now: datetime, handlers: dict[str, timers.Handler]) -> datetime | None:
+        """Fire due timers; the next due time (``now`` when a full batch says more may be due).
+
+        A failure here must not stop the scheduling: it is logged and tried again next tick.
+        """
+        try:
+            with self.store.write() as session:
+                fired = timers.fire_due(
+                    session, now, owner=self.instance, handlers=handlers, limit=TIMER_BATCH
+                )
+            if len(fired) >= TIMER_BATCH:
+                return now
+            with self.store.read() as session:
+                return timers.next_due_at(session, kinds=list(handlers))
+        except Exception:
+            log.exception("firing timers failed; retrying next tick")
+            return None
+
+    def _audit_escalations(self, now: datetime, loaded: LoadedPlan) -> None:
+        """Raise (or resolve) the EscalationOverdue alert; a failure is logged and retried next tick."""
+        try:
+            with self.store.write() as session:
+                self._overdue_alert = auditor.audit(session, now, settings=loaded.plan.incidents)
+        except Exception:
+            log.exception("auditing escalation timers failed; retrying next tick")
+            return
+        if self._overdue_alert:
+            log.error("escalation steps are more than %s overdue: pages are late", auditor.OVERDUE)
 
     def _heartbeat(self, now: datetime) -> None:
         if self._last_beat is not None and now - self._last_beat < HEARTBEAT_EVERY:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.alerts.silences import active_silences, silence_matching
 from maintd.incidents.breach import breach_alert
+from maintd.incidents.escalation import open_incident
 from maintd.incidents.states import OPEN, State, subject, transition
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
@@ -43,6 +44,7 @@ class Delivery:
     outcome: str = ""  # created, updated, resolved, acknowledged, dropped, muted
     priority: Priority | None = None
     incident: IncidentRow | None = None
+    escalation_policy: str | None = None  # the policy of the incident this delivery opened
     events: list[Event] = field(default_factory=list)
 
 
@@ -207,6 +209,9 @@ def group(session: Session, d: Delivery) -> bool:
                     "ack_deadline": incident.ack_deadline.isoformat(),
                 },
             )
+        )
+        d.escalation_policy = open_incident(
+            session, incident, settings=d.settings, labels=d.alert.labels, now=d.now, events=d.events
         )
     elif Priority(incident.priority).rank < d.priority.rank:
         if incident.acknowledged_at is None:  # a more urgent alert brings the deadline forward

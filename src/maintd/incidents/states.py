@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from maintd.incidents.escalation import follow_transition
 from maintd.store.events import Event, append
 from maintd.store.models import IncidentRow
 
@@ -88,3 +89,4 @@ def transition(
         append(session, event)
     else:
         events.append(event)
+    follow_transition(session, incident, was=current.value, to=to.value, actor=actor, now=now, events=events)
