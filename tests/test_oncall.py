@@ -20,6 +20,7 @@ from maintd.oncall import OnCallSchedule, Shift, on_call, shifts
 from maintd.oncall.ics import LINE_OCTETS, calendar, escape, fold
 from maintd.plan.loader import PlanError, load_plan
 from maintd.registry import Registry
+from maintd.signing import Grant, sign, verify
 
 
 def Z(text: str) -> datetime:
@@ -418,3 +419,75 @@ def test_a_person_feed_has_their_shifts_in_every_schedule(client: TestClient, vi
 def test_unknown_schedules_and_people_are_404(client: TestClient, viewer: dict[str, str]) -> None:
     assert client.get("/api/v1/oncall/nope.ics", headers=viewer).status_code == 404
     assert client.get("/api/v1/oncall/people/zed.ics", headers=viewer).status_code == 404
+
+
+# --- feed tokens: calendar apps cannot send a header
+
+
+def feed_token(engine: Engine, subject: str, *, action: str = "feed", lasts: timedelta | None = None) -> str:
+    expires = engine.clock.now() + lasts if lasts else None
+    with engine.store.write() as s:
+        return sign(s, Grant(action, subject, "user:test", expires))
+
+
+def test_a_feed_token_opens_its_feed_without_a_header(client: TestClient, engine: Engine) -> None:
+    ops = client.get(f"/api/v1/oncall/ops.ics?weeks=1&token={feed_token(engine, 'schedule:ops')}")
+    assert (ops.status_code, ops.headers["content-type"][:13]) == (200, "text/calendar")
+    assert parse_ics(ops.text)[0]["X-WR-CALNAME"] == "on call: ops"
+    cho = client.get(f"/api/v1/oncall/people/cho.ics?token={feed_token(engine, 'person:cho')}")
+    assert cho.status_code == 200 and "cho is on call" in cho.text
+
+
+def test_a_feed_token_opens_no_other_feed_and_no_other_route(client: TestClient, engine: Engine) -> None:
+    token = feed_token(engine, "schedule:ops")
+    other = client.get(f"/api/v1/oncall/{LONG}.ics?token={token}")
+    assert other.status_code == 403
+    assert other.json()["detail"] == f"this feed token is for schedule:ops, not schedule:{LONG}"
+    assert client.get(f"/api/v1/oncall/people/ann.ics?token={token}").status_code == 403
+    assert client.get(f"/api/v1/oncall?token={token}").status_code == 401
+
+
+def test_a_forged_expired_or_ack_token_does_not_open_a_feed(client: TestClient, engine: Engine) -> None:
+    good = feed_token(engine, "schedule:ops")
+    forged = client.get(f"/api/v1/oncall/ops.ics?token={good[:-4]}AAAA")
+    assert (forged.status_code, forged.json()["detail"]) == (403, "this link was not issued by this maintd")
+    ack = client.get(f"/api/v1/oncall/ops.ics?token={feed_token(engine, 'schedule:ops', action='ack')}")
+    assert (ack.status_code, ack.json()["detail"]) == (403, "this link is for 'ack', not 'feed'")
+    brief = feed_token(engine, "schedule:ops", lasts=timedelta(days=1))
+    assert client.get(f"/api/v1/oncall/ops.ics?token={brief}").status_code == 200
+    engine.clock.advance(timedelta(days=1))
+    assert client.get(f"/api/v1/oncall/ops.ics?token={brief}").status_code == 403
+    assert client.get(f"/api/v1/oncall/ops.ics?token={good}").status_code == 200  # no expiry by default
+
+
+def test_the_bearer_header_still_opens_the_feeds(client: TestClient, viewer: dict[str, str]) -> None:
+    assert client.get("/api/v1/oncall/ops.ics", headers=viewer).status_code == 200
+    assert client.get("/api/v1/oncall/people/ann.ics", headers=viewer).status_code == 200
+
+
+def test_feed_url_prints_a_url_that_opens_the_feed(cli, client: TestClient, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    result = cli("oncall", "feed-url", "ops", "--public-url", "https://maintd.example.com/")
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert url.startswith("https://maintd.example.com/api/v1/oncall/ops.ics?token=")
+    assert client.get(url.removeprefix("https://maintd.example.com")).status_code == 200
+    person = cli("oncall", "feed-url", "--person", "cho", "--expires", "90d").output.strip()
+    assert person.startswith("http://127.0.0.1:8470/api/v1/oncall/people/cho.ics?token=")
+    token = person.rsplit("=", 1)[1]
+    with engine.store.read() as s:
+        grant = verify(s, token, action="feed", now=engine.clock.now())
+    assert grant.subject == "person:cho" and grant.expires_at is not None
+    # The command runs on the system clock, not the test's.
+    assert timedelta(days=89) < grant.expires_at - datetime.now(UTC) <= timedelta(days=90)
+
+
+def test_feed_url_wants_one_known_schedule_or_person(cli, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    for args, error in (
+        ((), "give a SCHEDULE or --person NAME"),
+        (("ops", "--person", "cho"), "give a SCHEDULE or --person NAME"),
+        (("nope",), "no schedule 'nope' in the plan"),
+        (("--person", "zed"), "no person 'zed' in the plan"),
+        (("ops", "--expires", "soon"), "--expires:"),
+    ):
+        result = cli("oncall", "feed-url", *args)
+        assert result.exit_code == 1 and error in result.output, (args, result.output)
