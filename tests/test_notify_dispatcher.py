@@ -15,28 +15,12 @@ from sqlalchemy import select
 from maintd.clock import FakeClock
 from maintd.metrics import Metrics
 from maintd.notify.dispatcher import Dispatcher
-from maintd.notify.message import Message
-from maintd.notify.outbox import Recipient, cancel_pending, enqueue
+from maintd.notify.outbox import cancel_pending
 from maintd.notify.transport import AppriseNotifier
-from maintd.plan.notify import NotifyRule
 from maintd.store.db import Store
 from maintd.store.models import EventRow, NotificationAttemptRow, NotificationRow
 from tests.conftest import T0, run
-from tests.notify_support import Mailbox, Webhook, smtp_server, webhook_server
-
-PAGE = Message(
-    title="disk full on db01",
-    summary="/var on db01 is 97% full",
-    state="triggered",
-    incident_id=42,
-    priority="P1",
-    severity="critical",
-    target="db01",
-    runbook="https://runbooks.example.test/disk-full",
-    deadline=T0 + timedelta(minutes=15),
-    ack_url="https://maintd.example.test/ack/t0k3n",
-    url="https://maintd.example.test/api/v1/incidents/42",
-)
+from tests.notify_support import Mailbox, Webhook, queue, smtp_server, webhook_server
 
 
 @pytest.fixture
@@ -54,34 +38,6 @@ def mailbox() -> Iterator[Mailbox]:
 def dispatcher(store: Store, clock: FakeClock, **options: Any) -> Dispatcher:
     notifier = AppriseNotifier(connect_timeout=1.0, read_timeout=1.0, total_timeout=3.0)
     return Dispatcher(store, clock, notifier, owner="test", **options)
-
-
-def queue(
-    store: Store,
-    clock: FakeClock,
-    *rules: str | dict[str, Any],
-    subject: str = "incident:42",
-    step: str = "L1",
-) -> int:
-    recipient = Recipient("person:ann", [NotifyRule.model_validate(_rule(r)) for r in rules])
-    with store.write() as s:
-        enqueue(
-            s,
-            subject=subject,
-            incident_id=42,
-            recipient=recipient,
-            state="triggered",
-            step=step,
-            message=PAGE,
-            now=clock.now(),
-        )
-        return s.scalars(
-            select(NotificationRow.id).where(NotificationRow.subject == subject, NotificationRow.step == step)
-        ).one()
-
-
-def _rule(rule: str | dict[str, Any]) -> dict[str, Any]:
-    return {"url": rule} if isinstance(rule, str) else rule
 
 
 def row(store: Store, row_id: int) -> NotificationRow:

@@ -14,12 +14,64 @@ from collections import defaultdict
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
+
+from maintd.clock import FakeClock
+from maintd.notify.message import Message
+from maintd.notify.outbox import Recipient, enqueue
+from maintd.plan.notify import NotifyRule
+from maintd.store.db import Store
+from maintd.store.models import NotificationRow
+from tests.conftest import T0
 
 T = TypeVar("T")
+
+PAGE = Message(
+    title="disk full on db01",
+    summary="/var on db01 is 97% full",
+    state="triggered",
+    incident_id=42,
+    priority="P1",
+    severity="critical",
+    target="db01",
+    runbook="https://runbooks.example.test/disk-full",
+    deadline=T0 + timedelta(minutes=15),
+    ack_url="https://maintd.example.test/ack/t0k3n",
+    url="https://maintd.example.test/api/v1/incidents/42",
+)
+
+
+def queue(
+    store: Store,
+    clock: FakeClock,
+    *rules: str | dict[str, Any],
+    subject: str = "incident:42",
+    step: str = "L1",
+) -> int:
+    recipient = Recipient("person:ann", [NotifyRule.model_validate(_rule(r)) for r in rules])
+    with store.write() as s:
+        enqueue(
+            s,
+            subject=subject,
+            incident_id=int(subject.split(":")[1]) if subject.startswith("incident:") else None,
+            recipient=recipient,
+            state="triggered",
+            step=step,
+            message=PAGE,
+            now=clock.now(),
+        )
+        return s.scalars(
+            select(NotificationRow.id).where(NotificationRow.subject == subject, NotificationRow.step == step)
+        ).one()
+
+
+def _rule(rule: str | dict[str, Any]) -> dict[str, Any]:
+    return {"url": rule} if isinstance(rule, str) else rule
 
 
 class LoopThread:

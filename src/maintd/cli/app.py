@@ -6,7 +6,7 @@ import logging
 import typer
 
 from maintd import __version__
-from maintd.cli import admin, incidents, integrations, mcp, oncall, plan, query, run, silences
+from maintd.cli import admin, incidents, integrations, mcp, notifications, oncall, plan, query, run, silences
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
@@ -26,6 +26,7 @@ app.add_typer(integrations.app, name="integration")
 app.add_typer(incidents.app, name="incident")
 app.add_typer(silences.app, name="silence")
 app.add_typer(oncall.app, name="oncall")
+app.add_typer(notifications.app, name="notifications")
 app.command("run")(run.run)
 app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)

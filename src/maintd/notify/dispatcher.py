@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from maintd.clock import Clock, utc
@@ -50,6 +50,9 @@ MAX_ATTEMPTS = 5  # transient failures on a channel before the next channel is t
 MAX_ATTEMPTS_LAST = 10  # on the last channel (~29 min of retries): nothing to fall back to
 LEASE = timedelta(minutes=2)  # longer than any send (AppriseNotifier bounds one to ~20 s)
 IDLE_WAKE = timedelta(seconds=30)
+# Written as a literal: SQLite uses the partial index (WHERE status = 'pending') only for the same
+# term as written, not for a bound parameter; the log keeps every sent row, so that matters.
+IS_PENDING = NotificationRow.status == literal_column(f"'{PENDING}'")
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ class Dispatcher:
     def claim(self, session: Session, now: datetime, limit: int) -> list[Job]:
         """Lease up to ``limit`` due rows to this process (flushes; the caller commits)."""
         claimable = (
-            NotificationRow.status == PENDING,
+            IS_PENDING,
             NotificationRow.due_at <= now,
             or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until < now),
         )
@@ -256,7 +259,7 @@ class Dispatcher:
         """When a pending row next becomes claimable: its due time, or its lease's end if later."""
         row = NotificationRow
         ready = case((row.lease_until > row.due_at, row.lease_until), else_=row.due_at)
-        value = session.scalar(select(func.min(ready)).where(row.status == PENDING))
+        value = session.scalar(select(func.min(ready)).where(IS_PENDING))
         if isinstance(value, str):  # SQLite returns the expression's value as stored text
             value = datetime.fromisoformat(value)
         return None if value is None else utc(value)
