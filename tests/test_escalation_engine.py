@@ -3,14 +3,22 @@ restarted process, and the auditor's alert when steps are more than a minute ove
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from maintd import views
+from maintd.cli import app
+from maintd.engine import Engine
+from maintd.incidents import service
 from maintd.incidents.auditor import ALERTNAME, audit
 from maintd.store.db import Store
 from maintd.store.models import AlertRow, IncidentRow
 from tests.conftest import T0
+from tests.personas import as_
 from tests.test_escalation import events, fire, minutes, open_incident, pages, plan, started
 
 
@@ -83,3 +91,60 @@ def test_a_scheduler_loop_that_was_away_records_that_its_pages_were_late(
     engine.clock.advance(timedelta(seconds=5))
     engine.tick(engine.clock.now())
     assert len(overdue_alerts(store)) == 1  # nothing raised again
+
+
+# -- the read side ---------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(store, write_plan, make_engine) -> Engine:  # type: ignore[no-untyped-def]
+    return started(store, write_plan, make_engine, plan())
+
+
+def test_the_api_shows_the_policy_and_each_steps_fate(engine: Engine, client, tokens):  # type: ignore[no-untyped-def]
+    incident_id = open_incident(engine.store, engine)
+    fire(engine.store, engine, T0)
+    with engine.store.write() as s:
+        service.acknowledge(
+            s,
+            incident_id=incident_id,
+            actor="user:bob",
+            now=minutes(3),
+            settings=engine.loaded.plan.incidents,
+        )
+    answer = client.get(f"/api/v1/incidents/{incident_id}", headers=as_(tokens, "vera"))
+    assert answer.status_code == 200
+    escalation = answer.json()["escalation"]
+    assert escalation["policy"] == "platform" and escalation["repeat"] == 0
+    assert escalation["levels"][0]["notify"] == ["schedule:platform/primary", "schedule:platform/secondary"]
+    assert escalation["levels"][1] == {"after": "15m", "notify": ["role:team-lead", "role:platform-manager"]}
+    assert [(s["step"], s["level"], s["state"]) for s in escalation["steps"]] == [
+        ("c0.l1", 1, "fired"),
+        ("c0.l2", 2, "cancelled"),
+        ("c0.l3", 3, "cancelled"),
+    ]
+
+
+def test_incident_show_prints_the_escalation(engine: Engine, monkeypatch):  # type: ignore[no-untyped-def]
+    incident_id = open_incident(engine.store, engine)
+    fire(engine.store, engine, T0)
+    monkeypatch.setenv("MAINTD_DATABASE_URL", engine.store.url)
+    result = CliRunner().invoke(app, ["incident", "show", str(incident_id)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "escalation: platform" in result.output
+    assert "role:team-lead, role:platform-manager" in result.output
+    assert "escalation.fired" in result.output  # and in the timeline
+    detail = json.loads(
+        CliRunner()
+        .invoke(app, ["incident", "show", str(incident_id), "--json"], catch_exceptions=False)
+        .output
+    )
+    assert [s["state"] for s in detail["escalation"]["steps"]] == ["fired", "pending", "pending"]
+
+
+def test_an_incident_without_a_policy_shows_no_escalation(store: Store, write_plan, make_engine):  # type: ignore[no-untyped-def]
+    engine = started(store, write_plan, make_engine, "people: []\n")
+    incident_id = open_incident(store, engine)
+    with store.read() as s:
+        found = service.get_incident(s, incident_id=incident_id)
+    assert views.incident_detail(found.incident, found.alerts, found.timeline, found.steps).escalation is None

@@ -3,6 +3,7 @@ and a silence look like outside."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maintd.plan.escalation import EscalationTarget
 from maintd.plan.incidents import Matcher
 from maintd.store.models import (
     AlertRow,
@@ -19,6 +21,7 @@ from maintd.store.models import (
     RunRow,
     ScheduleRow,
     SilenceRow,
+    TimerRow,
 )
 
 MAX_LIMIT = 1000
@@ -122,9 +125,32 @@ class TimelineEntry(BaseModel):
     payload: dict[str, Any]
 
 
+class EscalationStep(BaseModel):
+    """One page an incident's escalation policy schedules: ``c0.l1`` is cycle 0, level 1."""
+
+    step: str
+    level: int  # from 1
+    cycle: int  # from 0; the policy's repeats
+    round: int  # from 0; one more each time the incident is reopened
+    due_at: datetime
+    state: str  # pending, fired or cancelled
+    fired_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class EscalationView(BaseModel):
+    """The policy as it was when the incident opened (``levels``: after, notify) and its steps."""
+
+    policy: str
+    levels: list[dict[str, Any]]
+    repeat: int
+    steps: list[EscalationStep]
+
+
 class IncidentDetail(IncidentView):
     alerts: list[AlertView]
     timeline: list[TimelineEntry]
+    escalation: EscalationView | None = None  # None: no policy pages for it
 
 
 class SilenceView(BaseModel):
@@ -230,11 +256,44 @@ def incident_view(row: IncidentRow) -> IncidentView:
     return IncidentView.model_validate(row, from_attributes=True)
 
 
-def incident_detail(row: IncidentRow, alerts: list[AlertRow], timeline: list[EventRow]) -> IncidentDetail:
+def incident_detail(
+    row: IncidentRow, alerts: list[AlertRow], timeline: list[EventRow], steps: Sequence[TimerRow] = ()
+) -> IncidentDetail:
     return IncidentDetail(
         **incident_view(row).model_dump(),
         alerts=[alert_view(a) for a in alerts],
         timeline=[TimelineEntry.model_validate(e, from_attributes=True) for e in timeline],
+        escalation=escalation_view(row, steps),
+    )
+
+
+def escalation_view(row: IncidentRow, steps: Sequence[TimerRow]) -> EscalationView | None:
+    if row.escalation_policy is None:
+        return None
+    policy = row.escalation or {}
+    return EscalationView(
+        policy=row.escalation_policy,
+        levels=[
+            {
+                "after": level.get("after"),
+                "notify": [str(EscalationTarget.model_validate(t)) for t in level["notify"]],
+            }
+            for level in policy.get("levels", [])
+        ],
+        repeat=int(policy.get("repeat", 0)),
+        steps=[
+            EscalationStep(
+                step=t.step,
+                level=int(t.payload.get("level", 0)) + 1,
+                cycle=int(t.payload.get("cycle", 0)),
+                round=int(t.payload.get("round", 0)),
+                due_at=t.due_at,
+                state="fired" if t.fired_at else "cancelled" if t.cancelled_at else "pending",
+                fired_at=t.fired_at,
+                cancelled_at=t.cancelled_at,
+            )
+            for t in steps
+        ],
     )
 
 

@@ -114,13 +114,13 @@ def router() -> APIRouter:
     @r.get(
         "/incidents/{incident_id}",
         tags=["incidents"],
-        summary="One incident with its alerts and timeline",
+        summary="One incident with its alerts, timeline and escalation",
         responses=NOT_FOUND,
     )
     def get_incident(incident_id: int, ctx: Ctx, _: Viewer) -> views.IncidentDetail:
         with _answers(), ctx.store.read() as session:
             found = service.get_incident(session, incident_id=incident_id)
-            return views.incident_detail(found.incident, found.alerts, found.timeline)
+            return views.incident_detail(found.incident, found.alerts, found.timeline, found.steps)
 
     for verb, action, summary in (
         ("acknowledge", service.acknowledge, "Acknowledge: someone is on it (meets the response deadline)"),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 from maintd import views
@@ -84,7 +85,7 @@ def show(incident_id: int = IdArg, db: str | None = DbOption, as_json: bool = Js
     try:
         with store.read() as session:
             found = service.get_incident(session, incident_id=incident_id)
-            detail = views.incident_detail(found.incident, found.alerts, found.timeline)
+            detail = views.incident_detail(found.incident, found.alerts, found.timeline, found.steps)
     except IncidentError as exc:
         fail(str(exc))
     if as_json:
@@ -112,6 +113,8 @@ def show(incident_id: int = IdArg, db: str | None = DbOption, as_json: bool = Js
             str(a.id), a.status, a.priority, a.severity, when(a.starts_at), str(a.received), Text(a.summary)
         )
     console.print(alerts)
+    if detail.escalation is not None:
+        console.print(_escalation(detail.escalation))
     timeline = table("timeline", ["at (UTC)", "kind", "subject", "actor", "details"])
     for e in detail.timeline:
         timeline.add_row(when(e.at), e.kind, e.subject, Text(e.actor), Text(_details(e.payload)))
@@ -305,6 +308,25 @@ def _priority(value: str) -> str:
 
 def _state(value: str) -> str:
     return f"[{STATE_STYLE.get(value, 'white')}]{value}[/]"
+
+
+def _escalation(escalation: views.EscalationView) -> Table:
+    """The policy's levels as the incident keeps them, and each step's fate."""
+    who = {i + 1: ", ".join(level["notify"]) for i, level in enumerate(escalation.levels)}
+    title = f"escalation: {escalation.policy}" + (
+        f" (repeat {escalation.repeat})" if escalation.repeat else ""
+    )
+    steps = table(title, ["step", "level", "notify", "due (UTC)", "state", "at (UTC)"])
+    for s in escalation.steps:
+        steps.add_row(
+            s.step,
+            str(s.level),
+            Text(who.get(s.level, "?")),
+            when(s.due_at),
+            s.state,
+            when(s.fired_at or s.cancelled_at),
+        )
+    return steps
 
 
 def _details(payload: dict[str, object]) -> str:

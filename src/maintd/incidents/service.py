@@ -9,17 +9,19 @@ its actor and note. A refusal is an IncidentError whose message says why
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from maintd.incidents.escalation import KIND as ESCALATE
 from maintd.incidents.pipeline import settle_breach
 from maintd.incidents.states import OPEN, IncidentError, State, subject, transition
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
-from maintd.store.models import AlertRow, EventRow, IncidentRow, PlanVersionRow
+from maintd.store.models import AlertRow, EventRow, IncidentRow, PlanVersionRow, TimerRow
+from maintd.timers import of_subject
 
 OPEN_FILTER = "open"  # a state filter meaning triggered, acknowledged or mitigated
 STATE_FILTERS = (OPEN_FILTER, *(s.value for s in State))
@@ -35,6 +37,7 @@ class IncidentDetail:
     incident: IncidentRow
     alerts: list[AlertRow]
     timeline: list[EventRow]  # its events and its alerts' events, oldest first
+    steps: list[TimerRow] = field(default_factory=list)  # its escalation steps, by due time
 
 
 def stored_settings(session: Session) -> IncidentSettings:
@@ -84,7 +87,8 @@ def get_incident(session: Session, *, incident_id: int) -> IncidentDetail:
             select(EventRow).where(EventRow.subject.in_(subjects)).order_by(EventRow.at, EventRow.id)
         )
     )
-    return IncidentDetail(incident, alerts, timeline)
+    steps = [t for t in of_subject(session, subject(incident_id)) if t.kind == ESCALATE]
+    return IncidentDetail(incident, alerts, timeline, steps)
 
 
 # -- state changes ----------------------------------------------------------
