@@ -171,6 +171,9 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/oncall",
         "/api/v1/oncall/{schedule}.ics",
         "/api/v1/oncall/people/{person}.ics",
+        "/api/v1/oncall/{schedule}/handoff",
+        "/ack/{token}",
+        "/resolve/{token}",
         "/integrations/alertmanager/{integration_key}",
         "/v2/enqueue",
     } == paths
