@@ -13,7 +13,7 @@ from maintd.api.deps import AppContext
 from maintd.cli.reference import render
 from maintd.clock import SystemClock
 from maintd.metrics import Metrics
-from maintd.plan.incidents import IncidentSettings, TaskAlert
+from maintd.plan.incidents import IncidentSettings, InhibitRule, MaintenanceWindow, TaskAlert
 from maintd.plan.models import Plan, Retry, RunnerSettings, Selector, Target, Task
 from maintd.plan.oncall import Layer, OnCallSchedule, Override, Person, Rotation
 from maintd.plan.schedule import Schedule
@@ -39,6 +39,8 @@ def documented_fields(page: Path) -> set[str]:
         Retry,
         TaskAlert,
         IncidentSettings,
+        InhibitRule,
+        MaintenanceWindow,
         Person,
         OnCallSchedule,
         Layer,

@@ -78,6 +78,7 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.instance = instance_name()
         self.loaded: LoadedPlan | None = None
+        self.maintenance_tasks: frozenset[str] = frozenset()  # tasks whose running runs mute alerts
         self.last_reload: ReloadResult | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -158,6 +159,7 @@ class Engine:
                 }
                 append(session, Event("plan.loaded", "plan", now, actor, payload))
         self.loaded = loaded
+        self.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
         release_memory()
         self.runner.set_concurrency(loaded.plan.runner.concurrency)
         self.runner.output_limit = loaded.plan.runner.output_limit
@@ -185,7 +187,14 @@ class Engine:
         """Runs that crossed their task's alert threshold become alerts, in the recording transaction."""
         alerts = alerts_from_streaks(streaks)
         if alerts and self.loaded is not None:
-            ingest(session, alerts, now=self.clock.now(), settings=self.loaded.plan.incidents, actor="runner")
+            ingest(
+                session,
+                alerts,
+                now=self.clock.now(),
+                settings=self.loaded.plan.incidents,
+                actor="runner",
+                maintenance_tasks=self.maintenance_tasks,
+            )
 
     # -- scheduling -------------------------------------------------------
 

@@ -259,7 +259,14 @@ def _validate(model: type[M], document: object) -> M:
 def _accept(ctx: AppContext, alerts: list[AlertIn], actor: str) -> list[DeliveryView]:
     """Run the deliveries through the pipeline and commit; the caller answers only after this returns."""
     with ctx.store.write() as session:
-        done = ingest(session, alerts, now=ctx.clock.now(), settings=_incident_settings(ctx), actor=actor)
+        done = ingest(
+            session,
+            alerts,
+            now=ctx.clock.now(),
+            settings=_incident_settings(ctx),
+            actor=actor,
+            maintenance_tasks=ctx.engine.maintenance_tasks if ctx.engine is not None else (),
+        )
         views = [_view(d) for d in done]
     for d in done:
         ctx.metrics.alerts_received.labels(d.alert.source, d.outcome).inc()

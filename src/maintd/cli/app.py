@@ -6,7 +6,19 @@ import logging
 import typer
 
 from maintd import __version__
-from maintd.cli import admin, incidents, integrations, mcp, notifications, oncall, plan, query, run, silences
+from maintd.cli import (
+    admin,
+    incidents,
+    integrations,
+    mcp,
+    notifications,
+    oncall,
+    plan,
+    query,
+    run,
+    silences,
+    windows,
+)
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
@@ -32,6 +44,7 @@ app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)
 app.command("events")(query.events)
 app.command("alerts")(incidents.alerts)
+app.command("windows")(windows.windows)
 
 
 @app.command()

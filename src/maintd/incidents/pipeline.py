@@ -9,7 +9,7 @@ the caller's transaction (the caller commits before it answers the sender).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
-from maintd.alerts.silences import active_silences, silence_matching
+from maintd.alerts.muting import Muters
 from maintd.incidents.breach import breach_alert
 from maintd.incidents.escalation import open_incident
 from maintd.incidents.states import OPEN, State, subject, transition
@@ -46,6 +46,7 @@ class Delivery:
     incident: IncidentRow | None = None
     escalation_policy: str | None = None  # the policy of the incident this delivery opened
     events: list[Event] = field(default_factory=list)
+    muters: Muters | None = None  # the batch's; None: built for this delivery alone
 
 
 Stage = Callable[[Session, Delivery], bool]
@@ -56,14 +57,24 @@ def build_pipeline() -> list[Stage]:
 
 
 def ingest(
-    session: Session, alerts: Iterable[AlertIn], *, now: datetime, settings: IncidentSettings, actor: str
+    session: Session,
+    alerts: Iterable[AlertIn],
+    *,
+    now: datetime,
+    settings: IncidentSettings,
+    actor: str,
+    maintenance_tasks: Collection[str] = (),
 ) -> list[Delivery]:
-    """Run every delivery through the stages; append their events. Flushes only."""
+    """Run every delivery through the stages; append their events. Flushes only.
+
+    ``maintenance_tasks``: the plan's tasks with ``mute_alerts``; their running runs mute alerts.
+    """
     _one_ingest_at_a_time(session)
     stages = build_pipeline()
+    muters = Muters(session, now=now, settings=settings, maintenance_tasks=maintenance_tasks)
     done = []
     for alert in alerts:
-        delivery = Delivery(alert, now, settings, actor)
+        delivery = Delivery(alert, now, settings, actor, muters=muters)
         for stage in stages:
             if not stage(session, delivery):
                 break
@@ -113,7 +124,7 @@ def dedup(session: Session, d: Delivery) -> bool:
         if alert.summary:
             open_row.summary = alert.summary
         d.outcome = "updated"
-        return False  # a repeat of a firing alert: nothing more to do
+        return open_row.muted_by is not None  # a repeat: only a muted one goes on (to be checked again)
     if alert.status is AlertStatus.resolved or alert.acknowledge:
         d.outcome = "dropped"  # nothing open to resolve or acknowledge (PagerDuty drops these too)
         return False
@@ -140,15 +151,34 @@ def dedup(session: Session, d: Delivery) -> bool:
 
 
 def mute(session: Session, d: Delivery) -> bool:
-    """Silences keep a new alert out of incidents (and pages); it is stored and says why."""
-    if not d.new or d.row is None:
+    """A new alert that a silence, an open maintenance window, a maintenance run or a firing
+    alert (inhibition) mutes is stored and says why, but opens no incident.
+
+    A repeat of a muted alert is checked again: once nothing mutes it, it goes on to classify
+    and group as if new (outcome ``unmuted``).
+    """
+    row = d.row
+    if row is None:
         return True
-    silence = silence_matching(active_silences(session, d.now), d.alert.labels)
-    if silence is None:
+    muters = d.muters or Muters(session, now=d.now, settings=d.settings, maintenance_tasks=())
+    if d.outcome == "resolved":
+        muters.stopped(row)
         return True
-    d.row.muted_by = f"silence:{silence.id}"
-    d.outcome = "muted"
-    d.events.append(_alert_event("alert.muted", d.row, d, by=d.row.muted_by))
+    if not d.new and not (d.outcome == "updated" and row.muted_by is not None):
+        return True
+    reason = muters.muted_by(d.alert.labels)
+    if reason is None:
+        if not d.new:
+            d.events.append(_alert_event("alert.unmuted", row, d, was=row.muted_by))
+            row.muted_by = None
+            d.new, d.outcome = True, "unmuted"  # classify and group take it from here
+        muters.firing(row)
+        return True
+    if d.new:
+        row.muted_by = reason
+        d.outcome = "muted"
+        d.events.append(_alert_event("alert.muted", row, d, by=reason))
+        muters.stopped(row)
     return False
 
 

@@ -117,7 +117,10 @@ class InhibitRule(StrictModel):
     @field_validator("source", "target", mode="before")
     @classmethod
     def _matchers(cls, value: object) -> list[Matcher]:
-        return parse_matchers(value)
+        matchers = parse_matchers(value)
+        if not matchers:  # Alertmanager would match every alert: here that is surely a mistake
+            raise ValueError("an inhibit rule needs at least one matcher on each side")
+        return matchers
 
 
 class MaintenanceWindow(StrictModel):
@@ -180,6 +183,15 @@ class IncidentSettings(StrictModel):
     maintenance_windows: list[MaintenanceWindow] = Field(
         default=[], description="declared windows during which matching alerts are muted"
     )
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _unique_windows(cls, value: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        names = [w.name for w in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"window names are how alerts say what muted them; {twice} used twice")
+        return value
 
     @model_validator(mode="after")
     def _every_priority(self) -> Self:
