@@ -161,6 +161,7 @@ class InhibitMuter:
         self.rules = list(rules)
         self._session = session
         self._sources: list[dict[tuple[str, ...], dict[int, str]]] | None = None  # key → {id: fp}
+        self._held: dict[int, list[dict[int, str]]] = {}  # alert id → the entries that hold it
 
     def muted_by(self, labels: dict[str, str]) -> str | None:
         own: str | None = None
@@ -184,9 +185,8 @@ class InhibitMuter:
 
     def stopped(self, row: AlertRow) -> None:
         """``row`` resolved or was muted: it inhibits nothing any more."""
-        for sources in self._sources or ():
-            for found in sources.values():
-                found.pop(row.id, None)
+        for found in self._held.pop(row.id, ()):
+            found.pop(row.id, None)
 
     def _index(self, labels: dict[str, str]) -> list[dict[tuple[str, ...], dict[int, str]]]:
         if self._sources is None:
@@ -206,7 +206,9 @@ class InhibitMuter:
         assert self._sources is not None
         for rule, sources in zip(self.rules, self._sources, strict=True):
             if _all_match(rule.source, labels):
-                sources.setdefault(_key(rule, labels), {})[alert_id] = fp
+                found = sources.setdefault(_key(rule, labels), {})
+                found[alert_id] = fp
+                self._held.setdefault(alert_id, []).append(found)
 
 
 def _key(rule: InhibitRule, labels: dict[str, str]) -> tuple[str, ...]:
