@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -119,3 +120,15 @@ def test_the_cli_refuses_an_unknown_status_or_id(cli: Callable[..., Result], sto
     assert cli("notifications", "list", "--status", "lost").exit_code == 1
     missing = cli("notifications", "show", "999")
     assert missing.exit_code == 1 and "no notification 999" in missing.output
+
+
+def test_the_cli_delivers_what_is_due_once(
+    cli: Callable[..., Result], store: Store, webhook: Webhook
+) -> None:
+    row_id = queue(store, FakeClock(datetime.now(UTC)), webhook.url("/hook"))
+    delivered = cli("notifications", "deliver")
+    assert delivered.exit_code == 0 and "1 delivery attempt(s)" in delivered.output
+    assert cli("notifications", "deliver").output.startswith("0 delivery attempt(s)")
+    assert webhook.count("/hook") == 1
+    shown = json.loads(cli("notifications", "show", str(row_id), "--json").output)
+    assert shown["status"] == "sent"

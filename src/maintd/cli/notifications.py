@@ -6,7 +6,10 @@ import typer
 from rich.text import Text
 
 from maintd.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store, table, when
+from maintd.clock import SystemClock
 from maintd.notify import log
+from maintd.notify.dispatcher import Dispatcher
+from maintd.notify.transport import AppriseNotifier
 
 app = typer.Typer(
     help="The notification log: who was paged, on which channel, how it went.", no_args_is_help=True
@@ -93,3 +96,12 @@ def show(
             when(a.at), str(a.channel), f"{a.duration_ms:.0f}", result, Text(a.target), Text(a.error or "-")
         )
     console.print(attempts)
+
+
+@app.command()
+def deliver(db: str | None = DbOption) -> None:
+    """Send what is due now, once, as a running server would (for a store no server delivers from)."""
+    store = open_store(db)
+    dispatcher = Dispatcher(store, SystemClock(), AppriseNotifier(), owner="cli")
+    attempts = dispatcher.deliver_due()
+    console.print(f"{attempts} delivery attempt(s); see maintd notifications list", highlight=False)

@@ -167,6 +167,8 @@ class Dispatcher:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; give sends in flight ``grace`` seconds (unfinished ones are retried
         by whoever claims them after their lease)."""
+        if self._loop is None:
+            return  # never started
         self._stopping.set()
         self._wake.set()
         if self._task is not None:
