@@ -136,8 +136,8 @@ class Dispatcher:
                     jobs = self.claim(session, now, self.concurrency)
                 if not jobs:
                     return attempts
-                for job, outcome in zip(jobs, pool.map(self.attempt, jobs), strict=True):
-                    self.record(job, outcome, now)
+                # Each worker records its own result: commits overlap instead of queueing behind sends.
+                list(pool.map(lambda job: self.record(job, self.attempt(job), now), jobs))
                 attempts += len(jobs)
 
     # -- the loop ------------------------------------------------------------------------------
