@@ -172,6 +172,8 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/oncall/{schedule}.ics",
         "/api/v1/oncall/people/{person}.ics",
         "/api/v1/oncall/{schedule}/handoff",
+        "/api/v1/notifications",
+        "/api/v1/notifications/{notification_id}",
         "/ack/{token}",
         "/resolve/{token}",
         "/integrations/alertmanager/{integration_key}",
