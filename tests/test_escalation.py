@@ -288,6 +288,7 @@ def test_each_page_says_what_broke_and_carries_a_signed_ack_link_for_its_person(
     assert message["runbook"] == "https://runbooks.example/api-down"
     assert message["deadline"] == minutes(30).isoformat().replace("+00:00", "Z")
     assert message["url"] == f"https://maintd.example/api/v1/incidents/{incident_id}"
+    assert message["resolve_url"].startswith("https://maintd.example/resolve/")
     assert message["details"] == ["escalation level 1 of 3 (platform)"]
     assert row.channels == [{"url": "mailto://bob@example.com", "after": None}]
 

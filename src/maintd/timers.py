@@ -34,7 +34,10 @@ RETRY_FIRST = timedelta(seconds=30)  # a handler that raised is tried again afte
 RETRY_MAX = timedelta(minutes=10)
 
 Handler = Callable[[Session, TimerRow, datetime], None]
-"""Does what a timer of one kind is for, in the firing transaction; raising undoes its effects."""
+"""Does what a timer of one kind is for, in the firing transaction; raising undoes its effects.
+
+Its effects must be writes in that session (queue a notification, append an event): a handler
+may run again for the same timer when another timer of its batch fails (see ``fire_due``)."""
 
 
 @dataclass(frozen=True)
@@ -163,9 +166,10 @@ def fire_due(
 ) -> list[Fired]:
     """Claim and fire the timers due at ``now`` (up to ``limit``); the caller commits.
 
-    Each handler runs in a savepoint: one that raises is undone alone, its timer goes
-    back to pending with a later due time (so a broken timer cannot spin the loop),
-    and the rest of the batch goes on. Only timers of the handlers' kinds are fired.
+    The batch's handlers run in one savepoint; when one raises, the savepoint is undone
+    and they run again one savepoint each, so only the failing timers are undone: those
+    go back to pending with a later due time (a broken timer cannot spin the loop) and
+    the rest of the batch goes on. Only timers of the handlers' kinds are fired.
     """
     ids = due(session, now, limit=limit, lock=True, kinds=list(handlers))
     if not ids:
@@ -184,11 +188,14 @@ def fire_due(
         .order_by(TimerRow.due_at, TimerRow.id)
         .execution_options(populate_existing=True)
     ).all()
-    fired: list[Fired] = []
-    for timer in rows:
-        error = _run(session, handlers[timer.kind], timer, now)
-        fired.append(Fired(timer.id, timer.kind, timer.subject, timer.step, timer.due_at, now, error))
-    return fired
+    errors: dict[int, str | None] = {}
+    try:
+        with session.begin_nested():  # one savepoint for the batch: the common case, no failure
+            for timer in rows:
+                handlers[timer.kind](session, timer, now)
+    except Exception:
+        errors = {timer.id: _run(session, handlers[timer.kind], timer, now) for timer in rows}
+    return [Fired(t.id, t.kind, t.subject, t.step, t.due_at, now, errors.get(t.id)) for t in rows]
 
 
 def _run(session: Session, handler: Handler, timer: TimerRow, now: datetime) -> str | None:

@@ -15,19 +15,19 @@ machine: ``states.transition`` calls ``follow_transition``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from maintd.incidents.links import incident_links
 from maintd.incidents.recipients import PERSON, Roster, resolve
 from maintd.notify.message import Message
 from maintd.notify.outbox import SENT, Recipient, cancel_pending, enqueue
 from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings
 from maintd.plan.notify import NotifyRule
-from maintd.signing import Grant, sign
 from maintd.store.events import SYSTEM, Event, append
 from maintd.store.models import AlertRow, IncidentRow, NotificationRow, PlanVersionRow, TimerRow
 from maintd.timers import Handler, of_subject, pending
@@ -36,7 +36,6 @@ from maintd.timers import schedule as schedule_timer
 
 KIND = "escalate"
 TRIGGERED, RESOLVED = "triggered", "resolved"
-LINK_TTL = timedelta(hours=24)
 
 
 def choose_policy(settings: IncidentSettings, labels: Mapping[str, str]) -> str | None:
@@ -225,6 +224,7 @@ class Escalator:
         reachable = [r for r in found.recipients if r.rules]
         message = _message(session, incident, TRIGGERED)
         message.details = [where, *message.details]
+        message.url = f"{self.base_url}/api/v1/incidents/{incident.id}"
         for recipient in found.recipients:
             self._page(session, incident, recipient, timer.step, message, now)
         payload: dict[str, Any] = {
@@ -253,9 +253,14 @@ class Escalator:
         now: datetime,
     ) -> None:
         if recipient.key.startswith(PERSON):
-            grant = Grant("ack", f"incident:{incident.id}", recipient.key, now + LINK_TTL)
-            message = message.model_copy(update={"ack_url": f"{self.base_url}/ack/{sign(session, grant)}"})
-        message = message.model_copy(update={"url": f"{self.base_url}/api/v1/incidents/{incident.id}"})
+            ack, resolve_ = incident_links(
+                session,
+                incident_id=incident.id,
+                person=recipient.key.removeprefix(PERSON),
+                base_url=self.base_url,
+                now=now,
+            )
+            message = message.model_copy(update={"ack_url": ack, "resolve_url": resolve_})
         enqueue(
             session,
             subject=f"incident:{incident.id}",
