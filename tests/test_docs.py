@@ -13,8 +13,10 @@ from maintd.api.deps import AppContext
 from maintd.cli.reference import render
 from maintd.clock import SystemClock
 from maintd.metrics import Metrics
+from maintd.plan.escalation import EscalationLevel, EscalationPolicy, EscalationTarget
 from maintd.plan.incidents import IncidentSettings, InhibitRule, MaintenanceWindow, TaskAlert
 from maintd.plan.models import Plan, Retry, RunnerSettings, Selector, Target, Task
+from maintd.plan.notify import Channel, NotifyRule
 from maintd.plan.oncall import Layer, OnCallSchedule, Override, Person, Rotation
 from maintd.plan.schedule import Schedule
 from maintd.registry import Registry
@@ -46,6 +48,11 @@ def documented_fields(page: Path) -> set[str]:
         Layer,
         Rotation,
         Override,
+        EscalationPolicy,
+        EscalationLevel,
+        EscalationTarget,
+        Channel,
+        NotifyRule,
     ],
 )
 def test_every_plan_field_is_documented(model: type[BaseModel]):
