@@ -15,7 +15,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from bench import dispatch, memory, nagios, probe, services, tick
+from bench import dispatch, memory, nagios, probe, services, tick, timers
 from bench.common import PG_ADMIN_URL, STORES, Result, Shape, machine_info, scratch_store, shapes
 
 # A benchmark returns one result, or several (one per case it runs inside).
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "memory": (memory.run, "< 150 MB RSS"),
     "http-probe": (probe.run, probe.TARGET),
     "nagios-overhead": (nagios.run, nagios.TARGET),
+    "timers": (timers.run, timers.TARGET),
 }
 
 # Throughput varies from run to run more than latency: run these several times (not with --quick).
@@ -34,6 +35,8 @@ REPEATS: dict[str, tuple[int, str]] = {"dispatch": (3, "runs_per_s"), "dispatch-
 
 # These build their own plans (and repeat inside): run once, on SQLite only; --shapes does not apply.
 OWN_PLAN = {"http-probe": "sqlite", "nagios-overhead": "sqlite"}
+# These make their own rows: once per store; --shapes does not apply.
+OWN_ROWS = {"timers"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         bench, target = BENCHMARKS[name]
         for store, shape in _cases(name, args, all_shapes):
             what = "its own plans" if name in OWN_PLAN else shape.describe()
+            what = "its own timers" if name in OWN_ROWS else what
             progress.print(f"[dim]running {name} on {store}, {what}...[/dim]")
             started = time.perf_counter()
             try:
@@ -118,6 +122,8 @@ def _cases(name: str, args: argparse.Namespace, all_shapes: dict[str, Shape]) ->
             Console(stderr=True).print(f"[yellow]{name} runs on {store} only: skipped (--stores)[/yellow]")
             return []
         return [(store, all_shapes["flat"])]
+    if name in OWN_ROWS:
+        return [(store, all_shapes["flat"]) for store in args.stores]
     return [(store, all_shapes[s]) for store in args.stores for s in args.shapes]
 
 
