@@ -83,7 +83,14 @@ class ScheduleRow(Base):
 
     __table_args__ = (
         Index("uq_schedules_task_target", "task", "target", unique=True),
-        Index("ix_schedules_active_due_at", "active", "due_at"),
+        # Only idle rows are looked up by time (the tick's MIN, the claim): the index leaves running
+        # ones out. SQLite uses a partial index only when the query repeats its terms as written.
+        Index(
+            "ix_schedules_idle_due_at",
+            "due_at",
+            sqlite_where=text("active = 1 AND running_run_id IS NULL"),
+            postgresql_where=text("active AND running_run_id IS NULL"),
+        ),
     )
 
 

@@ -103,8 +103,24 @@ def upgrade() -> None:
             sa.Column("escalation", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True)
         )
 
+    # The tick's MIN(due_at) and the claim read idle rows only; (active, due_at) made them step over
+    # every running row (SQLite picks that index over a partial one, so it goes).
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.drop_index("ix_schedules_active_due_at")
+        batch_op.create_index(
+            "ix_schedules_idle_due_at",
+            ["due_at"],
+            unique=False,
+            sqlite_where=sa.text("active = 1 AND running_run_id IS NULL"),
+            postgresql_where=sa.text("active AND running_run_id IS NULL"),
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.drop_index("ix_schedules_idle_due_at")
+        batch_op.create_index("ix_schedules_active_due_at", ["active", "due_at"], unique=False)
+
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_column("escalation")
         batch_op.drop_column("escalation_policy")
