@@ -85,6 +85,11 @@ class Engine:
         self._last_beat: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop's wake-up time while it sleeps (None while it ticks), the earliest due time of
+        # rows recorded runs freed during a tick, and whether recorded runs raised alerts.
+        self._sleep_until: datetime | None = None
+        self._freed_due: datetime | None = None
+        self._alerted = False
         self._handlers: tuple[LoadedPlan, dict[str, timers.Handler]] | None = None
         # None: not looked at yet (another process may have raised it before this one started).
         self._overdue_alert: bool | None = None
@@ -95,7 +100,7 @@ class Engine:
             clock=clock,
             owner=self.instance,
             metrics=self.metrics,
-            on_recorded=self.wake,
+            on_recorded=self._recorded,
             children=self.children,
             on_streaks=self._alert_from_runs,
         )
@@ -187,6 +192,7 @@ class Engine:
         """Runs that crossed their task's alert threshold become alerts, in the recording transaction."""
         alerts = alerts_from_streaks(streaks)
         if alerts and self.loaded is not None:
+            self._alerted = True  # their timers may be due now: _recorded wakes the loop
             ingest(
                 session,
                 alerts,
@@ -303,6 +309,7 @@ class Engine:
         self.runner.start()
         while not self._stopping.is_set():
             self._wake.clear()
+            self._sleep_until = self._freed_due = None
             now = self.clock.now()
             try:
                 orders, earliest = await asyncio.to_thread(self.tick, now)
@@ -315,7 +322,23 @@ class Engine:
             if orders:
                 continue  # a full batch may mean more is due
             wake_at = now + IDLE_WAKE if earliest is None else min(earliest, now + IDLE_WAKE)
+            if self._freed_due is not None:  # rows freed while this tick read the store
+                wake_at = min(wake_at, self._freed_due)
+            self._sleep_until = wake_at
             await self.clock.sleep_until(wake_at, self._wake)
+
+    def _recorded(self, due: datetime | None) -> None:
+        """After a recorded batch: wake the loop only if the rows it freed are due before the loop
+        would wake anyway, or if its runs raised alerts (a tick per batch was ~0.1 ms per run)."""
+        alerted, self._alerted = self._alerted, False
+        if alerted:
+            self._wake.set()
+        elif due is None:
+            return
+        elif self._sleep_until is None:
+            self._freed_due = due if self._freed_due is None else min(self._freed_due, due)
+        elif due < self._sleep_until:
+            self._wake.set()
 
     def wake(self) -> None:
         """Make the scheduler loop look at the store now; safe from any thread."""

@@ -6,15 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from maintd.checks.base import CheckResult, RunSample, Status
+from maintd.scheduler.bulk import update_by_id
 from maintd.scheduler.orders import RunOrder, Trigger
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import RunRow, ScheduleRow
 
 ACTOR = "runner"
+RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+SCHEDULES: Table = ScheduleRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,23 @@ class Streak:
     after: int
 
 
-def record(session: Session, batch: list[Finished]) -> list[Streak]:
+@dataclass(frozen=True)
+class Recorded:
+    """What storing a batch changed: failure streaks (for alerting) and when the freed rows are due."""
+
+    streaks: list[Streak]
+    next_due: datetime | None  # the earliest due time of the schedule rows the batch freed
+
+
+def record(session: Session, batch: list[Finished]) -> Recorded:
     """Store a batch of finished runs (run rows, schedule rows, events); flushes only.
 
-    Returns the failure streaks the batch changed or continued, for alerting.
+    Returns the failure streaks the batch changed or continued, for alerting, and
+    the earliest due time among the schedule rows it made free again.
     """
-    session.execute(
-        update(RunRow),
+    update_by_id(
+        session,
+        RUNS,
         [
             {
                 "id": f.order.run_id,
@@ -65,12 +78,13 @@ def record(session: Session, batch: list[Finished]) -> list[Streak]:
                 ScheduleRow.running_run_id,
                 ScheduleRow.last_status,
                 ScheduleRow.next_regular,
-                ScheduleRow.retry_at,
+                ScheduleRow.due_at,
                 ScheduleRow.fail_streak,
             ).where(ScheduleRow.id.in_([f.order.schedule_id for f in batch]))
         )
     }
     changes, events, streaks = [], [], []
+    next_due: datetime | None = None
     for f in batch:
         row = rows.get(f.order.schedule_id)
         if row is None or row.running_run_id != f.order.run_id:
@@ -80,12 +94,14 @@ def record(session: Session, batch: list[Finished]) -> list[Streak]:
             after = row.fail_streak + 1 if f.result.status.value in _failing(f) else 0
             values["fail_streak"] = after
             streaks.append(Streak(f, row.fail_streak, after))
+        due = values.get("due_at", row.due_at)
+        assert isinstance(due, datetime)
+        next_due = due if next_due is None or due < next_due else next_due
         changes.append({"id": row.id, **values})
         events.extend(row_events)
-    if changes:
-        session.execute(update(ScheduleRow), changes)
+    update_by_id(session, SCHEDULES, changes)
     append(session, events)
-    return streaks
+    return Recorded(streaks, next_due)
 
 
 def _failing(f: Finished) -> list[str]:
@@ -156,8 +172,9 @@ def recover_interrupted(session: Session, now: datetime, owner: str | None = Non
     stale = session.execute(stmt).all()
     if not stale:
         return []
-    session.execute(
-        update(RunRow),
+    update_by_id(
+        session,
+        RUNS,
         [
             {
                 "id": r.id,
@@ -175,8 +192,9 @@ def recover_interrupted(session: Session, now: datetime, owner: str | None = Non
         select(ScheduleRow.id, ScheduleRow.running_run_id).where(ScheduleRow.running_run_id.in_(attempts))
     ).all()
     if held:
-        session.execute(
-            update(ScheduleRow),
+        update_by_id(
+            session,
+            SCHEDULES,
             [
                 {
                     "id": h.id,

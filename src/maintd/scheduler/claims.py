@@ -10,21 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
 from maintd.plan.schedule import Misfire, Timing
-from maintd.scheduler.orders import RunOrder, Trigger, new_run_id
+from maintd.scheduler.bulk import insert_rows, update_by_id
+from maintd.scheduler.orders import RunOrder, Trigger, new_run_id, new_run_ids
 from maintd.scheduler.sync import spec_digest
 from maintd.store.db import dialect_insert, rowcount
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import RunRow, ScheduleRow
 
 ACTOR = "scheduler"
+RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+SCHEDULES: Table = ScheduleRow.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -46,13 +49,13 @@ def claim_due(
 ) -> Claimed:
     """Claim every idle row due at ``now`` (up to ``limit``) and insert its run."""
     stmt = (
-        select(ScheduleRow)
+        select(*_CLAIM_COLUMNS)
         .where(ScheduleRow.active, ScheduleRow.due_at <= now, ScheduleRow.running_run_id.is_(None))
         .order_by(ScheduleRow.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = session.scalars(stmt).all()
+    rows = session.execute(stmt).all()
     claimed = Claimed()
     timings: dict[str, Timing] = {}
     runs: list[dict[str, object]] = []
@@ -61,7 +64,8 @@ def claim_due(
     # targets was seconds). reversed(): the first of a name wins, as with Plan.task/Plan.target.
     tasks = {t.name: t for t in reversed(loaded.plan.tasks)} if rows else {}
     targets = {t.name: t for t in reversed(loaded.plan.targets)} if rows else {}
-    for row in rows:
+    run_ids = new_run_ids(len(rows))
+    for row, run_id in zip(rows, run_ids, strict=True):
         task, target = tasks.get(row.task), targets.get(row.target)
         if task is None or target is None:
             changes.append({"id": row.id, "active": False})  # plan changed under us; sync catches up
@@ -71,16 +75,39 @@ def claim_due(
         if decision is None:
             changes.append({"id": row.id, **values})
             continue
-        order = RunOrder(new_run_id(), row.id, task, target, loaded.configs[task.name], *decision)
+        order = RunOrder(run_id, row.id, task, target, loaded.configs[task.name], *decision)
         changes.append({"id": row.id, **values, "running_run_id": order.run_id})
         claimed.orders.append(order)
         claimed.lag_seconds.append(max(0.0, (now - order.scheduled_for).total_seconds()))
         runs.append(run_values(order, now, owner))
-    if changes:
-        session.execute(update(ScheduleRow), changes)
-    if runs:
-        session.execute(insert(RunRow), runs)
+    update_by_id(session, SCHEDULES, changes)
+    insert_rows(session, RUNS, runs)
     return claimed
+
+
+class _DueRow(Protocol):
+    """The columns of a schedule row a claim reads (a Core row: loading ORM objects cost more)."""
+
+    id: int
+    task: str
+    target: str
+    next_regular: datetime
+    window_end: datetime | None
+    retry_at: datetime | None
+    retry_attempt: int
+    retry_trigger: str | None
+
+
+_CLAIM_COLUMNS = (
+    ScheduleRow.id,
+    ScheduleRow.task,
+    ScheduleRow.target,
+    ScheduleRow.next_regular,
+    ScheduleRow.window_end,
+    ScheduleRow.retry_at,
+    ScheduleRow.retry_attempt,
+    ScheduleRow.retry_trigger,
+)
 
 
 class _Decision(NamedTuple):
@@ -92,7 +119,7 @@ class _Decision(NamedTuple):
 
 
 def _decide(
-    row: ScheduleRow, task: Task, timing: Timing, now: datetime, events: list[Event]
+    row: _DueRow, task: Task, timing: Timing, now: datetime, events: list[Event]
 ) -> tuple[_Decision | None, dict[str, object]]:
     """Run a due row (and how) or skip it; also the row's next times."""
     # A recovery re-run is owed for the past: it goes first even when a regular time is overdue too
@@ -141,7 +168,7 @@ def _decide(
     return None, values
 
 
-def _event(kind: str, row: ScheduleRow, now: datetime, **payload: object) -> Event:
+def _event(kind: str, row: _DueRow, now: datetime, **payload: object) -> Event:
     return Event(kind, task_subject(row.task, row.target), now, ACTOR, dict(payload))
 
 
