@@ -168,6 +168,7 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/alerts",
         "/api/v1/silences",
         "/api/v1/silences/{silence_id}",
+        "/api/v1/maintenance-windows",
         "/api/v1/oncall",
         "/api/v1/oncall/{schedule}.ics",
         "/api/v1/oncall/people/{person}.ics",
