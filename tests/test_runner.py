@@ -221,3 +221,28 @@ def test_a_check_sees_its_own_recent_runs_newest_first(store, write_plan, clock)
     with store.read() as s:
         outputs = [r.output for r in s.scalars(select(RunRow).order_by(RunRow.started_at))]
     assert outputs == ["saw 0", "saw 1", "saw 2", "saw 2"]
+
+
+def test_runs_still_queued_when_the_grace_period_ends_are_interrupted_unstarted(store, write_plan, clock):
+    gate = Gate()
+    engine = engine_for(store, write_plan(PLAN % (1, fleet(3), "gate", 0)), clock, registry_with(gate.kind()))
+    engine.reload()
+
+    async def go() -> None:
+        gate.release = asyncio.Event()  # never released
+        orders, _ = engine.tick(clock.now())
+        engine.runner.start()
+        for order in orders:
+            engine.runner.submit(order)
+        while gate.running < 1:
+            await asyncio.sleep(0)
+        assert engine.runner.in_flight == 3
+        await engine.stop(grace=0.05)
+
+    run(go())
+    assert gate.most == 1  # the two queued behind the one slot never started
+    with store.read() as s:
+        runs = s.scalars(select(RunRow)).all()
+        rows = s.scalars(select(ScheduleRow)).all()
+    assert [(r.state, r.stop_reason) for r in runs] == [("interrupted", "shutdown")] * 3
+    assert all(r.running_run_id is None and r.retry_trigger == "recovery" for r in rows)
