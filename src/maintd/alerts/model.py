@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,8 +42,9 @@ class AlertIn(BaseModel):
     dedup_key: str | None = None  # PagerDuty; otherwise the fingerprint is the identity
     acknowledge: bool = False  # PagerDuty's acknowledge action
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        # Computed once per delivery: the pipeline, the answer and the logs all ask for it.
         return fingerprint(self.labels)
 
     @property

@@ -9,7 +9,7 @@ the caller's transaction (the caller commits before it answers the sender).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.alerts.muting import Muters
 from maintd.incidents.breach import breach_alert
 from maintd.incidents.escalation import open_incident
+from maintd.incidents.lookups import OpenRows
 from maintd.incidents.states import OPEN, State, subject, transition
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
@@ -69,18 +70,50 @@ def ingest(
 
     ``maintenance_tasks``: the plan's tasks with ``mute_alerts``; their running runs mute alerts.
     """
+    (done,) = ingest_requests(
+        session, [(alerts, actor)], now=now, settings=settings, maintenance_tasks=maintenance_tasks
+    )
+    return done
+
+
+def ingest_requests(
+    session: Session,
+    requests: Sequence[tuple[Iterable[AlertIn], str]],
+    *,
+    now: datetime,
+    settings: IncidentSettings,
+    maintenance_tasks: Collection[str] = (),
+) -> list[list[Delivery]]:
+    """``ingest`` for several senders' ``(alerts, actor)`` at once, in order: one lock, one read of
+    the muters and of the open alerts and incidents, one write of the events. Flushes only."""
     _one_ingest_at_a_time(session)
     stages = build_pipeline()
     muters = Muters(session, now=now, settings=settings, maintenance_tasks=maintenance_tasks)
-    done = []
-    for alert in alerts:
-        delivery = Delivery(alert, now, settings, actor, muters=muters)
-        for stage in stages:
-            if not stage(session, delivery):
-                break
-        append(session, delivery.events)
-        done.append(delivery)
-    return done
+    batches = [(list(alerts), actor) for alerts, actor in requests]
+    everything = [a for alerts, _actor in batches for a in alerts]
+    lookups = OpenRows.of(session)
+    lookups.prefetch(a.identity for a in everything)
+    lookups.prefetch_incidents(group_key(a.labels, settings.group_by)[0] for a in everything)
+    lookups.reserve_alert_ids(len(everything))
+    answers = []
+    events: list[Event] = []  # written once for the batch, in delivery order
+    for alerts, actor in batches:
+        done = []
+        for alert in alerts:
+            delivery = Delivery(alert, now, settings, actor, muters=muters)
+            for stage in stages:
+                if stage is follow_up and not delivery.new and delivery.row is not None:
+                    # follow_up may write events itself and change incidents in ways not tracked here.
+                    append(session, events)
+                    events.clear()
+                    lookups.forget()
+                if not stage(session, delivery):
+                    break
+            events.extend(delivery.events)
+            done.append(delivery)
+        answers.append(done)
+    append(session, events)
+    return answers
 
 
 # pg_advisory_xact_lock key for "one ingest at a time" ("maintd" in ASCII).
@@ -98,12 +131,8 @@ def _one_ingest_at_a_time(session: Session) -> None:
 def dedup(session: Session, d: Delivery) -> bool:
     """Match the delivery to the open alert with the same identity, or start a new one."""
     alert = d.alert
-    open_row = session.scalar(
-        select(AlertRow)
-        .where(AlertRow.dedup_key == alert.identity, AlertRow.status == AlertStatus.firing.value)
-        .order_by(AlertRow.id.desc())
-        .limit(1)
-    )
+    lookups = OpenRows.of(session)
+    open_row = lookups.alert(alert.identity)
     if open_row is not None:
         d.row = open_row
         open_row.last_received_at = d.now
@@ -129,6 +158,7 @@ def dedup(session: Session, d: Delivery) -> bool:
         d.outcome = "dropped"  # nothing open to resolve or acknowledge (PagerDuty drops these too)
         return False
     d.row = AlertRow(
+        id=lookups.new_alert_id(),
         fingerprint=alert.fingerprint,
         dedup_key=alert.identity,
         source=alert.source,
@@ -143,8 +173,8 @@ def dedup(session: Session, d: Delivery) -> bool:
         last_received_at=d.now,
         received=1,
     )
-    session.add(d.row)
-    session.flush()
+    session.add(d.row)  # flushed with the rows after it (the id is already set)
+    lookups.alert_opened(d.row)
     d.new = True
     d.outcome = "created"
     return True
@@ -203,16 +233,9 @@ def group(session: Session, d: Delivery) -> bool:
     """A new alert joins the open incident of its group, or opens one."""
     if not d.new or d.row is None or d.priority is None:
         return True
-    key_labels = {name: d.alert.labels.get(name, "") for name in d.settings.group_by}
-    key = "|".join(f"{k}={v}" for k, v in key_labels.items())
-    if len(key) > 255:  # the column's size; long label values still group exactly, by digest
-        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-    incident = session.scalar(
-        select(IncidentRow)
-        .where(IncidentRow.group_key == key, IncidentRow.state.in_([s.value for s in OPEN]))
-        .order_by(IncidentRow.id.desc())
-        .limit(1)
-    )
+    key, key_labels = group_key(d.alert.labels, d.settings.group_by)
+    lookups = OpenRows.of(session)
+    incident = lookups.incident(key)
     if incident is None:
         incident = IncidentRow(
             title=d.row.summary,
@@ -226,6 +249,7 @@ def group(session: Session, d: Delivery) -> bool:
         )
         session.add(incident)
         session.flush()
+        lookups.incident_opened(key, incident)
         d.events.append(
             Event(
                 "incident.opened",
@@ -266,6 +290,15 @@ def group(session: Session, d: Delivery) -> bool:
     d.incident = incident
     d.events.append(_alert_event("alert.firing", d.row, d, incident=incident.id))
     return True
+
+
+def group_key(labels: dict[str, str], group_by: list[str]) -> tuple[str, dict[str, str]]:
+    """The key of the incident group of these labels, and the labels it is made of."""
+    key_labels = {name: labels.get(name, "") for name in group_by}
+    key = "|".join(f"{k}={v}" for k, v in key_labels.items())
+    if len(key) > 255:  # the column's size; long label values still group exactly, by digest
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key, key_labels
 
 
 def follow_up(session: Session, d: Delivery) -> bool:

@@ -1,0 +1,147 @@
+"""The open alerts and incidents an ingest transaction matches against, read once per batch.
+
+``dedup`` needs the open alert of each delivery's identity and ``group`` the open incident
+of each group key. Asked one by one that is two queries per alert; here the open alerts and
+incidents of a whole batch are read in one query each, then kept for the transaction (the
+group committer runs several batches in one), and kept current as the pipeline opens and
+closes alerts and incidents. The transaction holds the ingest lock, so no other ingest
+changes them meanwhile; a hit is still checked to be open, and a miss is read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from maintd.alerts.model import AlertStatus
+from maintd.incidents.states import OPEN, State
+from maintd.store.models import AlertRow, IncidentRow
+
+_CHUNK = 500  # identities per IN list: far below every database's limit on bound parameters
+_OPEN_STATES = [s.value for s in OPEN]
+
+
+class OpenRows:
+    @classmethod
+    def of(cls, session: Session) -> OpenRows:
+        """The one of the session's current transaction (a new transaction starts afresh)."""
+        transaction = session.get_transaction()
+        found = session.info.get(_KEY)
+        if not isinstance(found, OpenRows) or found._transaction is not transaction:
+            found = session.info[_KEY] = cls(session)
+            found._transaction = transaction
+        return found
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._alerts: dict[str, AlertRow | None] = {}  # identity → its open alert; None: none open
+        self._incidents: dict[str, IncidentRow] = {}  # group key → its newest open incident
+        self._no_incident: set[str] = set()  # group keys known to have none open
+        self._ids: list[int] = []  # alert ids reserved for rows not yet created, in ascending order
+        self._last_id: int | None = None  # the last one handed out
+        self._transaction: object = None
+
+    def prefetch(self, identities: Iterable[str]) -> None:
+        """Read the open alerts of all these identities at once (the newest, if several are open)."""
+        wanted = sorted({i for i in identities if i not in self._alerts})
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            self._alerts.update(dict.fromkeys(chunk))
+            rows = self._session.scalars(
+                select(AlertRow)
+                .where(AlertRow.dedup_key.in_(chunk), AlertRow.status == AlertStatus.firing.value)
+                .order_by(AlertRow.id)
+            )
+            for row in rows:
+                self._alerts[row.dedup_key] = row  # ascending ids: the newest wins
+
+    def alert(self, identity: str) -> AlertRow | None:
+        """The open alert with this identity, or None."""
+        if identity in self._alerts:
+            row = self._alerts[identity]
+            if row is None or row.status == AlertStatus.firing.value:
+                return row
+        found = self._session.scalar(
+            select(AlertRow)
+            .where(AlertRow.dedup_key == identity, AlertRow.status == AlertStatus.firing.value)
+            .order_by(AlertRow.id.desc())
+            .limit(1)
+        )
+        self._alerts[identity] = found
+        return found
+
+    def reserve_alert_ids(self, count: int) -> None:
+        """Have ``count`` alert ids ready: a new alert then needs no INSERT of its own to get one.
+
+        The rows reach the database on the next flush, many in one statement. PostgreSQL hands
+        the ids out from the table's sequence; on SQLite this transaction holds the write lock
+        and only ``dedup`` creates alerts, so the ids after the largest one are free.
+        """
+        missing = count - len(self._ids)
+        if missing <= 0:
+            return
+        if self._session.get_bind().dialect.name == "postgresql":
+            self._ids += self._session.scalars(_NEXTVAL, {"n": missing}).all()
+            return
+        last = self._ids[-1] if self._ids else None
+        if last is None:
+            last = self._last_id or self._session.scalar(select(func.max(AlertRow.id))) or 0
+        self._ids += range(last + 1, last + 1 + missing)
+
+    def new_alert_id(self) -> int:
+        if not self._ids:
+            self.reserve_alert_ids(1)
+        self._last_id = self._ids.pop(0)
+        return self._last_id
+
+    def alert_opened(self, row: AlertRow) -> None:
+        self._alerts[row.dedup_key] = row
+
+    def prefetch_incidents(self, keys: Iterable[str]) -> None:
+        """Read the newest open incident of each of these group keys at once."""
+        wanted = sorted({k for k in keys if k not in self._incidents and k not in self._no_incident})
+        for start in range(0, len(wanted), _CHUNK):
+            rows = self._session.scalars(
+                select(IncidentRow)
+                .where(IncidentRow.group_key.in_(wanted[start : start + _CHUNK]))
+                .where(IncidentRow.state.in_(_OPEN_STATES))
+                .order_by(IncidentRow.id)
+            )
+            for row in rows:
+                self._incidents[row.group_key] = row  # ascending ids: the newest wins
+        self._no_incident.update(k for k in wanted if k not in self._incidents)
+
+    def incident(self, key: str) -> IncidentRow | None:
+        """The newest open incident of group ``key``, or None."""
+        found = self._incidents.get(key)
+        if found is not None and State(found.state) in OPEN:
+            return found
+        if found is None and key in self._no_incident:
+            return None
+        found = self._session.scalar(
+            select(IncidentRow)
+            .where(IncidentRow.group_key == key, IncidentRow.state.in_(_OPEN_STATES))
+            .order_by(IncidentRow.id.desc())
+            .limit(1)
+        )
+        if found is not None:
+            self._incidents[key] = found
+        else:
+            self._no_incident.add(key)
+        return found
+
+    def incident_opened(self, key: str, incident: IncidentRow) -> None:
+        self._incidents[key] = incident
+        self._no_incident.discard(key)
+
+    def forget(self) -> None:
+        """Read everything again from now on: something else changed alerts or incidents."""
+        self._alerts.clear()
+        self._incidents.clear()
+        self._no_incident.clear()
+
+
+_KEY = "maintd.open_rows"
+_NEXTVAL = text("SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)")
