@@ -1,13 +1,15 @@
 """Alerts in: maintd's own JSON, Alertmanager's webhook and PagerDuty's Events API v2.
 
 Every route goes the same way: content type → body (limited while it streams) → JSON →
-the format's model → sender and rate limit → ``ingest`` in one write transaction → the
-answer, after the commit. A batch is stored whole or not at all, and a sender that gets
-no 2xx sends again: a repeated delivery updates the open alert, it never duplicates it.
+the format's model → sender and rate limit → ``ingest`` in a write transaction shared with
+the requests queued beside it (``maintd.incidents.committer``) → the answer, after the
+commit. A request is stored whole or not at all, and a sender that gets no 2xx sends
+again: a repeated delivery updates the open alert, it never duplicates it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -17,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from maintd.alerts.formats import alertmanager, native, pagerduty, problems_of
@@ -29,7 +32,8 @@ from maintd.api import problems
 from maintd.api.deps import AppContext, context, require
 from maintd.api.ratelimit import RateLimiter
 from maintd.auth import PREFIX, Role
-from maintd.incidents.pipeline import Delivery, ingest
+from maintd.incidents.committer import AlertRequest, GroupCommitter
+from maintd.incidents.pipeline import Delivery, ingest_requests
 from maintd.plan.incidents import IncidentSettings
 from maintd.settings import Settings
 
@@ -78,6 +82,9 @@ class DeliveryView(BaseModel):
     incident_id: int | None
 
 
+View = dict[str, Any]  # a DeliveryView's fields
+
+
 class Accepted(BaseModel):
     """What became of each alert, in the order sent; stored before this answer."""
 
@@ -93,6 +100,7 @@ class PagerDutyAnswer(BaseModel):
 def routes(ctx: AppContext) -> APIRouter:
     settings = ctx.engine.settings if ctx.engine is not None else None
     limiter = _limiter(settings)
+    committer = GroupCommitter(ctx.store, functools.partial(_ingest, ctx))
     router = APIRouter(tags=["alerts"])
 
     @router.post(
@@ -110,7 +118,7 @@ def routes(ctx: AppContext) -> APIRouter:
         except Rejected as rejected:
             return _problem(ctx, "native", rejected)
         alerts = native.to_alerts(batch, integration=sender.integration)
-        return Accepted(alerts=await run_in_threadpool(_accept, ctx, alerts, sender.actor))
+        return _accepted(await _accept(ctx, committer, alerts, sender.actor))
 
     @router.post(
         "/integrations/alertmanager/{integration_key}",
@@ -133,7 +141,7 @@ def routes(ctx: AppContext) -> APIRouter:
             log.warning("alertmanager %s: fingerprint %s sent, %s from the labels", found.name, sent, ours)
         if webhook.truncatedAlerts:
             log.warning("alertmanager %s: %d alerts left out", found.name, webhook.truncatedAlerts)
-        return Accepted(alerts=await run_in_threadpool(_accept, ctx, alerts, found.actor))
+        return _accepted(await _accept(ctx, committer, alerts, found.actor))
 
     @router.post(
         "/v2/enqueue",
@@ -159,7 +167,7 @@ def routes(ctx: AppContext) -> APIRouter:
             return _pagerduty_error(ctx, rejected)
         dedup_key = pagerduty.dedup_key_of(event)
         alert = pagerduty.to_alert(event, integration=found.name, dedup_key=dedup_key)
-        await run_in_threadpool(_accept, ctx, [alert], found.actor)
+        await _accept(ctx, committer, [alert], found.actor)
         return JSONResponse(
             PagerDutyAnswer(status="success", message="Event processed", dedup_key=dedup_key).model_dump(),
             status_code=202,
@@ -256,21 +264,32 @@ def _validate(model: type[M], document: object) -> M:
         raise Rejected(422, "Invalid alert", first + more, errors) from None
 
 
-def _accept(ctx: AppContext, alerts: list[AlertIn], actor: str) -> list[DeliveryView]:
-    """Run the deliveries through the pipeline and commit; the caller answers only after this returns."""
-    with ctx.store.write() as session:
-        done = ingest(
-            session,
-            alerts,
-            now=ctx.clock.now(),
-            settings=_incident_settings(ctx),
-            actor=actor,
-            maintenance_tasks=ctx.engine.maintenance_tasks if ctx.engine is not None else (),
-        )
-        views = [_view(d) for d in done]
-    for d in done:
-        ctx.metrics.alerts_received.labels(d.alert.source, d.outcome).inc()
+async def _accept(
+    ctx: AppContext, committer: GroupCommitter[list[View]], alerts: list[AlertIn], actor: str
+) -> list[View]:
+    """Queue the deliveries for the next shared transaction; this returns only after its commit."""
+    views = await committer.submit(alerts, actor=actor)
+    for alert, view in zip(alerts, views, strict=True):
+        ctx.metrics.alerts_received.labels(alert.source, view["outcome"]).inc()
     return views
+
+
+def _accepted(views: list[View]) -> JSONResponse:
+    # Built here rather than by FastAPI from ``Accepted`` (which still documents it): FastAPI
+    # would validate and serialise the answer again, 175 µs for 100 alerts against 66 µs here.
+    return JSONResponse({"alerts": views})
+
+
+def _ingest(ctx: AppContext, session: Session, requests: list[AlertRequest]) -> list[list[View]]:
+    """Queued requests' alerts through the pipeline, in the committer's transaction (flushes only)."""
+    done = ingest_requests(
+        session,
+        [(r.alerts, r.actor) for r in requests],
+        now=ctx.clock.now(),
+        settings=_incident_settings(ctx),
+        maintenance_tasks=ctx.engine.maintenance_tasks if ctx.engine is not None else (),
+    )
+    return [[_view(d) for d in deliveries] for deliveries in done]
 
 
 def _incident_settings(ctx: AppContext) -> IncidentSettings:
@@ -279,15 +298,16 @@ def _incident_settings(ctx: AppContext) -> IncidentSettings:
     return IncidentSettings()
 
 
-def _view(d: Delivery) -> DeliveryView:
+def _view(d: Delivery) -> View:
+    """A ``DeliveryView`` as the answer's JSON."""
     incident = d.incident.id if d.incident is not None else (d.row.incident_id if d.row else None)
-    return DeliveryView(
-        fingerprint=d.alert.fingerprint,
-        status=d.alert.status.value,
-        outcome=d.outcome,
-        alert_id=d.row.id if d.row is not None else None,
-        incident_id=incident,
-    )
+    return {
+        "fingerprint": d.alert.fingerprint,
+        "status": d.alert.status.value,
+        "outcome": d.outcome,
+        "alert_id": d.row.id if d.row is not None else None,
+        "incident_id": incident,
+    }
 
 
 # -- answers ------------------------------------------------------------------
