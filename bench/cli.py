@@ -15,7 +15,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from bench import dispatch, memory, nagios, probe, services, tick, timers
+from bench import dispatch, ingest, memory, nagios, probe, services, tick, timers
 from bench.common import PG_ADMIN_URL, STORES, Result, Shape, machine_info, scratch_store, shapes
 
 # A benchmark returns one result, or several (one per case it runs inside).
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "memory": (memory.run, "< 150 MB RSS"),
     "http-probe": (probe.run, probe.TARGET),
     "nagios-overhead": (nagios.run, nagios.TARGET),
+    "ingest": (ingest.run, ingest.TARGET),
     "timers": (timers.run, timers.TARGET),
 }
 
@@ -35,6 +36,8 @@ REPEATS: dict[str, tuple[int, str]] = {"dispatch": (3, "runs_per_s"), "dispatch-
 
 # These build their own plans (and repeat inside): run once, on SQLite only; --shapes does not apply.
 OWN_PLAN = {"http-probe": "sqlite", "nagios-overhead": "sqlite"}
+# These start their own servers on their own databases (and repeat inside): once per store, no shapes.
+OWN_SERVERS = {"ingest"}
 # These make their own rows: once per store; --shapes does not apply.
 OWN_ROWS = {"timers"}
 
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if Console().is_terminal else 160)
     progress = Console(stderr=True)
     info = machine_info(args.stores, args.pg_url)
-    if OWN_PLAN.keys() & set(args.only):
+    if (OWN_PLAN.keys() | OWN_SERVERS) & set(args.only):
         info.update(services.versions())
     all_shapes = shapes(args.quick)
     console.print(_machine_table(info, args.quick, [all_shapes[s] for s in args.shapes]))
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         bench, target = BENCHMARKS[name]
         for store, shape in _cases(name, args, all_shapes):
             what = "its own plans" if name in OWN_PLAN else shape.describe()
+            what = "its own servers" if name in OWN_SERVERS else what
             what = "its own timers" if name in OWN_ROWS else what
             progress.print(f"[dim]running {name} on {store}, {what}...[/dim]")
             started = time.perf_counter()
@@ -122,7 +126,7 @@ def _cases(name: str, args: argparse.Namespace, all_shapes: dict[str, Shape]) ->
             Console(stderr=True).print(f"[yellow]{name} runs on {store} only: skipped (--stores)[/yellow]")
             return []
         return [(store, all_shapes["flat"])]
-    if name in OWN_ROWS:
+    if name in OWN_SERVERS or name in OWN_ROWS:
         return [(store, all_shapes["flat"]) for store in args.stores]
     return [(store, all_shapes[s]) for store in args.stores for s in args.shapes]
 

@@ -1,4 +1,4 @@
-"""Servers the probe benchmarks start for themselves: nginx and blackbox_exporter.
+"""Servers the benchmarks start for themselves: nginx, blackbox_exporter and Alertmanager.
 
 Each runs in the foreground as a child of the benchmark, from a generated config
 in a temporary directory, listening on a free port on 127.0.0.1 only, and is
@@ -24,11 +24,13 @@ from pathlib import Path
 
 NGINX = ("nginx", "/usr/sbin/nginx")
 BLACKBOX = ("prometheus-blackbox-exporter", "blackbox_exporter")
+ALERTMANAGER = ("prometheus-alertmanager", "alertmanager")
 PLUGIN_DIR = "/usr/lib/nagios/plugins"
 # The Debian packages these come from (`make bench` installs them; see docs/benchmarks.md).
 PACKAGES = {
     "nginx": "nginx",
     "blackbox_exporter": "prometheus-blackbox-exporter",
+    "alertmanager": "prometheus-alertmanager",
     "check_dummy, check_http": "monitoring-plugins-basic",
 }
 BODY = b"ok\n" + b"maintd probe benchmark\n" * 20  # a small static file: 463 bytes
@@ -158,7 +160,7 @@ def nginx() -> Iterator[Server]:
         (root / "nginx.conf").write_text(_nginx_conf(root, port))
         cmd = [program, "-p", str(root), "-e", str(root / "error.log"), "-c", str(root / "nginx.conf")]
         with _running("nginx", cmd, root, port) as server:
-            _wait_http(server, f"http://127.0.0.1:{port}{PATH}")
+            wait_http(server, f"http://127.0.0.1:{port}{PATH}")
             yield server
 
 
@@ -190,7 +192,37 @@ def blackbox_exporter() -> Iterator[Server]:
             "--log.level=warn",
         ]
         with _running("blackbox_exporter", cmd, root, port) as server:
-            _wait_http(server, f"http://127.0.0.1:{port}/-/healthy")
+            wait_http(server, f"http://127.0.0.1:{port}/-/healthy")
+            yield server
+
+
+# A route to a receiver with no integrations: Alertmanager keeps the alerts in memory and sends nothing.
+_ALERTMANAGER_CONF = """\
+route:
+  receiver: "null"
+receivers:
+  - name: "null"
+"""
+
+
+@contextlib.contextmanager
+def alertmanager() -> Iterator[Server]:
+    """Alertmanager with a null receiver, no cluster, its data in a temporary directory."""
+    program = find_program(ALERTMANAGER, PACKAGES["alertmanager"])
+    with tempfile.TemporaryDirectory(prefix="maintd-bench-alertmanager-") as tmp:
+        root = Path(tmp)
+        (root / "alertmanager.yml").write_text(_ALERTMANAGER_CONF)
+        port = free_port()
+        cmd = [
+            program,
+            f"--config.file={root / 'alertmanager.yml'}",
+            f"--storage.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ]
+        with _running("alertmanager", cmd, root, port) as server:
+            wait_http(server, f"http://127.0.0.1:{port}/-/ready")
             yield server
 
 
@@ -204,7 +236,7 @@ def _running(name: str, cmd: list[str], root: Path, port: int) -> Iterator[Serve
     try:
         yield server
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _die_with_parent() -> None:
@@ -213,7 +245,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)  # nginx: fast shutdown of master and workers
         try:
@@ -223,7 +255,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def _wait_http(server: Server, url: str) -> None:
+def wait_http(server: Server, url: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if server.proc.poll() is not None:
@@ -247,6 +279,7 @@ def versions() -> dict[str, str]:
     for label, cmd in (
         ("nginx", [*NGINX[:1], "-v"]),
         ("blackbox_exporter", [*BLACKBOX[:1], "--version"]),
+        ("alertmanager", [*ALERTMANAGER[:1], "--version"]),
         ("monitoring-plugins", [f"{PLUGIN_DIR}/check_http", "-V"]),
     ):
         try:

@@ -1,0 +1,210 @@
+"""Benchmark 7: ``ingest``: 20,000 distinct alerts into maintd, side by side with Prometheus Alertmanager.
+
+Each case starts its own server process and a load driver (``python -m bench.ingestchild``)
+that sends N distinct alerts (distinct label sets) in bodies of 1, 10 or 100 alerts over
+16 keep-alive connections, each connection sending its next body when the last is answered:
+
+- **Alertmanager** (Debian's prometheus-alertmanager) with a null receiver, which keeps the
+  alerts in memory only: ``POST /api/v2/alerts``.
+- **maintd native**: ``maintd serve`` on a new database, ``POST /api/v1/alerts`` with a
+  responder's API token (``maintd token create``).
+- **maintd webhook**: the same server, Alertmanager's webhook (version 4) at
+  ``/integrations/alertmanager/KEY`` (``maintd integration create --kind alertmanager``).
+
+maintd answers 2xx only after the alerts are committed, so every accepted alert is durable;
+the benchmark counts the stored alerts afterwards. maintd's ingest rate limit (100 requests/s
+per sender by default) is raised for the run: ``MAINTD_INGEST_RATE`` and ``MAINTD_INGEST_BURST``
+are set to ``RATE_LIMIT``. Measured per case: accepted alerts/s, p50/p99 request latency,
+the server's CPU seconds and RSS afterwards, and the driver's CPU seconds (it shares the
+machine's cores with the server). A full run repeats every case three times; the table
+shows medians.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import services
+from bench.common import Result, Shape, child_json, scratch_store
+
+BATCHES = (1, 10, 100)
+CONNECTIONS = 16
+ROUTES = {"native": "POST /api/v1/alerts", "webhook": "Alertmanager webhook"}
+RATE_LIMIT = "1000000"  # requests/s and burst: far above what the benchmark sends
+TARGET = ">= Alertmanager's alerts/s at this batch size, every alert committed before its 2xx"
+RSS_TARGET = "RSS <= half of Alertmanager's after all alerts"
+PLAN = "targets:\n  - {name: host000, kind: host}\ntasks: []\n"
+
+
+@dataclass
+class Maintd:
+    url: str
+    pid: int
+    token: str
+    key: str
+    db_url: str
+
+
+def run(url: str, store_kind: str, shape: Shape, quick: bool) -> list[Result]:
+    n = 2_000 if quick else 20_000
+    repeats = 1 if quick else 3
+    samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for _ in range(repeats):
+        for batch in BATCHES:
+            # Alertmanager beside each maintd case: both meet the same load from the other engineers.
+            samples.setdefault(("alertmanager", batch), []).append(_alertmanager_case(n, batch))
+            for route in ROUTES:
+                samples.setdefault((route, batch), []).append(_maintd_case(store_kind, route, n, batch))
+    results = [_compare(samples, store_kind, route, batch) for batch in BATCHES for route in ROUTES]
+    results.append(_memory(samples, store_kind, n))
+    return results
+
+
+def _alertmanager_case(n: int, batch: int) -> dict[str, Any]:
+    with services.alertmanager() as am:
+        url = f"http://127.0.0.1:{am.port}/api/v2/alerts"
+        return _drive("alertmanager", url, n, batch, am.proc.pid)
+
+
+def _maintd_case(store_kind: str, route: str, n: int, batch: int) -> dict[str, Any]:
+    with scratch_store(store_kind) as db_url, maintd_server(db_url) as server:
+        if route == "native":
+            sample = _drive(route, f"{server.url}/api/v1/alerts", n, batch, server.pid, server.token)
+        else:
+            sample = _drive(
+                route, f"{server.url}/integrations/alertmanager/{server.key}", n, batch, server.pid
+            )
+        stored = _stored_alerts(db_url)
+    if stored != n:
+        raise AssertionError(f"maintd {route}: {stored} alerts stored, {n} accepted")
+    return sample
+
+
+def _drive(route: str, url: str, n: int, batch: int, pid: int, auth: str = "") -> dict[str, Any]:
+    args = [route, url, str(n), str(batch), str(CONNECTIONS), str(pid)] + ([auth] if auth else [])
+    sample = child_json("bench.ingestchild", args)
+    if sample["accepted"] != n:
+        raise AssertionError(f"{route}: {sample['accepted']} of {n} alerts accepted: {sample['errors']}")
+    return sample
+
+
+def _stored_alerts(db_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from maintd.store.db import Store
+    from maintd.store.models import AlertRow
+
+    store = Store(db_url)
+    try:
+        with store.read() as session:
+            return session.scalar(select(func.count()).select_from(AlertRow)) or 0
+    finally:
+        store.dispose()
+
+
+@contextlib.contextmanager
+def maintd_server(db_url: str) -> Iterator[Maintd]:
+    """``maintd serve`` on ``db_url`` (migrated first), with a responder's token and an Alertmanager key."""
+    maintd = str(Path(sys.executable).with_name("maintd"))
+    with tempfile.TemporaryDirectory(prefix="maintd-bench-serve-") as tmp:
+        root = Path(tmp)
+        (root / "plan.yaml").write_text(PLAN)
+        port = services.free_port()
+        env = {
+            **os.environ,
+            "MAINTD_DATABASE_URL": db_url,
+            "MAINTD_PLAN": str(root / "plan.yaml"),
+            "MAINTD_PORT": str(port),
+            "MAINTD_STATE_DIR": str(root),
+            "MAINTD_LOG_LEVEL": "warning",
+            "MAINTD_INGEST_RATE": RATE_LIMIT,
+            "MAINTD_INGEST_BURST": RATE_LIMIT,
+        }
+
+        def cli(*args: str) -> str:
+            proc = subprocess.run([maintd, *args], env=env, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"maintd {' '.join(args[:2])} failed: {proc.stderr.strip()[-1000:]}")
+            return proc.stdout.strip().splitlines()[-1].strip()
+
+        cli("db", "upgrade")
+        token = cli("token", "create", "--name", "bench", "--role", "responder")
+        key = cli("integration", "create", "--name", "bench-am", "--kind", "alertmanager")
+        with open(root / "serve.log", "wb") as log:
+            proc = subprocess.Popen(
+                [maintd, "serve"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=root
+            )
+        server = services.Server("maintd", port, proc, root)
+        try:
+            services.wait_http(server, f"http://127.0.0.1:{port}/healthz")
+            yield Maintd(f"http://127.0.0.1:{port}", proc.pid, token, key, db_url)
+        finally:
+            services.stop(proc)
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def _med(samples: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(s[key] for s in samples))
+
+
+def _spread(samples: list[dict[str, Any]]) -> str:
+    if len(samples) < 2:
+        return ""
+    rates = sorted(s["rate"] for s in samples)
+    return f"median of {len(samples)} ({rates[0]:,.0f}-{rates[-1]:,.0f}/s); "
+
+
+def _figures(samples: list[dict[str, Any]]) -> str:
+    return (
+        f"p50 {_med(samples, 'p50_ms'):.1f} ms, p99 {_med(samples, 'p99_ms'):.1f} ms,"
+        f" server CPU {_med(samples, 'server_cpu_s'):.1f} s, driver CPU {_med(samples, 'driver_cpu_s'):.1f} s"
+    )
+
+
+def _compare(
+    samples: dict[tuple[str, int], list[dict[str, Any]]], store_kind: str, route: str, batch: int
+) -> Result:
+    ours, theirs = samples[(route, batch)], samples[("alertmanager", batch)]
+    rate, their_rate = _med(ours, "rate"), _med(theirs, "rate")
+    return Result(
+        "ingest",
+        store_kind,
+        f"{ROUTES[route]}, batch {batch}",
+        f"{rate:,.0f} alerts/s = {rate / their_rate:.2f}x",
+        TARGET,
+        rate >= their_rate,
+        f"{_spread(ours)}{_figures(ours)}; Alertmanager {_spread(theirs)}{their_rate:,.0f} alerts/s,"
+        f" {_figures(theirs)}",
+        {"route": route, "batch": batch, "alerts_per_s": rate, "maintd": ours, "alertmanager": theirs},
+    )
+
+
+def _memory(samples: dict[tuple[str, int], list[dict[str, Any]]], store_kind: str, n: int) -> Result:
+    ours = [s for (system, _b), found in samples.items() if system != "alertmanager" for s in found]
+    theirs = [s for (system, _b), found in samples.items() if system == "alertmanager" for s in found]
+    rss, their_rss = max(s["server_rss_mb"] for s in ours), min(s["server_rss_mb"] for s in theirs)
+    return Result(
+        "ingest",
+        store_kind,
+        f"RSS after {n:,} alerts",
+        f"maintd at most {rss:.0f} MB",
+        RSS_TARGET,
+        rss <= their_rss / 2,
+        f"maintd {min(s['server_rss_mb'] for s in ours):.0f}-{rss:.0f} MB over {len(ours)} servers;"
+        f" Alertmanager {their_rss:.0f}-{max(s['server_rss_mb'] for s in theirs):.0f} MB over {len(theirs)}",
+        {
+            "maintd_rss_mb": [s["server_rss_mb"] for s in ours],
+            "alertmanager_rss_mb": [s["server_rss_mb"] for s in theirs],
+        },
+    )
