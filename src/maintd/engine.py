@@ -242,7 +242,8 @@ class Engine:
             append(session, claimed.events)
         for lag in claimed.lag_seconds:
             self.metrics.scheduler_lag.observe(lag)
-        return claimed.orders, None
+        # Nothing claimable (rows still running) must not hide a timer or deadline due before IDLE_WAKE.
+        return claimed.orders, min((t for t in (breach_at, timer_at) if t is not None), default=None)
 
     def _breach_deadlines(self, now: datetime, loaded: LoadedPlan) -> None:
         """Record missed response deadlines; a failure here must not stop the scheduling."""
