@@ -240,7 +240,7 @@ def test_a_handoff_timer_queues_the_report_and_schedules_the_next_one(engine: En
     plan = engine.loaded.plan
     kinds = handlers(people=plan.people, schedules=plan.schedules)
     with engine.store.write() as s:
-        assert schedule_next_handoffs(s, schedules=engine.loaded.plan.schedules, now=T0) == 1
+        # Loading the plan scheduled the next handoff already; scheduling again adds nothing.
         assert schedule_next_handoffs(s, schedules=engine.loaded.plan.schedules, now=T0) == 0
         assert [t.due_at for t in timers.pending(s, subject="schedule:ops", kind="handoff")] == [HANDOFF]
         assert timers.fire_due(s, HANDOFF - timedelta(seconds=1), owner="test", handlers=kinds) == []
@@ -253,13 +253,28 @@ def test_a_handoff_timer_queues_the_report_and_schedules_the_next_one(engine: En
         assert [t.due_at for t in following] == [Z("2026-12-04T17:00")]
 
 
+def test_the_engine_sends_the_handoff_report_at_the_handoff_and_not_before(engine: Engine) -> None:
+    def queued() -> list[str]:
+        with engine.store.read() as s:
+            rows = s.scalars(select(NotificationRow).where(NotificationRow.subject == "schedule:ops"))
+            return sorted(r.recipient for r in rows if r.state == "handoff")
+
+    engine.tick(HANDOFF - timedelta(seconds=1))
+    assert queued() == []
+    engine.tick(HANDOFF)
+    everyone = ["person:ann", "person:bob", "person:cho"]  # outgoing and incoming, both layers
+    assert queued() == everyone
+    engine.tick(HANDOFF + timedelta(minutes=1))
+    assert queued() == everyone  # once each
+
+
 def test_a_changed_rotation_moves_the_pending_handoff_timer(engine: Engine) -> None:
     document = ops(engine).model_dump(mode="json")
     for each in document["layers"]:
         each["rotation"]["handoff"] = "Monday 09:00"
     moved = OnCallSchedule.model_validate(document)
     with engine.store.write() as s:
-        schedule_next_handoffs(s, schedules=[ops(engine)], now=T0)
+        assert schedule_next_handoffs(s, schedules=[ops(engine)], now=T0) == 0  # the plan load did
         assert schedule_next_handoffs(s, schedules=[moved], now=T0) == 1
         assert [t.due_at for t in timers.pending(s, subject="schedule:ops", kind="handoff")] == [
             Z("2026-11-30T09:00")

@@ -27,6 +27,9 @@ from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.incidents.recipients import Roster
 from maintd.metrics import Metrics
+from maintd.notify.dispatcher import Dispatcher
+from maintd.notify.transport import Notifier
+from maintd.oncall import handoff_delivery
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
 from maintd.runner.children import Children
@@ -44,6 +47,7 @@ log = logging.getLogger(__name__)
 
 IDLE_WAKE = timedelta(seconds=2)  # re-check the store at least this often (another process may add work)
 HEARTBEAT_EVERY = timedelta(seconds=5)
+DISPATCH_GRACE = 10.0  # seconds a page being sent at shutdown may finish; the rest is resent after its lease
 CLAIM_BATCH = 1000
 TIMER_BATCH = 500
 
@@ -70,6 +74,7 @@ class Engine:
         registry: Registry,
         clock: Clock,
         metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -103,6 +108,12 @@ class Engine:
             on_recorded=self._recorded,
             children=self.children,
             on_streaks=self._alert_from_runs,
+        )
+        # None: this process queues notifications but leaves delivering them to others (tests).
+        self.dispatcher = (
+            Dispatcher(store, clock, notifier, owner=self.instance, metrics=self.metrics)
+            if notifier is not None
+            else None
         )
 
     # -- plan -------------------------------------------------------------
@@ -146,6 +157,7 @@ class Engine:
             # Against the stored plan, not this process's: a restart with the same plan is no change.
             changed = stored is None or stored.digest != loaded.digest
             result = sync_schedules(session, loaded, now)
+            handoff_delivery.schedule_next_handoffs(session, schedules=loaded.plan.schedules, now=now)
             if changed:
                 session.add(
                     PlanVersionRow(
@@ -262,7 +274,11 @@ class Engine:
         """The handler of each timer kind, bound to ``loaded``'s people, schedules and channels."""
         if self._handlers is None or self._handlers[0] is not loaded:
             roster = Roster.of(loaded.plan)
-            self._handlers = (loaded, escalation.handlers(roster, base_url=self.settings.base_url))
+            handlers = escalation.handlers(roster, base_url=self.settings.base_url)
+            handlers.update(
+                handoff_delivery.handlers(people=loaded.plan.people, schedules=loaded.plan.schedules)
+            )
+            self._handlers = (loaded, handlers)
         return self._handlers[1]
 
     def _fire_timers(self, now: datetime, handlers: dict[str, timers.Handler]) -> datetime | None:
@@ -275,6 +291,8 @@ class Engine:
                 fired = timers.fire_due(
                     session, now, owner=self.instance, handlers=handlers, limit=TIMER_BATCH
                 )
+            if fired:
+                self.notify()  # escalation steps and handoffs queue pages
             if len(fired) >= TIMER_BATCH:
                 return now
             with self.store.read() as session:
@@ -341,6 +359,17 @@ class Engine:
         elif due < self._sleep_until:
             self._wake.set()
 
+    def notify(self) -> None:
+        """Notifications were queued: deliver them now rather than at the next poll; any thread."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    def poke(self) -> None:
+        """Something outside the loop changed incidents (an alert opened one, someone acknowledged):
+        fire what became due and deliver what was queued, now; safe from any thread."""
+        self.wake()
+        self.notify()
+
     def wake(self) -> None:
         """Make the scheduler loop look at the store now; safe from any thread."""
         loop = self._loop
@@ -354,6 +383,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task = asyncio.create_task(self.run_scheduler(), name="maintd-scheduler")
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         return self._loop_task
 
     async def stop(self, grace: float) -> None:
@@ -376,6 +407,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         await self.runner.stop(grace)
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(min(grace, DISPATCH_GRACE))
         with self.store.write() as session:
             append(
                 session,

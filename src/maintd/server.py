@@ -21,6 +21,7 @@ from maintd.api.deps import AppContext
 from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.metrics import Metrics
+from maintd.notify.transport import AppriseNotifier
 from maintd.registry import Registry
 from maintd.settings import Settings
 from maintd.store.db import Store
@@ -44,7 +45,12 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
     store = Store(settings.database_url)
     store.upgrade()
     engine = Engine(
-        settings, store=store, registry=registry or Registry.default(), clock=clock, metrics=Metrics()
+        settings,
+        store=store,
+        registry=registry or Registry.default(),
+        clock=clock,
+        metrics=Metrics(),
+        notifier=AppriseNotifier(),
     )
     recovered = engine.recover()
     if recovered:

@@ -25,6 +25,12 @@ class AppContext:
     engine: Engine | None = None  # None when the API runs without a scheduler (tests, --role api later)
 
 
+def poke(ctx: AppContext) -> None:
+    """After a commit that changed incidents: let this process's engine act on it at once."""
+    if ctx.engine is not None:
+        ctx.engine.poke()
+
+
 def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from maintd import views
 from maintd.alerts.silences import create_silence, expire_silence
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import AppContext, context, poke, require
 from maintd.auth import Principal, Role
 from maintd.clock import utc
 from maintd.incidents import service
@@ -291,7 +291,9 @@ def _state_route(r: APIRouter, verb: str, action: Action, summary: str) -> None:
                 settings=_settings(ctx, session),
                 note=body.note if body else "",
             )
-            return views.incident_view(row)
+            view = views.incident_view(row)
+        poke(ctx)  # committed: a resolve queued notices, a reopen restarted the escalation
+        return view
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from maintd.api.deps import AppContext, context
+from maintd.api.deps import AppContext, context, poke
 from maintd.incidents import service
 from maintd.incidents.links import ACK, PERSON, RESOLVE
 from maintd.incidents.states import IncidentError, State
@@ -121,9 +121,11 @@ def _routes(r: APIRouter, action: str) -> None:
                     )
                 except IncidentError as exc:
                     raise Refused(409, str(exc)) from None
-                return _page(incident, f"{incident.state.capitalize()} by {link.person}. Thank you.", None)
+                done = _page(incident, f"{incident.state.capitalize()} by {link.person}. Thank you.", None)
         except Refused as exc:
             return _refusal(exc)
+        poke(ctx)  # committed: a resolve queued notices to deliver
+        return done
 
 
 def _link(session: Session, token: str, action: str, now: datetime) -> Link:
