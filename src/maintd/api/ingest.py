@@ -29,7 +29,7 @@ from maintd.alerts.formats.pagerduty import PagerDutyEvent
 from maintd.alerts.integrations import Integration, IntegrationKind, find_integration
 from maintd.alerts.model import AlertIn
 from maintd.api import problems
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import AppContext, context, poke, require
 from maintd.api.ratelimit import RateLimiter
 from maintd.auth import PREFIX, Role
 from maintd.incidents.committer import AlertRequest, GroupCommitter
@@ -271,7 +271,12 @@ async def _accept(
     views = await committer.submit(alerts, actor=actor)
     for alert, view in zip(alerts, views, strict=True):
         ctx.metrics.alerts_received.labels(alert.source, view["outcome"]).inc()
+    if any(view["outcome"] in _CHANGES_INCIDENTS for view in views):
+        poke(ctx)  # committed: a new incident's first page is due now, a resolution queues notices
     return views
+
+
+_CHANGES_INCIDENTS = frozenset({"created", "unmuted", "resolved", "acknowledged"})
 
 
 def _accepted(views: list[View]) -> JSONResponse:
