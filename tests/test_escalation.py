@@ -283,7 +283,7 @@ def test_each_page_says_what_broke_and_carries_a_signed_ack_link_for_its_person(
         "person:bob",
         minutes(24 * 60),
     )
-    assert message["title"] == f"P1 incident {incident_id}: API is down"
+    assert message["title"] == "API is down"  # the heading adds "[P1] TRIGGERED #N"
     assert (message["priority"], message["severity"], message["target"]) == ("P1", "critical", "api")
     assert message["runbook"] == "https://runbooks.example/api-down"
     assert message["deadline"] == minutes(30).isoformat().replace("+00:00", "Z")
@@ -320,7 +320,7 @@ def test_resolving_tells_everyone_who_was_paged(store: Store, write_plan, make_e
                 NotificationRow.recipient == "person:bob", NotificationRow.state == "resolved"
             )
         )
-    assert notice["title"] == f"Resolved: P1 incident {incident_id}: API is down"
+    assert notice["title"] == "API is down" and notice["state"] == "resolved"
 
 
 def test_a_reopened_incident_escalates_again_with_new_steps(store: Store, write_plan, make_engine):

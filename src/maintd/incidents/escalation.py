@@ -187,7 +187,6 @@ def _tell_resolved(
     round_ = _round(session, incident)
     step = f"r{round_}.final" if round_ else "final"
     message = _message(session, incident, RESOLVED)
-    message.title = f"Resolved: {message.title}"
     message.url = paged[-1].message.get("url")  # the link the pages carried
     told = {row.recipient: row.channels for row in paged}
     for key, channels in told.items():
@@ -315,7 +314,7 @@ def _message(session: Session, incident: IncidentRow, state: str) -> Message:
     )
     target = next((str(a.labels["target"]) for a in alerts if a.labels.get("target")), None)
     return Message(
-        title=f"{incident.priority} incident {incident.id}: {incident.title}",
+        title=incident.title,  # the heading adds priority, state and number
         summary=incident.title,
         state=state,
         incident_id=incident.id,
