@@ -112,12 +112,12 @@ def _stored_alerts(db_url: str) -> int:
 
 
 @contextlib.contextmanager
-def maintd_server(db_url: str) -> Iterator[Maintd]:
+def maintd_server(db_url: str, plan: str = PLAN) -> Iterator[Maintd]:
     """``maintd serve`` on ``db_url`` (migrated first), with a responder's token and an Alertmanager key."""
     maintd = str(Path(sys.executable).with_name("maintd"))
     with tempfile.TemporaryDirectory(prefix="maintd-bench-serve-") as tmp:
         root = Path(tmp)
-        (root / "plan.yaml").write_text(PLAN)
+        (root / "plan.yaml").write_text(plan)
         port = services.free_port()
         env = {
             **os.environ,

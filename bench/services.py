@@ -206,12 +206,12 @@ receivers:
 
 
 @contextlib.contextmanager
-def alertmanager() -> Iterator[Server]:
-    """Alertmanager with a null receiver, no cluster, its data in a temporary directory."""
+def alertmanager(config: str = _ALERTMANAGER_CONF) -> Iterator[Server]:
+    """Alertmanager (default: a null receiver), no cluster, its data in a temporary directory."""
     program = find_program(ALERTMANAGER, PACKAGES["alertmanager"])
     with tempfile.TemporaryDirectory(prefix="maintd-bench-alertmanager-") as tmp:
         root = Path(tmp)
-        (root / "alertmanager.yml").write_text(_ALERTMANAGER_CONF)
+        (root / "alertmanager.yml").write_text(config)
         port = free_port()
         cmd = [
             program,
