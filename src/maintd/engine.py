@@ -27,7 +27,7 @@ from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.incidents.recipients import Roster
 from maintd.metrics import Metrics
-from maintd.notify.dispatcher import Dispatcher
+from maintd.notify.dispatcher import Dispatcher, Job
 from maintd.notify.transport import Notifier
 from maintd.oncall import handoff_delivery
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
@@ -287,16 +287,23 @@ class Engine:
         A failure here must not stop the scheduling: it is logged and tried again next tick.
         """
         try:
+            jobs: list[Job] = []
+            more = False
             with self.store.write() as session:
                 fired = timers.fire_due(
                     session, now, owner=self.instance, handlers=handlers, limit=TIMER_BATCH
                 )
-            if fired:
-                self.notify()  # escalation steps and handoffs queue pages
-            if len(fired) >= TIMER_BATCH:
-                return now
-            with self.store.read() as session:
-                return timers.next_due_at(session, kinds=list(handlers))
+                if fired and self.dispatcher is not None:
+                    # Escalation steps and handoffs queue pages: lease them in this transaction.
+                    jobs, more = self.dispatcher.claim_queued(session, now)
+                next_at = (
+                    now if len(fired) >= TIMER_BATCH else timers.next_due_at(session, kinds=list(handlers))
+                )
+            if self.dispatcher is not None:
+                self.dispatcher.hand_over(jobs)
+            if more:
+                self.notify()
+            return next_at
         except Exception:
             log.exception("firing timers failed; retrying next tick")
             return None

@@ -194,14 +194,42 @@ class Dispatcher:
             except Exception:
                 log.exception("claiming notifications failed; retrying")
                 jobs, earliest = [], None
-            for job in jobs:
-                task = asyncio.create_task(self._deliver(job), name=f"maintd-notify-{job.id}")
-                self._inflight.add(task)
-                task.add_done_callback(self._finished)
+            self._launch(jobs)
             if len(jobs) == free:
                 continue  # a full batch may mean more is due
             wake_at = now + IDLE_WAKE if earliest is None else min(earliest, now + IDLE_WAKE)
             await self.clock.sleep_until(wake_at, self._wake)
+
+    def claim_queued(self, session: Session, now: datetime) -> tuple[list[Job], bool]:
+        """In the caller's transaction, which has just queued pages: lease what this process's loop
+        can send at once; whether due rows may be left for the loop (then ``wake()`` it).
+
+        Hand the jobs to ``hand_over`` only after that transaction commits. This saves the page
+        a transaction of its own and a trip through the loop before it is sent.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._stopping.is_set():
+            return [], True
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            return [], True
+        jobs = self.claim(session, now, free)
+        return jobs, len(jobs) == free
+
+    def hand_over(self, jobs: list[Job]) -> None:
+        """Send jobs ``claim_queued`` leased, once their transaction committed; safe from any thread.
+
+        Should the loop be gone, the rows are sent again after their lease, like a send cut short.
+        """
+        loop = self._loop
+        if jobs and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._launch, jobs)
+
+    def _launch(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            task = asyncio.create_task(self._deliver(job), name=f"maintd-notify-{job.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
 
     def _claim_and_peek(self, now: datetime, limit: int) -> tuple[list[Job], datetime | None]:
         with self.store.write() as session:
@@ -212,14 +240,21 @@ class Dispatcher:
         assert self._pool is not None
         outcome = await asyncio.get_running_loop().run_in_executor(self._pool, self.attempt, job)
         try:
-            await asyncio.to_thread(self.record, job, outcome, self.clock.now())
+            pending = await asyncio.to_thread(self.record, job, outcome, self.clock.now())
         except Exception:
             # The send happened and was not recorded: the lease expires and it is sent again.
             log.exception("recording notification %s failed", job.id)
+            return
+        if pending:  # a retry or the next channel may be due before the loop would wake
+            self._wake.set()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        # Only a loop waiting for a free slot needs waking: a claim per finished send was a
+        # write transaction per page for nothing (and on SQLite one more writer queueing).
+        was_full = len(self._inflight) >= self.concurrency
         self._inflight.discard(task)
-        self._wake.set()
+        if was_full:
+            self._wake.set()
 
     # -- the steps -----------------------------------------------------------------------------
 
@@ -282,8 +317,9 @@ class Dispatcher:
             self.metrics.notification_send_seconds.observe(seconds)
         return Outcome(at, seconds, error)
 
-    def record(self, job: Job, outcome: Outcome, now: datetime) -> None:
-        """Write the attempt, its event, and where the row goes next (one transaction)."""
+    def record(self, job: Job, outcome: Outcome, now: datetime) -> bool:
+        """Write the attempt, its event, and where the row goes next (one transaction); whether
+        the row is still pending (a retry, or its next channel)."""
         result, values, payload = self._decide(job, outcome.error, now)
         target = redact(job.url)
         with self.store.write() as session:
@@ -332,6 +368,7 @@ class Dispatcher:
             )
         if self.metrics is not None:
             self.metrics.notifications_sent.labels(result).inc()
+        return rowcount(changed) == 1 and "status" not in values
 
     def _decide(
         self, job: Job, error: TransportError | None, now: datetime
