@@ -27,8 +27,8 @@ from maintd.store.db import Store, normalise_url
 from maintd.store.models import Base
 
 # The API personas' token and client fixtures (they need the test module's own ``engine`` fixture),
-# and the world of a real ``maintd serve`` process.
-pytest_plugins = ["tests.personas", "tests.harness"]
+# the world of a real ``maintd serve`` process, and real SMTP and webhook receivers.
+pytest_plugins = ["tests.personas", "tests.harness", "tests.notify_support"]
 
 # A Friday, one hour before the seed's daily window.
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -20,19 +20,7 @@ from maintd.notify.transport import AppriseNotifier
 from maintd.store.db import Store
 from maintd.store.models import EventRow, NotificationAttemptRow, NotificationRow
 from tests.conftest import T0, run
-from tests.notify_support import Mailbox, Webhook, queue, smtp_server, webhook_server
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with webhook_server() as hook:
-        yield hook
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
+from tests.notify_support import Mailbox, Webhook, queue
 
 
 def dispatcher(store: Store, clock: FakeClock, **options: Any) -> Dispatcher:

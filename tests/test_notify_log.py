@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,14 +17,8 @@ from maintd.engine import Engine
 from maintd.notify.dispatcher import Dispatcher
 from maintd.notify.transport import AppriseNotifier
 from maintd.store.db import Store
-from tests.notify_support import Webhook, queue, webhook_server
+from tests.notify_support import Webhook, queue
 from tests.personas import as_
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with webhook_server() as hook:
-        yield hook
 
 
 @pytest.fixture

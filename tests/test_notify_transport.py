@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from maintd.notify.transport import AppriseNotifier, TransportError, classify, redact
-from tests.notify_support import Mailbox, Webhook, smtp_server, webhook_server
+from tests.notify_support import Mailbox, Webhook
 
 TITLE = "[P1] TRIGGERED #42 disk full on db01"
 BODY = "disk full on db01\nSeverity: critical\nTarget: db01"
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with webhook_server() as hook:
-        yield hook
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture

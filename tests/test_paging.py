@@ -10,22 +10,15 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.harness import T0, Harness, Server, cli
-from tests.notify_support import Mail, Mailbox, smtp_server
+from tests.notify_support import Mail, Mailbox
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
 
 
 def plan(box: Mailbox) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
@@ -203,3 +204,18 @@ def smtp_server() -> Iterator[Mailbox]:
     finally:
         box.close()
         servers.close()
+
+
+# Fixtures for every test module (registered in tests/conftest.py's pytest_plugins).
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    with webhook_server() as hook:
+        yield hook
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as box:
+        yield box
