@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from maintd.checks.base import CheckResult, Kind, RunContext, Status
+from maintd.checks.base import Change, CheckResult, Kind, RunContext, Status
 from maintd.engine import Engine
 from maintd.registry import Registry
 from maintd.scheduler.claims import claim_manual
+from maintd.scheduler.orders import RunOrder
 from maintd.settings import Settings
 from maintd.store.models import EventRow, RunRow, ScheduleRow
 from tests.conftest import run
@@ -246,3 +247,50 @@ def test_runs_still_queued_when_the_grace_period_ends_are_interrupted_unstarted(
         rows = s.scalars(select(ScheduleRow)).all()
     assert [(r.state, r.stop_reason) for r in runs] == [("interrupted", "shutdown")] * 3
     assert all(r.running_run_id is None and r.retry_trigger == "recovery" for r in rows)
+
+
+class Tidy:
+    """An action kind: reports the files it removed (or, in a dry run, would remove)."""
+
+    def __init__(self, _config: object) -> None:
+        pass
+
+    async def run(self, ctx: RunContext) -> CheckResult:
+        verb = "would remove" if ctx.dry_run else "removed"
+        changes = [Change("delete", f"/tmp/{ctx.target.name}/{i}.log", {"bytes": 10 * i}) for i in range(3)]
+        return CheckResult(Status.ok, f"{verb} 3 files", changes=changes)
+
+
+TIDY = Kind(name="tidy", config=GateConfig, build=Tidy, summary="test action", changes=lambda _c: True)
+
+
+def test_what_an_action_changed_is_one_audit_event_per_run_planned_in_a_dry_run(store, write_plan, clock):
+    engine = engine_for(store, write_plan(PLAN % (4, fleet(1), "tidy", 0)), clock, registry_with(TIDY))
+    assert engine.reload().ok
+    loaded = engine.loaded
+    assert loaded is not None
+    task = loaded.plan.task("held")
+
+    async def go(order: RunOrder) -> None:
+        await engine.runner.run_all([order])
+        await engine.runner.stop(0)
+
+    for dry_run in (True, False):
+        with store.write() as s:
+            order = claim_manual(
+                s, loaded, task, "h0", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
+            )
+        assert order is not None
+        run(go(order))
+
+    with store.read() as s:
+        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+    assert [(e.kind, e.subject, e.payload["dry_run"]) for e in audit] == [
+        ("action.planned", "task:held/h0", True),
+        ("action.applied", "task:held/h0", False),
+    ]
+    assert audit[1].payload["changes"][2] == {
+        "action": "delete",
+        "target": "/tmp/h0/2.log",
+        "detail": {"bytes": 20},
+    }

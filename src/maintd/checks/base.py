@@ -47,11 +47,28 @@ _BY_EXIT_CODE = {0: Status.ok, 1: Status.warning, 2: Status.critical, 3: Status.
 _RANK = {Status.ok: 0, Status.warning: 1, Status.unknown: 2, Status.critical: 3}
 
 
+@dataclass(frozen=True)
+class Change:
+    """One thing an action changed (or, in a dry run, would change): the audit trail's unit."""
+
+    action: str  # what was done: compress, delete, vacuum, restore, ...
+    target: str  # to what: a path, a table, a database
+    detail: dict[str, Any] = field(default_factory=dict)  # sizes, counts, checksums; JSON values
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            **({"detail": self.detail} if self.detail else {}),
+        }
+
+
 @dataclass
 class CheckResult:
     status: Status
     output: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)  # actions: recorded as one audit event per run
 
 
 class Resources:

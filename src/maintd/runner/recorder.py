@@ -86,6 +86,8 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
     changes, events, streaks = [], [], []
     next_due: datetime | None = None
     for f in batch:
+        if f.result.changes:
+            events.append(_audit(f))
         row = rows.get(f.order.schedule_id)
         if row is None or row.running_run_id != f.order.run_id:
             continue  # recovered meanwhile by someone else: the run row is all we own
@@ -102,6 +104,24 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
     update_by_id(session, SCHEDULES, changes)
     append(session, events)
     return Recorded(streaks, next_due)
+
+
+AUDIT_LIMIT = 1000  # changes listed per event; the rest are counted
+
+
+def _audit(f: Finished) -> Event:
+    """What an action changed, or in a dry run would have changed: ``action.applied`` / ``action.planned``."""
+    changes = f.result.changes
+    payload: dict[str, object] = {
+        "run_id": f.order.run_id,
+        "dry_run": f.order.dry_run,
+        "changes": [c.as_json() for c in changes[:AUDIT_LIMIT]],
+    }
+    if len(changes) > AUDIT_LIMIT:
+        payload["more"] = len(changes) - AUDIT_LIMIT
+    kind = "action.planned" if f.order.dry_run else "action.applied"
+    subject = task_subject(f.order.task.name, f.order.target.name)
+    return Event(kind, subject, f.finished_at, ACTOR, payload)
 
 
 def _failing(f: Finished) -> list[str]:
