@@ -39,7 +39,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(oncall.router(), prefix="/api/v1")
     app.include_router(notifications.router(), prefix="/api/v1")
     app.include_router(windows.router(), prefix="/api/v1")
-    app.include_router(ingest.routes(ctx))
+    ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())
     return app
 
