@@ -96,6 +96,9 @@ class Engine:
         self._freed_due: datetime | None = None
         self._alerted = False
         self._handlers: tuple[LoadedPlan, dict[str, timers.Handler]] | None = None
+        # poke() since the last tick; whether the last tick leased the pages it queued itself.
+        self._poked = False
+        self._leased = False
         # None: not looked at yet (another process may have raised it before this one started).
         self._overdue_alert: bool | None = None
         self.children = Children(settings.state_dir / "children") if settings.state_dir else None
@@ -296,6 +299,7 @@ class Engine:
                 if fired and self.dispatcher is not None:
                     # Escalation steps and handoffs queue pages: lease them in this transaction.
                     jobs, more = self.dispatcher.claim_queued(session, now)
+                    self._leased = True
                 next_at = (
                     now if len(fired) >= TIMER_BATCH else timers.next_due_at(session, kinds=list(handlers))
                 )
@@ -337,11 +341,14 @@ class Engine:
             self._wake.clear()
             self._sleep_until = self._freed_due = None
             now = self.clock.now()
+            poked, self._poked, self._leased = self._poked, False, False
             try:
                 orders, earliest = await asyncio.to_thread(self.tick, now)
             except Exception:
                 log.exception("scheduler tick failed; retrying")
                 orders, earliest = [], None
+            if poked and not self._leased:
+                self.notify()  # pages queued outside timers (resolution notices) are the dispatcher's
             self.metrics.scheduler_ticks.inc()
             for order in orders:
                 self.runner.submit(order)
@@ -373,9 +380,15 @@ class Engine:
 
     def poke(self) -> None:
         """Something outside the loop changed incidents (an alert opened one, someone acknowledged):
-        fire what became due and deliver what was queued, now; safe from any thread."""
+        fire what became due and deliver what was queued, now; safe from any thread.
+
+        The dispatcher hears of it after the tick, and only if the tick did not lease the pages
+        itself: waking both meant a second write transaction per alert, claiming nothing.
+        """
+        self._poked = True
+        if self.dispatcher is None or self._loop is None:
+            self.notify()
         self.wake()
-        self.notify()
 
     def wake(self) -> None:
         """Make the scheduler loop look at the store now; safe from any thread."""

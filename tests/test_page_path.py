@@ -1,0 +1,135 @@
+"""From a due escalation step to the page leaving: the firing tick leases the pages it queued, in
+its own transaction, and starts sending them itself; the dispatcher's loop sends what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from maintd.clock import FakeClock
+from maintd.engine import Engine
+from maintd.notify.transport import AppriseNotifier
+from maintd.registry import Registry
+from maintd.settings import Settings
+from maintd.store.db import Store
+from maintd.store.models import NotificationAttemptRow, NotificationRow, TimerRow
+from tests.conftest import run
+from tests.notify_support import Webhook
+from tests.test_escalation import open_incident
+
+
+def plan(url: str) -> str:
+    return f"""
+        people:
+          - {{name: pat, email: pat@example.test, notify: ["{url}"]}}
+        escalation_policies:
+          - name: ops
+            levels:
+              - {{after: 0m, notify: [{{person: pat}}]}}
+        incidents:
+          escalation_policy: ops
+          group_wait: 0s
+        """
+
+
+def engine_for(
+    store: Store,
+    write_plan: Callable[..., Path],
+    clock: FakeClock,
+    registry: Registry,
+    url: str,
+    concurrency: int = 8,
+) -> Engine:
+    notifier = AppriseNotifier(connect_timeout=1.0, read_timeout=1.0, total_timeout=3.0)
+    settings = Settings(database_url=store.url, plan_path=write_plan(plan(url)))
+    engine = Engine(settings, store=store, registry=registry, clock=clock, notifier=notifier)
+    assert engine.reload().ok, engine.last_reload
+    assert engine.dispatcher is not None
+    engine.dispatcher.concurrency = concurrency
+    return engine
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def sent_once(store: Store) -> list[tuple[str, int]]:
+    """(status, attempts recorded) of every notification row."""
+    with store.read() as s:
+        rows = s.scalars(select(NotificationRow).order_by(NotificationRow.id)).all()
+        return [
+            (
+                r.status,
+                len(
+                    s.scalars(
+                        select(NotificationAttemptRow).where(NotificationAttemptRow.notification_id == r.id)
+                    ).all()
+                ),
+            )
+            for r in rows
+        ]
+
+
+def test_the_firing_tick_sends_the_page_it_queued_while_the_dispatcher_sleeps(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    dispatcher = engine.dispatcher
+    assert dispatcher is not None
+
+    async def scenario() -> None:
+        dispatcher.start()
+        await asyncio.sleep(0.1)  # its first pass found nothing; it sleeps 30 s of a clock that stands still
+        incident_id = open_incident(store, engine)
+        await asyncio.to_thread(engine.tick, clock.now())
+        await eventually(lambda: webhook.count("/pat") == 1)
+        await eventually(lambda: sent_once(store) == [("sent", 1)])
+        with store.read() as s:
+            step = s.scalar(select(TimerRow).where(TimerRow.subject == f"incident:{incident_id}"))
+            assert step is not None and step.fired_at == clock.now()  # the timer keeps its record
+        await dispatcher.stop()
+
+    run(scenario())
+    assert webhook.count("/pat") == 1
+
+
+def test_pages_beyond_the_free_sends_are_left_to_the_dispatcher_loop_and_each_goes_once(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"), concurrency=1)
+    dispatcher = engine.dispatcher
+    assert dispatcher is not None
+
+    async def scenario() -> None:
+        dispatcher.start()
+        await asyncio.sleep(0.1)
+        for target in ("api", "db", "cache"):
+            open_incident(store, engine, target=target)
+        await asyncio.to_thread(engine.tick, clock.now())  # one send free: the tick leases one page
+        await eventually(lambda: webhook.count("/pat") == 3)
+        await eventually(lambda: sent_once(store) == [("sent", 1)] * 3)
+        await dispatcher.stop()
+
+    run(scenario())
+    assert webhook.count("/pat") == 3
+
+
+def test_a_stopped_dispatcher_is_handed_nothing_and_the_page_waits_in_the_log(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    open_incident(store, engine)
+    engine.tick(clock.now())  # no loop running: nothing is leased, the row stays claimable
+    assert webhook.count("/pat") == 0
+    with store.read() as s:
+        (row,) = s.scalars(select(NotificationRow)).all()
+        assert (row.status, row.lease_until) == ("pending", None)
+    assert engine.dispatcher is not None and engine.dispatcher.deliver_due(clock.now()) == 1
+    assert webhook.count("/pat") == 1
