@@ -24,6 +24,8 @@ BUILTIN_KINDS = (
     "maintd.checks.redis",
     "maintd.checks.nagios",
     "maintd.checks.kubernetes",
+    "maintd.tasks.backup_files",
+    "maintd.tasks.backup_postgres",
 )
 
 

@@ -8,6 +8,7 @@ import typer
 from maintd import __version__
 from maintd.cli import (
     admin,
+    backup,
     incidents,
     integrations,
     mcp,
@@ -39,6 +40,7 @@ app.add_typer(incidents.app, name="incident")
 app.add_typer(silences.app, name="silence")
 app.add_typer(oncall.app, name="oncall")
 app.add_typer(notifications.app, name="notifications")
+app.add_typer(backup.app, name="backup")
 app.command("run")(run.run)
 app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)
