@@ -26,6 +26,7 @@ BUILTIN_KINDS = (
     "maintd.checks.kubernetes",
     "maintd.tasks.backup_files",
     "maintd.tasks.backup_postgres",
+    "maintd.tasks.logs",
 )
 
 
