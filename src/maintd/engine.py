@@ -97,9 +97,12 @@ class Engine:
         self._freed_due: datetime | None = None
         self._alerted = False
         self._handlers: tuple[LoadedPlan, dict[str, timers.Handler]] | None = None
-        # poke() since the last tick; whether the last tick leased the pages it queued itself.
+        # poke() since the last tick; whether the last tick leased the pages it queued itself; when
+        # a queued page is next claimable (read by a tick after a poke).
         self._poked = False
         self._leased = False
+        self._pages_at: datetime | None = None
+        self._poked_tick = False
         # None: not looked at yet (another process may have raised it before this one started).
         self._overdue_alert: bool | None = None
         self.children = Children(settings.state_dir / "children") if settings.state_dir else None
@@ -239,6 +242,8 @@ class Engine:
             earliest = next_due_at(session, now)
             breach_at = next_breach_at(session)
             timer_at = timers.next_due_at(session, kinds=list(handlers))
+            if self._poked_tick and self.dispatcher is not None:
+                self._pages_at = self.dispatcher.next_due_at(session)
         self._heartbeat(now)
         if breach_at is not None and breach_at <= now:
             self._breach_deadlines(now, loaded)
@@ -383,13 +388,16 @@ class Engine:
             self._sleep_until = self._freed_due = None
             now = self.clock.now()
             poked, self._poked, self._leased = self._poked, False, False
+            self._poked_tick, self._pages_at = poked, now  # unless the tick reads otherwise
             try:
                 orders, earliest = await asyncio.to_thread(self.tick, now)
             except Exception:
                 log.exception("scheduler tick failed; retrying")
                 orders, earliest = [], None
-            if poked and not self._leased:
-                self.notify()  # pages queued outside timers (resolution notices) are the dispatcher's
+            if poked and not self._leased and self._pages_at is not None and self._pages_at <= now:
+                # Pages queued outside timers (resolution notices) are the dispatcher's. Only a
+                # claimable one wakes it (pages sent by the alert's transaction are not).
+                self.notify()
             self.metrics.scheduler_ticks.inc()
             for order in orders:
                 self.runner.submit(order)
