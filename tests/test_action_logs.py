@@ -217,7 +217,7 @@ def test_a_corrupt_archive_keeps_its_original_and_the_run_is_critical(tmp_path):
     data = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(original.read_bytes()))
     data[-2] ^= 0x40  # in the frame's content checksum
     packed.write_bytes(bytes(data))
-    old = write(tmp_path / "app.log-20260701", "expired\n", days_old=149)
+    old = write(tmp_path / "api.log-20260701", "expired\n", days_old=149)  # listed first, deleted last
     result = logs({"path": str(tmp_path)})
     assert result.status is Status.critical
     assert result.output.splitlines()[0] == (

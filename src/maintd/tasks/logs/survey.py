@@ -21,6 +21,7 @@ from maintd.tasks.logs.config import Codec, LogsConfig, Method
 _STAMP = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}", "%H": r"\d{2}", "%M": r"\d{2}", "%S": r"\d{2}"}
 _STAMP["%s"] = r"\d+"
 _GLOB = re.compile(r"[*?\[]")
+_ORDER = {"rotate": 0, "compress": 1, "delete": 2}
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ def survey(cfg: LogsConfig, directory: Path, archive_dir: Path, now: datetime) -
     gens = plain + [g for g in packed if (g.base, g.stamp) not in pairs]
     _rotations(cfg, found, names, gens, now)
     _retention(cfg, found, gens, now)
+    # All rotations, then all compressions, then deletions: a failure stops the run before any deletion.
+    found.steps.sort(key=lambda s: _ORDER[s.action])
     _preflight(cfg, found)
     return found
 
