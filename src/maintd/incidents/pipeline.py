@@ -20,7 +20,7 @@ from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.alerts.muting import Muters
 from maintd.incidents.breach import breach_alert
 from maintd.incidents.escalation import open_incident
-from maintd.incidents.lookups import OpenRows
+from maintd.incidents.lookups import OpenRows, new_row
 from maintd.incidents.states import OPEN, State, subject, transition
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
@@ -157,7 +157,8 @@ def dedup(session: Session, d: Delivery) -> bool:
     if alert.status is AlertStatus.resolved or alert.acknowledge:
         d.outcome = "dropped"  # nothing open to resolve or acknowledge (PagerDuty drops these too)
         return False
-    d.row = AlertRow(
+    d.row = new_row(
+        AlertRow,
         id=lookups.new_alert_id(),
         fingerprint=alert.fingerprint,
         dedup_key=alert.identity,
