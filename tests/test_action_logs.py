@@ -136,6 +136,15 @@ def test_only_logs_matching_include_are_rotated(tmp_path):
     assert sorted(tree(tmp_path)) == ["app.log", f"app.log-{TODAY}", "notes.txt"]
 
 
+def test_rotated_logs_and_archives_are_never_taken_for_live_logs(tmp_path):
+    write(tmp_path / "app", "x\n")
+    write(tmp_path / "app-20261101", "y\n", days_old=26)
+    write(tmp_path / "app-20261001.zst", "z", days_old=57)
+    result = logs({"path": str(tmp_path), "include": ["*"]})
+    assert result.status is Status.ok, result.output
+    assert sorted(tree(tmp_path)) == ["app", "app-20261001.zst", "app-20261101", f"app-{TODAY}"]
+
+
 def test_an_empty_log_is_not_rotated_unless_notifempty_is_off(tmp_path):
     write(tmp_path / "app.log", "")
     result = logs({"path": str(tmp_path)})

@@ -123,7 +123,10 @@ def _rotations(
                 found.notes.append(f"{missing} (missingok)")
             else:
                 found.problems.append(missing)
-    for name in (n for n in names if _is_live(cfg, n)):
+    # With a broad include ("*"), rotated logs and archives match it too: they are never live.
+    pattern = _rotated_pattern(cfg)
+    rotated = {n for n in names if (m := pattern.fullmatch(n)) and _is_live(cfg, m["base"])}
+    for name in (n for n in names if _is_live(cfg, n) and n not in rotated and not n.startswith(".")):
         live = found.directory / name
         if live.is_symlink() or not live.is_file():
             found.problems.append(f"{live}: not a regular file; a live log must be one")
