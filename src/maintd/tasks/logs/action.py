@@ -46,7 +46,10 @@ class LogsAction:
         archive_dir = Path(cfg.archive_dir) if cfg.archive_dir else directory
         if not archive_dir.is_absolute():
             archive_dir = directory / archive_dir
-        found = await asyncio.to_thread(survey, cfg, directory, archive_dir, ctx.clock.now())
+        try:
+            found = await asyncio.to_thread(survey, cfg, directory, archive_dir, ctx.clock.now())
+        except OSError as exc:  # unreadable directory, a file gone between listing and stat
+            return CheckResult(Status.critical, f"{directory}: nothing done, {exc.filename}: {exc.strerror}")
         if found.problems:
             return CheckResult(Status.critical, _refused(found), _metrics(found, Tally()))
         if ctx.dry_run:
