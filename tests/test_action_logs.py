@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 import zstandard
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from maintd.checks.base import CheckResult, Status
 from maintd.clock import FakeClock
+from maintd.scheduler.claims import claim_manual
+from maintd.scheduler.orders import RunOrder
+from maintd.store.models import EventRow
 from maintd.tasks.logs import archive
 from maintd.tasks.logs.config import Codec
 from tests.conftest import T0, run
@@ -388,3 +392,51 @@ def test_the_metrics_count_files_and_bytes(tmp_path):
 def test_bad_params_are_refused_when_the_plan_loads(params, message):
     with pytest.raises(ValidationError, match=message):
         REGISTRY.get("logs").config.model_validate(params)
+
+
+# -- through the engine: the audit trail ---------------------------------------------------------
+
+AUDIT_PLAN = """
+targets:
+  - name: web-logs
+    kind: log_directory
+    connection: {path: %s}
+tasks:
+  - name: log-retention
+    kind: logs
+    targets: [web-logs]
+    schedule: {cadence: weekly, window: "Sunday 03:00-05:00 UTC"}
+"""
+
+
+def test_a_run_is_audited_as_one_event_listing_each_change(store, write_plan, make_engine, clock):
+    logdir = write_plan("").parent / "logs"
+    logdir.mkdir()
+    populated(logdir)
+    engine = make_engine(store, write_plan(AUDIT_PLAN % logdir))
+    assert engine.reload().ok
+    loaded = engine.loaded
+    assert loaded is not None
+
+    async def go(order: RunOrder) -> None:
+        await engine.runner.run_all([order])
+        await engine.runner.stop(0)
+
+    for dry_run in (True, False):
+        with store.write() as s:
+            task = loaded.plan.task("log-retention")
+            order = claim_manual(
+                s, loaded, task, "web-logs", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
+            )
+        assert order is not None
+        run(go(order))
+    with store.read() as s:
+        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+    assert [e.kind for e in audit] == ["action.planned", "action.applied"]
+    applied = audit[1].payload["changes"]
+    assert [(c["action"], Path(c["target"]).name) for c in applied] == [
+        ("rotate", "app.log"),
+        ("compress", "app.log-20261020"),
+        ("delete", "app.log-20260801.zst"),
+    ]
+    assert applied[1]["detail"]["bytes_before"] == len(lines(70))
