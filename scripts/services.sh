@@ -2,7 +2,8 @@
 # Install and start what the test suite needs, idempotently, with this machine's own
 # commands (Debian packages): PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379,
 # the Monitoring Plugins the nagios kind is tested with, and Prometheus Alertmanager (a real
-# sender for the webhook tests; installed, not started: the tests start their own).
+# sender for the webhook tests; installed, not started: the tests start their own), and the
+# zstd and chattr commands the logs action's tests use.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/nagios/plugins/check_curl ] || missing+=(monitoring-plugins-standard)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# The logs action's archives are read back by the real tools; chattr makes a directory root cannot change.
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+command -v chattr >/dev/null 2>&1 || missing+=(e2fsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}" >&2
     apt-get update -qq
