@@ -10,9 +10,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from maintd.alerts.model import AlertIn, Severity
+from maintd.api.app import create_app
+from maintd.api.deps import AppContext
+from maintd.auth import Role, create_token
 from maintd.clock import FakeClock
 from maintd.engine import Engine
 from maintd.incidents.pipeline import ingest
@@ -205,3 +209,20 @@ def alert(target: str) -> AlertIn:
     return AlertIn(
         source="native", labels={"alertname": "Down", "target": target}, severity=Severity.critical
     )
+
+
+def test_an_alert_posted_to_the_api_pages_on_its_commit_without_waiting_for_a_tick(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    with store.write() as s:
+        token = create_token(s, name="sender", role=Role.responder, now=clock.now(), actor="test")
+    app = create_app(AppContext(store, clock, engine.metrics, engine))
+    body = [{"labels": {"alertname": "Down", "target": "api"}, "severity": "critical"}]
+    with TestClient(app) as client:
+        answer = client.post("/api/v1/alerts", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    with store.read() as s:  # the scheduler loop never ran: the alert's own transaction fired the step
+        (step,) = s.scalars(select(TimerRow)).all()
+        (page,) = s.scalars(select(NotificationRow)).all()
+    assert (step.step, step.fired_at, page.recipient) == ("c0.l1", clock.now(), "person:pat")

@@ -310,13 +310,18 @@ def _accepted(views: list[View]) -> JSONResponse:
 
 def _ingest(ctx: AppContext, session: Session, requests: list[AlertRequest]) -> list[list[View]]:
     """Queued requests' alerts through the pipeline, in the committer's transaction (flushes only)."""
+    now = ctx.clock.now()
+    engine = ctx.engine
     done = ingest_requests(
         session,
         [(r.alerts, r.actor) for r in requests],
-        now=ctx.clock.now(),
+        now=now,
         settings=_incident_settings(ctx),
-        maintenance_tasks=ctx.engine.maintenance_tasks if ctx.engine is not None else (),
+        maintenance_tasks=engine.maintenance_tasks if engine is not None else (),
     )
+    if engine is not None and any(d.outcome == "created" for ds in done for d in ds):
+        # A new incident's first page (group_wait 0) goes out on this commit, not a tick later.
+        engine.fire_in(session, now)
     return [[_view(d) for d in deliveries] for deliveries in done]
 
 
