@@ -310,7 +310,7 @@ def test_the_loop_sends_what_is_queued_while_it_sleeps(
 
     async def scenario() -> None:
         d.start()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
         await asyncio.to_thread(queue, store, clock, webhook.url("/late"))
         threading.Thread(target=d.wake).start()  # enqueuers call wake() from their own threads
         await eventually(lambda: webhook.count("/late") == 1, within=5)

@@ -94,7 +94,7 @@ def test_the_firing_tick_sends_the_page_it_queued_while_the_dispatcher_sleeps(
 
     async def scenario() -> None:
         dispatcher.start()
-        await asyncio.sleep(0.1)  # its first pass found nothing; it sleeps 30 s of a clock that stands still
+        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
         incident_id = open_incident(store, engine)
         await asyncio.to_thread(engine.tick, clock.now())
         await eventually(lambda: webhook.count("/pat") == 1)
@@ -117,7 +117,7 @@ def test_pages_beyond_the_free_sends_are_left_to_the_dispatcher_loop_and_each_go
 
     async def scenario() -> None:
         dispatcher.start()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
         for target in ("api", "db", "cache"):
             open_incident(store, engine, target=target)
         await asyncio.to_thread(engine.tick, clock.now())  # one send free: the tick leases one page
@@ -152,7 +152,7 @@ def test_an_alert_transaction_fires_the_first_step_itself_and_the_page_leaves_on
 
     async def scenario() -> None:
         dispatcher.start()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
 
         def alert_transaction() -> None:
             with store.write() as s:
@@ -182,7 +182,7 @@ def test_an_alert_transaction_rolled_back_sends_nothing_it_leased(
 
     async def scenario() -> None:
         dispatcher.start()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
 
         def alert_transaction() -> None:
             with contextlib.suppress(RuntimeError), store.write() as s:

@@ -49,6 +49,7 @@ class FakeClock:
 
     def __init__(self, start: datetime) -> None:
         self._now = utc(start)
+        self.sleeping = 0  # loops asleep in sleep_until: tests wait for this, never for wall time
 
     def now(self) -> datetime:
         return self._now
@@ -62,7 +63,11 @@ class FakeClock:
         return self._now
 
     async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
-        await _poll_until(self.now, when, wake)
+        self.sleeping += 1
+        try:
+            await _poll_until(self.now, when, wake)
+        finally:
+            self.sleeping -= 1
 
 
 class FileClock:
