@@ -47,6 +47,15 @@ _BY_EXIT_CODE = {0: Status.ok, 1: Status.warning, 2: Status.critical, 3: Status.
 _RANK = {Status.ok: 0, Status.warning: 1, Status.unknown: 2, Status.critical: 3}
 
 
+def format_bytes(value: float) -> str:
+    """``512 B``, ``1.5 KiB`` ... ``2.0 TiB`` for run summaries; a negative size keeps its sign."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 @dataclass(frozen=True)
 class Change:
     """One thing an action changed (or, in a dry run, would change): the audit trail's unit."""

@@ -12,7 +12,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from maintd.checks.base import CheckResult, Kind, RunContext, RunSample, Status
+from maintd.checks.base import CheckResult, Kind, RunContext, RunSample, Status, format_bytes
 from maintd.clock import utc
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
@@ -137,9 +137,9 @@ class DiskCheck:
                 metrics["hours_to_full"] = round(hours, 3)
                 trend_status = _below(hours, cfg.warn_hours_to_full, cfg.crit_hours_to_full)
                 status = max(status, trend_status, key=lambda s: s.rank)
-                line += f", filling at {_size(rate)}/h: full in {_hours(hours)}{self._trend_limits()}"
+                line += f", filling at {format_bytes(rate)}/h: full in {_hours(hours)}{self._trend_limits()}"
             else:
-                line += f", {'shrinking' if rate < 0 else 'steady'} ({_size(rate)}/h)"
+                line += f", {'shrinking' if rate < 0 else 'steady'} ({format_bytes(rate)}/h)"
         return Usage(path, status, line, {f"{k}{suffix}": v for k, v in metrics.items()}, percent)
 
     def _trend_limits(self) -> str:
@@ -188,15 +188,6 @@ def _below(value: float, warn: float | None, crit: float | None) -> Status:
     if warn is not None and value <= warn:
         return Status.warning
     return Status.ok
-
-
-def _size(value: float) -> str:
-    sign, value = ("-" if value < 0 else ""), abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    return f"{sign}{value:.1f} TiB"
 
 
 def _hours(hours: float) -> str:

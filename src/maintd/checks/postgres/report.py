@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from maintd.checks.base import CheckResult, Status
+from maintd.checks.base import CheckResult, Status, format_bytes
 
 
 @dataclass
@@ -58,14 +58,7 @@ def limits(warn: str | None, crit: str | None) -> str:
 
 
 def fmt_bytes(value: float | None) -> str | None:
-    if value is None:
-        return None
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    return None if value is None else format_bytes(float(value))
 
 
 def fmt_seconds(value: float | None) -> str | None:

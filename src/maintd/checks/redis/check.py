@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from maintd.checks.base import CheckResult, RunContext, RunSample, Status
+from maintd.checks.base import CheckResult, RunContext, RunSample, Status, format_bytes
 from maintd.checks.redis.config import RedisConfig
 from maintd.checks.redis.connection import (
     AuthenticationError,
@@ -19,7 +19,7 @@ from maintd.checks.redis.connection import (
 )
 from maintd.checks.redis.deltas import judge_counters
 from maintd.checks.redis.info import judge_clients, judge_memory, judge_replication
-from maintd.checks.redis.report import Findings, clients_text, fmt_bytes, fmt_ms, in_seconds, limits, upper
+from maintd.checks.redis.report import Findings, clients_text, fmt_ms, in_seconds, limits, upper
 
 HISTORY_LOOKBACK = 5  # earlier runs searched for the newest one that read the counters
 
@@ -98,9 +98,9 @@ async def _judge(
 def _headline(metrics: dict[str, float], info: dict[str, Any]) -> list[str]:
     parts = [f"ping {fmt_ms(metrics['ping_seconds'])}"]
     if "memory_percent" in metrics:
-        parts.append(f"memory {metrics['memory_percent']:.1f}% of {fmt_bytes(metrics['maxmemory'])}")
+        parts.append(f"memory {metrics['memory_percent']:.1f}% of {format_bytes(metrics['maxmemory'])}")
     else:
-        parts.append(f"memory {fmt_bytes(metrics['used_memory'])} (maxmemory 0: unbounded)")
+        parts.append(f"memory {format_bytes(metrics['used_memory'])} (maxmemory 0: unbounded)")
     if "hit_ratio" in metrics:
         parts.append(f"hit ratio {metrics['hit_ratio']:.1%} of {metrics['lookups']:.0f} lookups")
     parts.append(clients_text(int(info.get("connected_clients", 0))))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from maintd.checks.base import Status
+from maintd.checks.base import Status, format_bytes
 from maintd.checks.redis.config import RedisConfig
 from maintd.checks.redis.connection import Endpoint, RedisError, connect
-from maintd.checks.redis.report import Findings, clients_text, fmt_bytes, in_seconds, limits, upper
+from maintd.checks.redis.report import Findings, clients_text, in_seconds, limits, upper
 
 
 def judge_memory(cfg: RedisConfig, info: dict[str, Any], found: Findings) -> None:
@@ -19,15 +19,15 @@ def judge_memory(cfg: RedisConfig, info: dict[str, Any], found: Findings) -> Non
     if limit <= 0:
         system = int(info.get("total_system_memory", 0))
         of_system = f", {100.0 * used / system:.1f}% of system memory" if system else ""
-        found.add(Status.ok, f"memory {fmt_bytes(used)} used, maxmemory 0: unbounded{of_system}")
+        found.add(Status.ok, f"memory {format_bytes(used)} used, maxmemory 0: unbounded{of_system}")
         return
     percent = 100.0 * used / limit
     found.metrics["memory_percent"] = round(percent, 2)
     found.add(
         upper(percent, cfg.warn_memory_percent, cfg.crit_memory_percent),
-        f"memory {percent:.1f}% of maxmemory {fmt_bytes(limit)}"
+        f"memory {percent:.1f}% of maxmemory {format_bytes(limit)}"
         + limits(cfg.warn_memory_percent, cfg.crit_memory_percent, lambda v: f"{v:g}%")
-        + f", {fmt_bytes(used)} used, policy {policy}",
+        + f", {format_bytes(used)} used, policy {policy}",
     )
 
 

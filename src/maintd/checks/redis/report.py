@@ -61,14 +61,6 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def fmt_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
-
-
 def ago(interval: timedelta) -> str:
     seconds = max(0, int(interval.total_seconds()))
     if seconds < 120:

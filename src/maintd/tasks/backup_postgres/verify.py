@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from maintd.checks.base import Change, CheckResult, RunContext, Status
+from maintd.checks.base import Change, CheckResult, RunContext, Status, format_bytes
 from maintd.checks.command.process import execute
 from maintd.plan.types import format_duration
 from maintd.tasks.backup_files.immediate import after_failure
@@ -103,7 +103,9 @@ async def verify(cfg: BackupPostgresConfig, ctx: RunContext, *, trend: bool) -> 
     report = Report()
     age = ctx.clock.now() - dump.written
     report.metrics.update(dump_bytes=float(dump.size), age_seconds=round(age.total_seconds(), 3))
-    head = f"dump {dump.path} ({dump.format}, {_size(dump.size)}, {age.total_seconds() / 3600:.1f}h old)"
+    head = (
+        f"dump {dump.path} ({dump.format}, {format_bytes(dump.size)}, {age.total_seconds() / 3600:.1f}h old)"
+    )
     if cfg.max_age is not None and age > cfg.max_age:
         report.add(Status.critical, f"older than max_age {format_duration(cfg.max_age)}")
     if trend:
@@ -137,7 +139,8 @@ async def _size_trend(cfg: BackupPostgresConfig, ctx: RunContext, dump: Dump, re
     if dump.size < cfg.size_warn_ratio * usual:
         report.add(
             Status.warning,
-            f"{_size(dump.size)} is {100 * dump.size / usual:.0f}% of the median {_size(usual)} of the "
+            f"{format_bytes(dump.size)} is {100 * dump.size / usual:.0f}% of the median "
+            f"{format_bytes(usual)} of the "
             f"last {len(sizes)} runs (warning under {100 * cfg.size_warn_ratio:g}%)",
         )
 
@@ -253,14 +256,6 @@ def _compare(
 def _default_scratch(target: str) -> str:
     cleaned = "".join(c if c.isalnum() else "_" for c in target.lower())
     return f"maintd_verify_{cleaned}"[:63]
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maintd.checks.base import Change, CheckResult, RunContext, Status
+from maintd.checks.base import Change, CheckResult, RunContext, Status, format_bytes
 from maintd.tasks.logs import archive, rotate
 from maintd.tasks.logs.config import LogsConfig, Method
 from maintd.tasks.logs.survey import Step, Survey, codec_of, survey
@@ -99,7 +99,8 @@ def _compress(cfg: LogsConfig, found: Survey, step: Step, tally: Tally) -> None:
     tally.bytes_before += done.bytes_before
     tally.bytes_after += done.bytes_after
     tally.lines.append(
-        f"compressed {step.path} -> {step.dest.name}: {_size(done.bytes_before)} -> {_size(done.bytes_after)}"
+        f"compressed {step.path} -> {step.dest.name}: "
+        f"{format_bytes(done.bytes_before)} -> {format_bytes(done.bytes_after)}"
         f" ({done.how}), original removed"
     )
     detail = {
@@ -115,7 +116,9 @@ def _delete(cfg: LogsConfig, found: Survey, step: Step, tally: Tally) -> None:
     step.path.unlink()
     tally.deleted += 1
     tally.bytes_deleted += step.size
-    tally.lines.append(f"deleted {step.path} ({_size(step.size)}, {step.age_days:g} days old, {step.reason})")
+    tally.lines.append(
+        f"deleted {step.path} ({format_bytes(step.size)}, {step.age_days:g} days old, {step.reason})"
+    )
     detail = {"bytes": step.size, "age_days": step.age_days, "reason": step.reason}
     tally.changes.append(Change("delete", str(step.path), detail))
 
@@ -138,7 +141,7 @@ def _planned(found: Survey) -> CheckResult:
             detail["to"] = str(step.dest)
         changes.append(Change(step.action, str(step.path), detail))
         to = f" -> {step.dest.name}" if step.dest else ""
-        lines.append(f"would {step.action} {step.path}{to} ({_size(step.size)}, {step.reason})")
+        lines.append(f"would {step.action} {step.path}{to} ({format_bytes(step.size)}, {step.reason})")
     counts = {a: sum(1 for s in found.steps if s.action == a) for a in ("rotate", "compress", "delete")}
     head = (
         f"dry run, nothing changed: would rotate {counts['rotate']}, compress {counts['compress']}, "
@@ -152,8 +155,9 @@ def _planned(found: Survey) -> CheckResult:
 def _report(found: Survey, tally: Tally, failure: str) -> CheckResult:
     ratio = f", ratio {tally.bytes_before / tally.bytes_after:.2f}" if tally.bytes_after else ""
     head = (
-        f"rotated {tally.rotated}, compressed {tally.compressed} ({_size(tally.bytes_before)} -> "
-        f"{_size(tally.bytes_after)}{ratio}), deleted {tally.deleted} ({_size(tally.bytes_deleted)}), "
+        f"rotated {tally.rotated}, compressed {tally.compressed} ({format_bytes(tally.bytes_before)} -> "
+        f"{format_bytes(tally.bytes_after)}{ratio}), "
+        f"deleted {tally.deleted} ({format_bytes(tally.bytes_deleted)}), "
         f"held {len(found.held)}"
     )
     if failure:
@@ -181,11 +185,3 @@ def _metrics(found: Survey, tally: Tally) -> dict[str, float]:
         "oldest_kept_mtime": min(ages) if ages else 0.0,
         "seconds": round(tally.seconds, 3),
     }
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
