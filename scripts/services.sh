@@ -3,7 +3,7 @@
 # commands (Debian packages): PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379,
 # the Monitoring Plugins the nagios kind is tested with, and Prometheus Alertmanager (a real
 # sender for the webhook tests; installed, not started: the tests start their own), and the
-# zstd and chattr commands the logs action's tests use.
+# zstd and chattr commands the logs action's tests use, and pebble (ACME) for certificates.
 set -euo pipefail
 
 missing=()
@@ -16,6 +16,9 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alert
 # The logs action's archives are read back by the real tools; chattr makes a directory root cannot change.
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v chattr >/dev/null 2>&1 || missing+=(e2fsprogs)
+# The certificates action renews against Debian's pebble ACME test server; the DR drill uses
+# PostgreSQL's own pg_basebackup and pg_ctl (in the postgresql package).
+command -v pebble >/dev/null 2>&1 || missing+=(pebble)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}" >&2
     apt-get update -qq
