@@ -28,10 +28,12 @@ async def run_kind(
     timeout: float = 30,
     history: Sequence[RunSample] = (),
     clock: FakeClock | None = None,
+    memo: dict[str, Any] | None = None,
 ) -> CheckResult:
     """Build and run ``kind`` once at ``clock`` (default: a FakeClock at T0).
 
-    ``history`` is what ``ctx.history(n)`` answers: earlier runs, newest first.
+    ``history`` is what ``ctx.history(n)`` answers: earlier runs, newest first; ``memo`` what
+    ``ctx.memo()`` answers (what the previous run saved as ``CheckResult.memo``).
     """
     spec = REGISTRY.get(kind)
     config = spec.config.model_validate(params)
@@ -44,6 +46,9 @@ async def run_kind(
     async def recent(limit: int) -> list[RunSample]:
         return earlier[:limit]
 
+    async def saved() -> dict[str, Any]:
+        return dict(memo or {})
+
     async with Resources.open() as resources:
         ctx = RunContext(
             task,
@@ -54,5 +59,6 @@ async def run_kind(
             resources,
             dry_run,
             history=recent,
+            memo=saved,
         )
         return await spec.build(config).run(ctx)

@@ -78,6 +78,12 @@ class CheckResult:
     output: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)  # actions: recorded as one audit event per run
+    memo: dict[str, Any] | None = None
+    """Saved for the next run of this task on this target (``await ctx.memo()``); None keeps the old
+    one. JSON values only; a dry run, a timeout or a memo over ``MEMO_LIMIT`` bytes saves nothing."""
+
+
+MEMO_LIMIT = 1 << 20
 
 
 class Resources:
@@ -126,6 +132,10 @@ async def _no_history(limit: int) -> list[RunSample]:
     return []
 
 
+async def _no_memo() -> dict[str, Any]:
+    return {}
+
+
 class ProcessTracker(Protocol):
     """Where a kind reports the process groups it starts, so that a restart after a crash
     can kill what the dead maintd left running."""
@@ -155,6 +165,9 @@ class RunContext:
     processes: ProcessTracker = field(default_factory=_NoTracking)
     history: Callable[[int], Awaitable[list[RunSample]]] = _no_history
     """``await ctx.history(n)``: the last n finished runs here, newest first (for rates and deltas)."""
+    memo: Callable[[], Awaitable[dict[str, Any]]] = _no_memo
+    """``await ctx.memo()``: what the previous run here saved as ``CheckResult.memo`` ({} at first):
+    for state a run's metrics cannot hold (file offsets, the findings already reported)."""
 
     def secret(self, name: str) -> str:
         """The value behind the target's secret reference ``name``; never log it."""

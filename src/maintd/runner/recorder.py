@@ -3,19 +3,23 @@ armed, last status) and the events for state changes, in one transaction."""
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from maintd.checks.base import CheckResult, RunSample, Status
+from maintd.checks.base import MEMO_LIMIT, CheckResult, RunSample, Status
 from maintd.scheduler.bulk import update_by_id
 from maintd.scheduler.orders import RunOrder, Trigger
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import RunRow, ScheduleRow
 
 ACTOR = "runner"
+log = logging.getLogger(__name__)
 RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 SCHEDULES: Table = ScheduleRow.__table__  # type: ignore[assignment]
 
@@ -92,6 +96,8 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
         if row is None or row.running_run_id != f.order.run_id:
             continue  # recovered meanwhile by someone else: the run row is all we own
         values, row_events = _schedule_update(f, row.last_status, row.next_regular)
+        if (memo := _memo(f)) is not None:
+            values["memo"] = memo
         if "last_status" in values:  # a real result (not a dry run, not a shutdown)
             after = row.fail_streak + 1 if f.result.status.value in _failing(f) else 0
             values["fail_streak"] = after
@@ -104,6 +110,23 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
     update_by_id(session, SCHEDULES, changes)
     append(session, events)
     return Recorded(streaks, next_due)
+
+
+def _memo(f: Finished) -> dict[str, Any] | None:
+    """The memo to save, if any: never from a dry run or a run stopped short, never oversized."""
+    memo = f.result.memo
+    if memo is None or f.order.dry_run or f.stop_reason is not None:
+        return None
+    name = f"task {f.order.task.name} on {f.order.target.name}"
+    try:
+        size = len(json.dumps(memo))
+    except (TypeError, ValueError) as exc:  # a kind's bug must not lose the batch it is recorded in
+        log.warning("%s: memo is not JSON (%s); the previous one is kept", name, exc)
+        return None
+    if size > MEMO_LIMIT:
+        log.warning("%s: memo of %d bytes is over %d; the previous one is kept", name, size, MEMO_LIMIT)
+        return None
+    return memo
 
 
 AUDIT_LIMIT = 1000  # changes listed per event; the rest are counted

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter, Histogram
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maintd.checks.base import CheckResult, Resources, RunContext, RunSample, Status
@@ -23,6 +25,7 @@ from maintd.runner.children import Children
 from maintd.runner.recorder import Finished, Streak, recent_runs, record
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
+from maintd.store.models import ScheduleRow
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +190,7 @@ class Runner:
         if self.children is not None:
             ctx.processes = self.children.tracker(order.run_id)
         ctx.history = functools.partial(self._history, order)
+        ctx.memo = functools.partial(self._memo, order.schedule_id)
         try:
             async with asyncio.timeout(max(0.0, (deadline - now).total_seconds())):
                 result = await kind.build(order.config).run(ctx)
@@ -211,6 +215,13 @@ class Runner:
     def _history_sync(self, task: str, target: str, limit: int) -> list[RunSample]:
         with self.store.read() as session:
             return recent_runs(session, task, target, limit)
+
+    async def _memo(self, schedule_id: int) -> dict[str, Any]:
+        return await asyncio.to_thread(self._memo_sync, schedule_id)
+
+    def _memo_sync(self, schedule_id: int) -> dict[str, Any]:
+        with self.store.read() as session:
+            return session.scalar(select(ScheduleRow.memo).where(ScheduleRow.id == schedule_id)) or {}
 
     def _finish(
         self, order: RunOrder, result: CheckResult, state: str, reason: str | None, since: float

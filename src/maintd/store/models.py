@@ -80,6 +80,9 @@ class ScheduleRow(Base):
     last_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     fail_streak: Mapped[int] = mapped_column(Integer, default=0, doc="non-ok runs in a row, for alerting")
+    memo: Mapped[dict[str, Any] | None] = mapped_column(
+        Json, nullable=True, doc="what the kind carries from one run to the next (offsets, findings seen)"
+    )
 
     __table_args__ = (
         Index("uq_schedules_task_target", "task", "target", unique=True),
