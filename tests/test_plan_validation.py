@@ -533,6 +533,7 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
         "schedules",
         "escalation_policies",
         "channels",
+        "postmortems",
     }
 
 

@@ -32,6 +32,7 @@ from maintd.notify.dispatcher import Dispatcher, Job
 from maintd.notify.transport import Notifier
 from maintd.oncall import handoff_delivery
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
+from maintd.postmortems import reminders as postmortem_reminders
 from maintd.registry import Registry
 from maintd.runner.children import Children
 from maintd.runner.recorder import Streak, recover_interrupted
@@ -286,6 +287,13 @@ class Engine:
             handlers = escalation.handlers(roster, base_url=self.settings.base_url)
             handlers.update(
                 handoff_delivery.handlers(people=loaded.plan.people, schedules=loaded.plan.schedules)
+            )
+            handlers.update(  # post-mortem action items remind their owners
+                postmortem_reminders.handlers(
+                    people=loaded.plan.people,
+                    settings=loaded.plan.postmortems,
+                    base_url=self.settings.base_url,
+                )
             )
             self._handlers = (loaded, handlers)
         return self._handlers[1]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maintd.incidents.escalation import follow_transition
 from maintd.store.events import Event, append
-from maintd.store.models import IncidentRow
+from maintd.store.models import IncidentRow, PostmortemRow
 
 
 class State(StrEnum):
@@ -37,6 +42,21 @@ _STAMP = {
     State.resolved: "resolved_at",
     State.closed: "closed_at",
 }
+
+
+# Rooms after incidents in the flow that act on a transition in its transaction (the post-mortem
+# draft of a resolved P0/P1), by name and imported when first needed, as registry.BUILTIN_KINDS
+# does: this room never imports them. Each takes the arguments of escalation.follow_transition.
+FOLLOWERS = ("maintd.postmortems.drafts:follow_transition",)
+
+
+@cache
+def _followers() -> tuple[Callable[..., Any], ...]:
+    found = []
+    for name in FOLLOWERS:
+        module, _, attr = name.partition(":")
+        found.append(getattr(importlib.import_module(module), attr))
+    return tuple(found)
 
 
 class IncidentError(Exception):
@@ -69,9 +89,15 @@ def transition(
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing: it is closed"
         raise IncidentError(f"incident {incident.id} is {current}; it can go to {allowed}, not {to}")
     if to is State.closed and incident.postmortem_required and not waive_postmortem:
-        raise IncidentError(
-            f"incident {incident.id} is {incident.priority}: a post-mortem is required before closing it"
+        postmortem = session.scalar(
+            select(PostmortemRow.state).where(PostmortemRow.incident_id == incident.id)
         )
+        if postmortem != "complete":
+            where = f"its post-mortem is {postmortem}" if postmortem else "it has no post-mortem yet"
+            raise IncidentError(
+                f"incident {incident.id} is {incident.priority}: a post-mortem is required before closing it"
+                f" ({where}; complete it, or waive it)"
+            )
     incident.state = to.value
     if to in _STAMP and getattr(incident, _STAMP[to]) is None:
         setattr(incident, _STAMP[to], now)
@@ -90,3 +116,5 @@ def transition(
     else:
         events.append(event)
     follow_transition(session, incident, was=current.value, to=to.value, actor=actor, now=now, events=events)
+    for follow in _followers():
+        follow(session, incident, was=current.value, to=to.value, actor=actor, now=now, events=events)

@@ -14,6 +14,7 @@ from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.notify import Channel
 from maintd.plan.oncall import OnCallSchedule, Person
+from maintd.plan.postmortems import PostmortemSettings
 from maintd.plan.schedule import Schedule
 from maintd.plan.types import Duration, SecretRef
 
@@ -206,6 +207,9 @@ class Plan(StrictModel):
         default=[], description="who is paged, in which order, after how long"
     )
     channels: list[Channel] = Field(default=[], description="named notification channels (team chats, hooks)")
+    postmortems: PostmortemSettings = Field(
+        default=PostmortemSettings(), description="when post-mortem action items remind their owners"
+    )
 
     def target(self, name: str) -> Target:
         for target in self.targets:
