@@ -175,6 +175,7 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/oncall/{schedule}/handoff",
         "/api/v1/notifications",
         "/api/v1/notifications/{notification_id}",
+        "/api/v1/kpis",
         "/ack/{token}",
         "/resolve/{token}",
         "/integrations/alertmanager/{integration_key}",

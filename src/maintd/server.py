@@ -21,6 +21,7 @@ from maintd.api.app import create_app
 from maintd.api.deps import AppContext
 from maintd.clock import Clock
 from maintd.engine import Engine
+from maintd.kpi.exporter import KpiCollector
 from maintd.metrics import Metrics
 from maintd.notify.transport import AppriseNotifier
 from maintd.registry import Registry
@@ -68,6 +69,7 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
             session, Event("engine.started", "engine", clock.now(), "system", {"instance": engine.instance})
         )
 
+    engine.metrics.registry.register(KpiCollector(store, clock))
     app = create_app(AppContext(store, clock, engine.metrics, engine))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", http=_http_parser()

@@ -11,6 +11,7 @@ from maintd.cli import (
     backup,
     incidents,
     integrations,
+    kpi,
     mcp,
     notifications,
     oncall,
@@ -47,6 +48,7 @@ app.command("runs")(query.runs)
 app.command("events")(query.events)
 app.command("alerts")(incidents.alerts)
 app.command("windows")(windows.windows)
+app.command("kpi")(kpi.kpi)
 
 
 @app.command()

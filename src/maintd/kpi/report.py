@@ -1,0 +1,33 @@
+"""One KPI report over a period, every group in a fixed order."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from maintd.kpi.availability import availability_figures
+from maintd.kpi.delivery import delivery_figures
+from maintd.kpi.incidents import incident_figures
+from maintd.kpi.maintenance import maintenance_figures
+from maintd.kpi.model import Report
+
+MAX_PERIOD = timedelta(days=366 * 3)
+GROUPS = ("seed", "availability", "incidents", "maintenance", "delivery")
+
+
+def compute(session: Session, *, end: datetime, period: timedelta, now: datetime) -> Report:
+    """The KPIs for ``[end - period, end)``; ``now`` stamps the report."""
+    if period <= timedelta(0) or period > MAX_PERIOD:
+        raise ValueError(f"period must be positive and at most {MAX_PERIOD.days} days, not {period}")
+    start = end - period
+    figures = [
+        *maintenance_figures(session, start, end),
+        *delivery_figures(session, start, end),
+        *incident_figures(session, start, end),
+        *availability_figures(session, start, end),
+    ]
+    figures.sort(
+        key=lambda f: ("seed", "availability", "incidents", "maintenance", "delivery").index(f.group)
+    )
+    return Report(start=start, end=end, computed_at=now, figures=figures)
