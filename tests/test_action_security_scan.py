@@ -191,6 +191,13 @@ def test_bandit_reports_a_subprocess_call_with_shell_true(tmp_path):
     ]
 
 
+def test_a_missing_path_is_an_exact_unknown_not_a_clean_bandit_scan(tmp_path):
+    missing = tmp_path / "src"
+    result = scan({"scans": [{"scanner": "bandit", "paths": [str(missing)]}]})
+    assert result.status is Status.unknown
+    assert result.output.splitlines()[1] == f"bandit: path {missing}: No such file or directory"
+
+
 def test_malformed_json_from_a_scanner_is_an_exact_message(tmp_path):
     tool = fake_tool(tmp_path, "bandit", "open(args[args.index('-o') + 1], 'w').write('{\"results\": [')")
     result = scan({"scans": [{"scanner": "bandit", "paths": ["."], "command": [tool]}]})

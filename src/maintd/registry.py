@@ -27,6 +27,8 @@ BUILTIN_KINDS = (
     "maintd.tasks.backup_files",
     "maintd.tasks.backup_postgres",
     "maintd.tasks.logs",
+    "maintd.tasks.security",
+    "maintd.tasks.certificates",
     "maintd.tasks.dr_drill",
     "maintd.tasks.redis_upkeep",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from maintd.checks.base import RunContext
@@ -13,6 +14,10 @@ _LEVEL = {"LOW": Severity.low, "MEDIUM": Severity.medium, "HIGH": Severity.high}
 
 
 async def scan(cfg: BanditScan, ctx: RunContext, state: dict[str, Any]) -> ScanOutput:
+    for path in cfg.paths:
+        # bandit notes a missing path in its report and exits 0: that would pass as a clean scan.
+        if not os.path.exists(path):
+            raise ScanError(f"{cfg.label}: path {path}: No such file or directory")
     command = [require(cfg.command[0], cfg.label), *cfg.command[1:]]
 
     def argv(report: str) -> list[str]:

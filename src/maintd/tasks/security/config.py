@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
@@ -113,7 +113,23 @@ class LogScan(_Scan):
     )
 
 
-Scan = Annotated[PipAuditScan | BanditScan | ImageScan | LogScan, Field(discriminator="scanner")]
+def _scanner(value: Any) -> Any:
+    return value.get("scanner") if isinstance(value, dict) else getattr(value, "scanner", None)
+
+
+# A callable discriminator, not discriminator="scanner": the same targeted errors, and a plan
+# schema without OpenAPI's "discriminator" keyword (not JSON Schema).
+Scan = Annotated[
+    Annotated[PipAuditScan, Tag("pip-audit")]
+    | Annotated[BanditScan, Tag("bandit")]
+    | Annotated[ImageScan, Tag("image")]
+    | Annotated[LogScan, Tag("logs")],
+    Discriminator(
+        _scanner,
+        custom_error_type="scanner",
+        custom_error_message="scanner must be one of pip-audit, bandit, image, logs",
+    ),
+]
 
 
 class SecurityScanConfig(StrictModel):
