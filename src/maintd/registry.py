@@ -27,6 +27,7 @@ BUILTIN_KINDS = (
     "maintd.tasks.backup_files",
     "maintd.tasks.backup_postgres",
     "maintd.tasks.logs",
+    "maintd.tasks.postgres_upkeep",
     "maintd.tasks.security",
     "maintd.tasks.certificates",
     "maintd.tasks.dr_drill",
