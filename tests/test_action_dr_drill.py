@@ -19,6 +19,12 @@ from tests.postgres_support.cluster import BIN, Cluster, pg_primary, scratch_dir
 __all__ = ["pg_primary", "scratch_dir"]  # the fixtures
 
 _HANG = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(60)"
+# A failover command that runs two commands: the arguments before "--", then those after it.
+_TWO_COMMANDS = (
+    "import subprocess, sys; "
+    "subprocess.run(sys.argv[1:sys.argv.index('--')], check=True, capture_output=True); "
+    "subprocess.run(sys.argv[sys.argv.index('--') + 1:], check=True)"
+)
 PROMOTE = ["{pg_ctl}", "-D", "{data_dir}", "-w", "-t", "30", "promote"]
 
 _SCHEMA = """
@@ -239,3 +245,39 @@ def test_the_plan_rejects_a_failover_command_with_an_unknown_placeholder() -> No
         run(run_kind("dr-drill", {"standby": True, "failover_command": ["{pg_ctl}", "{shell}"]}))
     with pytest.raises(ValueError, match="go together"):
         run(run_kind("dr-drill", {"standby": True}))
+
+
+def _psql(host: str, port: str, statement: str) -> list[str]:
+    return ["psql", "-X", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres", "-c", statement]
+
+
+def test_a_copy_whose_rows_differ_from_the_source_is_critical_and_names_the_table(
+    primary: Cluster, scratch_dir: Path
+) -> None:
+    # Promote first, then change one row in the copy (never the source): a corrupt restore.
+    tamper = ["/usr/bin/python3", "-c", _TWO_COMMANDS, *PROMOTE, "--"]
+    tamper += _psql("{drill_dir}", "{port}", "UPDATE sales.orders SET amount = 0 WHERE id = 7")
+    result = drill(
+        primary, scratch_dir, standby=True, failover_command=tamper, tables=["sales.orders", "public.nope"]
+    )
+    assert result.status is Status.critical
+    assert result.output.splitlines()[-3:-1] == [
+        "public.nope: no such table in the source",
+        "sales.orders: 200 rows as in the source, but their content differs (checksum)",
+    ]
+    assert result.metrics["tables_differing"] == 2
+    assert not (scratch_dir / "drill").exists()
+
+
+def test_a_table_written_on_the_source_during_the_drill_is_not_compared(
+    primary: Cluster, scratch_dir: Path
+) -> None:
+    write = _psql(
+        "127.0.0.1", str(primary.port), "INSERT INTO customers (name, joined) VALUES ('late', now())"
+    )
+    failover = ["/usr/bin/python3", "-c", _TWO_COMMANDS, *write, "--", *PROMOTE]
+    result = drill(primary, scratch_dir, standby=True, failover_command=failover)
+    assert result.status is Status.ok, result.output
+    assert "changed on the source during the drill, not compared: public.customers" in result.output
+    assert "1 table (200 rows in the copy): row counts and checksums match" in result.output
+    assert result.metrics["tables_changed"] == 1

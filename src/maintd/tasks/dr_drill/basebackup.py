@@ -35,6 +35,7 @@ from maintd.tasks.dr_drill.instance import (
     teardown,
 )
 from maintd.tasks.dr_drill.source import (
+    Comparison,
     DrillError,
     compare,
     drill_key,
@@ -195,13 +196,13 @@ async def _verify(
     cut: datetime,
 ) -> None:
     copied, after = await asyncio.gather(table_sums(copy, cfg), table_sums(conn, cfg))
-    judge_tables(cfg, drill, compare(before, after, copied), copied)
+    judge_tables(cfg, drill, compare(before, after, copied))
     await judge_newest(cfg, ctx, drill, copy, marked, cut)
     drill.verified = drill.status is Status.ok or drill.status is Status.warning
 
 
-def judge_tables(cfg: DrDrillConfig, drill: Drill, result: Any, copied: dict[str, TableSum]) -> None:
-    rows = sum(t.rows for t in copied.values() if t.rows > 0)
+def judge_tables(cfg: DrDrillConfig, drill: Drill, result: Comparison) -> None:
+    rows = result.rows
     drill.metrics.update(
         tables_compared=float(result.compared),
         tables_differing=float(len(result.problems)),
@@ -209,9 +210,8 @@ def judge_tables(cfg: DrDrillConfig, drill: Drill, result: Any, copied: dict[str
         rows=float(rows),
     )
     if result.compared and not result.problems:
-        drill.lines.append(
-            f"{result.compared} tables ({rows} rows in the copy): row counts and checksums match"
-        )
+        tables = f"{result.compared} table{'s' if result.compared != 1 else ''}"
+        drill.lines.append(f"{tables} ({rows} rows in the copy): row counts and checksums match")
     if result.changed:
         names = ", ".join(result.changed[: cfg.list_limit])
         drill.lines.append(f"changed on the source during the drill, not compared: {names}")

@@ -110,6 +110,7 @@ class Comparison:
     problems: list[str]
     compared: int
     changed: list[str]  # moved on the source during the drill: not comparable
+    rows: int  # in the copy's compared tables
 
 
 def compare(
@@ -121,22 +122,32 @@ def compare(
     the source at the backup's own snapshot, and every table is judged."""
     problems: list[str] = []
     changed: list[str] = []
-    compared = 0
+    compared = rows = 0
     for name in sorted(after.keys() | copy.keys()):
         want, got = after.get(name), copy.get(name)
         if before is not None and want is not None and before.get(name) != want:
             changed.append(name)
             continue
         compared += 1
-        if want is None or want.rows < 0:
-            problems.append(f"{name}: in the copy, not in the source")
-        elif got is None or got.rows < 0:
-            problems.append(f"{name}: in the source, not in the copy")
-        elif want.rows != got.rows:
-            problems.append(f"{name}: {got.rows} rows in the copy, the source has {want.rows}")
-        elif want.checksum != got.checksum:
-            problems.append(f"{name}: {got.rows} rows as in the source, but their content differs (checksum)")
-    return Comparison(problems, compared, changed)
+        rows += max(0, got.rows) if got is not None else 0
+        problem = _difference(want, got)
+        if problem:
+            problems.append(f"{name}: {problem}")
+    return Comparison(problems, compared, changed, rows)
+
+
+def _difference(want: TableSum | None, got: TableSum | None) -> str:
+    if want is None or want.rows < 0:
+        return (
+            "no such table in the source" if got is None or got.rows < 0 else "in the copy, not in the source"
+        )
+    if got is None or got.rows < 0:
+        return "in the source, not in the copy"
+    if want.rows != got.rows:
+        return f"{got.rows} rows in the copy, the source has {want.rows}"
+    if want.checksum != got.checksum:
+        return f"{got.rows} rows as in the source, but their content differs (checksum)"
+    return ""
 
 
 def one_line(exc: BaseException) -> str:
