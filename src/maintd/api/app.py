@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
 from maintd import __version__, views
-from maintd.api import incidents, ingest, kpis, links, notifications, oncall, problems, windows
+from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
 from maintd.store import events as event_log
@@ -39,6 +39,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(oncall.router(), prefix="/api/v1")
     app.include_router(notifications.router(), prefix="/api/v1")
     app.include_router(windows.router(), prefix="/api/v1")
+    app.include_router(postmortems.router(), prefix="/api/v1")
     app.include_router(kpis.router(), prefix="/api/v1")
     ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())

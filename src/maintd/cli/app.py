@@ -16,6 +16,7 @@ from maintd.cli import (
     notifications,
     oncall,
     plan,
+    postmortems,
     query,
     run,
     silences,
@@ -42,6 +43,7 @@ app.add_typer(silences.app, name="silence")
 app.add_typer(oncall.app, name="oncall")
 app.add_typer(notifications.app, name="notifications")
 app.add_typer(backup.app, name="backup")
+app.add_typer(postmortems.app, name="postmortem")
 app.command("run")(run.run)
 app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)
