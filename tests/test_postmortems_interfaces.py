@@ -208,3 +208,22 @@ def test_the_cli_shows_edits_reviews_completes_and_tracks_actions(
     assert "complete" in cli("postmortem", "complete", incident_id, "--note", "reviewed").output
     assert "closed" in cli("incident", "close", incident_id).output
     assert incident_id in cli("postmortem", "list").output
+
+
+def test_resolving_a_p1_through_the_api_drafts_its_post_mortem_and_a_p3_none(
+    engine: Engine, client: TestClient, tokens: dict[str, str]
+) -> None:
+    drafted = []
+    for severity in (Severity.critical, Severity.warning):
+        alert = {
+            "labels": {"alertname": f"Down{severity.value}"},
+            "severity": severity.value,
+            "summary": "down",
+        }
+        accepted = client.post("/api/v1/alerts", json=[alert], headers=as_(tokens, "rob")).json()
+        incident_id = accepted["alerts"][0]["incident_id"]
+        resolved = client.post(f"/api/v1/incidents/{incident_id}/resolve", headers=as_(tokens, "rob"))
+        assert resolved.json()["state"] == "resolved"
+        found = client.get(f"/api/v1/postmortems/{incident_id}", headers=as_(tokens, "vera"))
+        drafted.append((found.status_code, found.json().get("state")))
+    assert drafted == [(200, "draft"), (404, None)]
