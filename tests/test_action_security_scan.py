@@ -191,6 +191,21 @@ def test_bandit_reports_a_subprocess_call_with_shell_true(tmp_path):
     ]
 
 
+def test_alike_issues_in_one_file_stay_apart_and_keep_their_identity_when_lines_move(tmp_path):
+    source = tmp_path / "twice.py"
+    call = "    subprocess.call(command, shell=True)\n"
+    source.write_text("import subprocess\n\n\ndef run(command):\n" + call + call)
+    memory = Memory()
+    params = {"scans": [{"scanner": "bandit", "paths": [str(source)], "min_severity": "high"}]}
+    first = scan(params, memory=memory)
+    assert first.metrics["findings_new"] == 2
+    moved = "import subprocess\n# a comment moves every line down\n\n\ndef run(command):\n"
+    source.write_text(moved + call + call)
+    second = scan(params, memory=memory)
+    assert (second.metrics["findings_new"], second.metrics["findings_open"]) == (0, 2)
+    assert f"{source}:7: subprocess call with shell=True" in second.output
+
+
 def test_a_missing_path_is_an_exact_unknown_not_a_clean_bandit_scan(tmp_path):
     missing = tmp_path / "src"
     result = scan({"scans": [{"scanner": "bandit", "paths": [str(missing)]}]})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections import Counter
 from typing import Any
 
 from maintd.checks.base import RunContext
@@ -31,10 +33,18 @@ async def scan(cfg: BanditScan, ctx: RunContext, state: dict[str, Any]) -> ScanO
         for index, error in enumerate(field(done.report, "errors", list, "report")):
             where = f"report.errors[{index}]"
             out.notes.append(f"{field(error, 'filename', str, where)}: {field(error, 'reason', str, where)}")
+        seen: Counter[tuple[str, str, str]] = Counter()
         for index, issue in enumerate(field(done.report, "results", list, "report")):
             finding = _finding(cfg, issue, f"report.results[{index}]")
-            if finding is not None:
-                out.findings.append(finding)
+            if finding is None:
+                continue
+            # Two alike issues on alike lines of one file (two queries that both open with
+            # `"""`) stay two findings: the second is told apart by its order in the file.
+            key = (finding.id, finding.location, finding.anchor)
+            seen[key] += 1
+            if seen[key] > 1:
+                finding = dataclasses.replace(finding, anchor=f"{finding.anchor} #{seen[key]}")
+            out.findings.append(finding)
     except Shape as exc:
         raise ScanError(f"{cfg.label}: {command[0]} report is not bandit JSON: {exc}") from None
     return out
