@@ -32,6 +32,7 @@ BUILTIN_KINDS = (
     "maintd.tasks.certificates",
     "maintd.tasks.dr_drill",
     "maintd.tasks.redis_upkeep",
+    "maintd.tasks.drift",
 )
 
 
