@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -190,6 +191,35 @@ def test_an_acme_server_that_is_down_leaves_the_certificate_untouched(tmp_path: 
     )
 
 
+def test_a_directory_it_cannot_write_leaves_the_certificate_untouched(tmp_path: Path, ca: Issued) -> None:
+    clock = now_clock()
+    live = tmp_path / "live"
+    fullchain = live_certificate(live, ca, clock.now(), days_left=10)
+    with pebble(tmp_path / "pebble") as acme_server:  # PEBBLE_VA_ALWAYS_VALID: no token is fetched
+        acme = acme_params(
+            tmp_path,
+            acme_server.directory_url,
+            ca_bundle=str(acme_server.ca_file),
+            challenge="standalone",
+            listen_address="127.0.0.1",
+            listen_port=free_port(),
+        )
+        before = snapshot(live)
+        subprocess.run(["chattr", "+i", str(live)], check=True)  # even root cannot create files there
+        try:
+            result = certificates({"acme": acme}, clock)
+        finally:
+            subprocess.run(["chattr", "-i", str(live)], check=True)
+    assert result.status is Status.warning
+    assert result.output.splitlines()[0] == (
+        f"{fullchain}: expires in 10.0 days; renewal failed: cannot write {live / '.cert.pem.maintd-new'}: "
+        f"Operation not permitted; {fullchain} is unchanged (warning below 30 days)"
+    )
+    assert [c.action for c in result.changes] == ["create-account-key", "issue"]  # nothing written
+    assert snapshot(live) == before
+    assert not (tmp_path / "hook.log").exists()
+
+
 def test_a_dry_run_reports_the_renewal_and_changes_nothing(tmp_path: Path, ca: Issued) -> None:
     fullchain = live_certificate(tmp_path / "live", ca, T0, days_left=10)
     before = snapshot(tmp_path)
@@ -215,7 +245,7 @@ def test_a_certificate_without_acme_is_a_warning_then_critical(
     result = certificates({}, FakeClock(T0), connection={"cert": str(fullchain)})
     assert result.status is status
     assert result.output.splitlines()[0] == (
-        f"{fullchain}: expires in {days_left:.1f} days not renewable (no acme section for it) ({limit} days)"
+        f"{fullchain}: expires in {days_left:.1f} days, not renewable (no acme section for it) ({limit} days)"
     )
     assert result.output.splitlines()[1] == (
         f"{fullchain}: {', '.join(NAMES)}; issued by CN=maintd test issuer; expires "
@@ -242,7 +272,7 @@ def test_an_endpoint_is_inventoried_with_the_tls_checks_code(tmp_path: Path, ca:
 
     result = run(go())
     assert result.status is Status.warning
-    assert "expires in 20.0 days not renewable" in result.output.splitlines()[0]
+    assert "expires in 20.0 days, not renewable" in result.output.splitlines()[0]
 
 
 def test_a_broken_new_certificate_never_replaces_the_working_one(tmp_path: Path, ca: Issued) -> None:

@@ -67,6 +67,8 @@ async def run(cfg: CertificatesConfig, ctx: RunContext) -> CheckResult:
             f"no certificate to look at: set params.files or params.host, "
             f"or target {ctx.target.name}'s connection.cert or connection.host",
         )
+    if managed is not None and managed.path not in paths:
+        paths.append(managed.path)  # what decides the renewal is always in the inventory
     items = await collect(cfg, ctx, paths)
     report = Report()
     now = ctx.clock.now()
@@ -87,10 +89,10 @@ async def run(cfg: CertificatesConfig, ctx: RunContext) -> CheckResult:
             left.append(await _renew(cfg, managed, item, days, ctx, report))
         else:
             left.append(days)
-            why = "not renewable (no acme section for it)"
+            why = f"{_expiry(days)}, not renewable (no acme section for it)"
             if managed is not None and item.path is None:
-                why = f"as served (is the renewed {managed.path} deployed?)"
-            _not_renewed(cfg, item, days, f"{_expiry(days)} {why}", report)
+                why = f"{_expiry(days)} as served (is the renewed {managed.path} deployed?)"
+            _not_renewed(cfg, item, days, why, report)
     report.metrics.update(certificates=float(len(items)), days_left=round(min(left, default=0.0), 2))
     report.metrics.setdefault("renewed", 0.0)
     earliest = min(left, default=None)
