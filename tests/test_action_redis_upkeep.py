@@ -13,9 +13,13 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import select
 
 from maintd.checks.base import CheckResult, RunSample, Status
 from maintd.clock import FakeClock
+from maintd.scheduler.claims import claim_manual
+from maintd.scheduler.orders import RunOrder
+from maintd.store.models import EventRow
 from tests.conftest import T0, run
 from tests.kinds import make_target, run_kind
 from tests.test_kind_redis import RedisServer
@@ -252,3 +256,46 @@ def test_an_unreachable_server_and_a_missing_password_are_critical_with_the_addr
     unknown = upkeep(None, target=make_target())
     assert unknown.status is Status.unknown
     assert unknown.output == "redis-upkeep on target t1: no connection.url or connection.host"
+
+
+AUDIT_PLAN = """
+targets:
+  - {name: cache, kind: cache, connection: {host: 127.0.0.1, port: %d}}
+tasks:
+  - name: cache-upkeep
+    kind: redis-upkeep
+    targets: [cache]
+    schedule: {cadence: weekly, window: "Sunday 03:00-05:00 UTC"}
+    params: {memory_purge: true, frag_min_bytes: 0}
+"""
+
+
+def test_a_purge_through_the_engine_is_audited_planned_then_applied(
+    store, write_plan, make_engine, clock, redis_server
+):
+    server = redis_server()
+    engine = make_engine(store, write_plan(AUDIT_PLAN % server.port))
+    assert engine.reload().ok
+    loaded = engine.loaded
+    assert loaded is not None
+
+    async def go(order: RunOrder) -> None:
+        await engine.runner.run_all([order])
+        await engine.runner.stop(0)
+
+    for dry_run in (True, False):
+        with store.write() as s:
+            task = loaded.plan.task("cache-upkeep")
+            order = claim_manual(
+                s, loaded, task, "cache", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
+            )
+        assert order is not None
+        run(go(order))
+        assert purges(server) == (0 if dry_run else 1)
+    with store.read() as s:
+        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+    assert [e.kind for e in audit] == ["action.planned", "action.applied"]
+    for event in audit:
+        (change,) = event.payload["changes"]
+        assert (change["action"], change["target"]) == ("memory-purge", f"redis://127.0.0.1:{server.port}")
+    assert set(audit[1].payload["changes"][0]["detail"]) == {"before", "after"}
