@@ -156,23 +156,27 @@ def test_an_item_done_in_time_is_never_reminded_again_and_counts_as_on_time(
         )
 
 
-def test_a_new_due_date_moves_the_reminders(engine: Engine, mailbox: Mailbox) -> None:
+def test_a_new_due_date_moves_the_reminders_even_back_to_the_first_date(
+    engine: Engine, mailbox: Mailbox
+) -> None:
     incident_id = resolved_p1(engine)
     action_id = add(engine, incident_id)
     assert engine.loaded is not None
-    with engine.store.write() as s:
-        actions.update_action(
-            s,
-            action_id=action_id,
-            people=(),
-            settings=engine.loaded.plan.postmortems,
-            actor="user:ann",
-            now=engine.clock.now(),
-            due_on=date(2026, 12, 14),
-        )
-    assert deliver(engine, mailbox, Z("2026-12-06T00:00")) == []  # the old date's reminders are cancelled
-    (early,) = deliver(engine, mailbox, Z("2026-12-13T00:00"))
-    assert "due by the end of 2026-12-14" in early.text
+    for due_on in (date(2026, 12, 14), DUE):
+        with engine.store.write() as s:
+            actions.update_action(
+                s,
+                action_id=action_id,
+                people=(),
+                settings=engine.loaded.plan.postmortems,
+                actor="user:ann",
+                now=engine.clock.now(),
+                due_on=due_on,
+            )
+    (early,) = deliver(engine, mailbox, Z("2026-12-03T00:00"))
+    assert "due by the end of 2026-12-04" in early.text
+    later = deliver(engine, mailbox, Z("2026-12-13T00:00"))  # 14 Dec's early reminder was cancelled
+    assert [m.subject.split(" ")[0] for m in later] == ["REMINDER", "OVERDUE"]
 
 
 def test_an_owner_without_notification_rules_gets_a_failed_reminder_that_says_so(

@@ -3,9 +3,9 @@
 Each open item has a ``pm-action`` timer (maintd.timers) ``remind_before`` the end
 of its due day (UTC), and one at that end; the overdue one queues a reminder and
 schedules the next, every ``overdue_every``, at most ``overdue_reminders`` times.
-Steps carry the due date, so a new due date gets timers of its own after the old
-ones are cancelled; a done or cancelled item's timers are cancelled, and a timer
-that still fires for one (a race with the change) queues nothing.
+A new due date cancels the pending timers and sets new ones (keys are never
+reused); a done or cancelled item's timers are cancelled, and a timer that still
+fires for one (a race with the change) queues nothing.
 """
 
 from __future__ import annotations
@@ -43,19 +43,22 @@ def schedule(
     """Set the item's first timers (the early reminder, the first overdue one); how many were added."""
     end = deadline(item.due_on)
     added = 0
-    payload = {"action": item.id, "due_on": item.due_on.isoformat()}
+    # A timer's key is never reused, even cancelled: each setting of an item's timers has a key of its
+    # own (the due date and a serial), so moving a due date away and back sets timers again.
+    series = f"{item.due_on.isoformat()}.s{len(timers.of_subject(session, subject(item.id)))}"
+    payload = {"action": item.id, "due_on": item.due_on.isoformat(), "series": series}
     if settings.remind_before > timedelta(0):
         added += timers.schedule(
             session,
             kind=KIND,
             subject=subject(item.id),
-            step=f"{item.due_on.isoformat()}.{BEFORE}",
+            step=f"{series}.{BEFORE}",
             due_at=max(now, end - settings.remind_before),
             payload=payload,
             now=now,
         )
     if settings.overdue_reminders > 0:
-        added += _overdue_timer(session, item, 1, end, now)
+        added += _overdue_timer(session, item, series, 1, end, now)
     return added
 
 
@@ -63,14 +66,16 @@ def cancel(session: Session, item: PostmortemActionRow, *, now: datetime) -> int
     return timers.cancel(session, subject=subject(item.id), kind=KIND, now=now)
 
 
-def _overdue_timer(session: Session, item: PostmortemActionRow, n: int, at: datetime, now: datetime) -> bool:
+def _overdue_timer(
+    session: Session, item: PostmortemActionRow, series: str, n: int, at: datetime, now: datetime
+) -> bool:
     return timers.schedule(
         session,
         kind=KIND,
         subject=subject(item.id),
-        step=f"{item.due_on.isoformat()}.{OVERDUE}.{n}",
+        step=f"{series}.{OVERDUE}.{n}",
         due_at=at,
-        payload={"action": item.id, "due_on": item.due_on.isoformat(), "n": n},
+        payload={"action": item.id, "due_on": item.due_on.isoformat(), "series": series, "n": n},
         now=now,
     )
 
@@ -127,7 +132,7 @@ def remind(
     }
     if n and n < settings.overdue_reminders:
         nxt = deadline(item.due_on) + settings.overdue_every * n
-        _overdue_timer(session, item, n + 1, max(nxt, now), now)
+        _overdue_timer(session, item, str(timer.payload["series"]), n + 1, max(nxt, now), now)
         payload["next"] = max(nxt, now).isoformat()
     append(session, Event("postmortem.action.reminded", f"incident:{item.incident_id}", now, SYSTEM, payload))
 
