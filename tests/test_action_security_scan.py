@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from maintd.checks.base import CheckResult, Resources, RunContext, Status
 from maintd.clock import FakeClock
+from maintd.engine import Engine
 from maintd.plan.models import Task
+from maintd.store.models import AlertRow, EventRow, RunRow
 from maintd.tasks.security import KIND
 from tests.conftest import T0, run
 from tests.kinds import make_target
@@ -465,3 +468,77 @@ def test_an_unwritable_report_directory_is_an_exact_critical(tmp_path):
     result = scan(offline(req, report_dir=str(blocker)))
     assert result.status is Status.critical
     assert result.output.splitlines()[-1] == f"report not written: {blocker}: File exists"
+
+
+# --- through the engine: the memo in the store, the alert path, the audit trail -------------
+
+ENGINE_PLAN = """
+    targets:
+      - {name: app, kind: service}
+    tasks:
+      - name: dependency-scan
+        kind: security-scan
+        targets: [app]
+        schedule: {every: 1d}
+        alert: {after: 1}
+        params:
+          report_dir: %s
+          scans:
+            - {scanner: pip-audit, requirements: [%s], vulnerability_file: %s}
+"""
+
+
+def scan_alerts(engine: Engine) -> list[AlertRow]:
+    """The alerts the scan's runs raised (a day later the engine adds its own: response overdue)."""
+    with engine.store.read() as s:
+        return [a for a in s.scalars(select(AlertRow)).all() if a.source == "run"]
+
+
+def one_day(engine: Engine) -> RunRow:
+    async def go() -> None:
+        orders, _ = engine.tick(engine.clock.now())
+        await engine.runner.run_all(orders)
+        await engine.runner.stop(0)
+
+    run(go())
+    engine.clock.advance(DAY)
+    with engine.store.read() as s:
+        latest = s.scalars(select(RunRow).order_by(RunRow.started_at.desc())).first()
+        assert latest is not None
+        s.expunge(latest)
+        return latest
+
+
+def test_through_the_engine_a_new_critical_alerts_stays_one_alert_and_resolves_when_fixed(
+    store, write_plan, make_engine, tmp_path
+):
+    req = requirements(tmp_path, "jinja2==3.1.2", "PyYAML==5.3")
+    engine: Engine = make_engine(store, write_plan(ENGINE_PLAN % (tmp_path / "reports", req, OSV)))
+    assert engine.reload().ok
+
+    day1 = one_day(engine)
+    assert (day1.status, day1.output.splitlines()[0]) == (
+        "critical",
+        "2 open findings (2 new), 0 fixed; 1 critical, 0 high",
+    )
+    (alert,) = scan_alerts(engine)
+    with store.read() as s:
+        (applied,) = s.scalars(select(EventRow).where(EventRow.kind == "action.applied")).all()
+    assert alert.status == "firing" and alert.labels["task"] == "dependency-scan"
+    assert [c["action"] for c in applied.payload["changes"]] == ["propose-update", "write-report"]
+    assert applied.payload["changes"][0]["detail"]["to"] == "3.1.3"
+
+    day2 = one_day(engine)  # the memo came back from the store: nothing is new
+    assert day2.output.splitlines()[0] == "2 open findings (0 new), 0 fixed; 1 critical, 0 high"
+    assert [a.id for a in scan_alerts(engine)] == [alert.id]  # still the one alert
+
+    requirements(tmp_path, "jinja2==3.1.3", "PyYAML==6.0.1")
+    day3 = one_day(engine)
+    assert day3.status == "ok"
+    assert day3.output.splitlines()[0] == "0 open findings (0 new), 2 fixed; 0 critical, 0 high"
+    assert [(a.id, a.status) for a in scan_alerts(engine)] == [(alert.id, "resolved")]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir() if p.suffix == ".md") == [
+        "security-2026-11-27-dependency-scan-app.md",
+        "security-2026-11-28-dependency-scan-app.md",
+        "security-2026-11-29-dependency-scan-app.md",
+    ]
