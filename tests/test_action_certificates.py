@@ -60,7 +60,12 @@ def live_certificate(directory: Path, ca: Issued, now: datetime, days_left: floa
 
 def acme_params(tmp_path: Path, directory: str, **extra: Any) -> dict[str, Any]:
     live = tmp_path / "live"
-    hook = [sys.executable, "-c", f"open({str(tmp_path / 'hook.log')!r}, 'a').write('reloaded\\n')"]
+    log = str(tmp_path / "hook.log")
+    hook = [
+        sys.executable,
+        "-c",
+        f"import os; open({log!r}, 'a').write(os.environ['RENEWED_DOMAINS'] + '\\n')",
+    ]
     return {
         "directory": directory,
         "account_key": str(tmp_path / "account.key"),
@@ -127,7 +132,7 @@ def test_an_expiring_certificate_is_renewed_verified_and_deployed_once(
     assert (tmp_path / "account.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "live" / "fullchain.pem.previous").read_bytes() == old_chain
     assert (tmp_path / "live" / "privkey.pem.previous").read_bytes() == old_key
-    assert (tmp_path / "hook.log").read_text() == "reloaded\n"
+    assert (tmp_path / "hook.log").read_text() == " ".join(NAMES) + "\n"
     assert not list((tmp_path / "live").glob(".*"))  # no staging file left behind
 
     before = snapshot(tmp_path / "live")
@@ -135,7 +140,7 @@ def test_an_expiring_certificate_is_renewed_verified_and_deployed_once(
     assert again.status is Status.ok and again.changes == []
     assert again.output.startswith("nothing due: the earliest expires in ")
     assert snapshot(tmp_path / "live") == before
-    assert (tmp_path / "hook.log").read_text() == "reloaded\n"
+    assert (tmp_path / "hook.log").read_text() == " ".join(NAMES) + "\n"
 
 
 @pytest.fixture
@@ -153,20 +158,27 @@ def webroot_server(tmp_path: Path, acme_server: Pebble) -> Iterator[Path]:
     thread.join()
 
 
-def test_a_webroot_challenge_renews_and_removes_its_tokens(
+def test_a_webroot_challenge_renews_and_a_failing_deploy_hook_is_a_warning(
     tmp_path: Path, ca: Issued, acme_server: Pebble, webroot_server: Path
 ) -> None:
     clock = now_clock()
-    live_certificate(tmp_path / "live", ca, clock.now(), days_left=3)  # expired soon: renewal still ends ok
+    live_certificate(tmp_path / "live", ca, clock.now(), days_left=3)
+    hook = [sys.executable, "-c", "import sys; print('nginx: configuration test failed'); sys.exit(3)"]
     acme = acme_params(
         tmp_path, acme_server.directory_url, ca_bundle=str(acme_server.ca_file), webroot=str(webroot_server)
     )
-    acme.update(trust_roots=str(tmp_path / "pebble-root.pem"), key_type="rsa-2048", deploy_hook=[])
+    acme.update(trust_roots=str(tmp_path / "pebble-root.pem"), key_type="rsa-2048", deploy_hook=hook)
     (tmp_path / "pebble-root.pem").write_bytes(acme_server.root_pem())
     result = certificates({"acme": acme}, clock)
-    assert result.status is Status.ok, result.output
+    assert result.status is Status.warning, result.output
+    assert result.output.splitlines()[0] == (
+        f"renewed, but the deploy hook {hook!r} failed (exit 3): nginx: configuration test failed"
+    )
     assert result.metrics["renewed"] == 1 and result.metrics["days_left"] > 300
-    assert list((webroot_server / ".well-known" / "acme-challenge").iterdir()) == []
+    assert result.changes[-1].detail == {"argv": hook, "exit": 3}
+    assert list((webroot_server / ".well-known" / "acme-challenge").iterdir()) == []  # tokens removed
+    again = certificates({"acme": acme}, clock)  # the new certificate is in place: no second order
+    assert (again.status, again.changes) == (Status.ok, [])
     leaf = parse_certificates((tmp_path / "live" / "cert.pem").read_bytes())[0]
     key = leaf.public_key()
     assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048

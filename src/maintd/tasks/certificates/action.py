@@ -181,7 +181,7 @@ async def _renew(
         f"valid until {chain[0].not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({new_days:.1f} days)"
     )
     report.lines.append(report.headline)
-    await _deploy(managed, ctx, report)
+    await _deploy(managed, domains, ctx, report)
     return new_days
 
 
@@ -250,13 +250,15 @@ def _load_trust(path: str) -> tuple[list[x509.Certificate], str]:
         raise InstallError(f"no certificates in {label} ({exc})") from None
 
 
-async def _deploy(managed: Managed, ctx: RunContext, report: Report) -> None:
+async def _deploy(managed: Managed, domains: list[str], ctx: RunContext, report: Report) -> None:
     argv = managed.deploy_hook
     if not argv:
         return
     limit = min(managed.settings.hook_timeout.total_seconds(), max(1.0, ctx.seconds_left()))
+    # certbot's deploy-hook variables, so hooks written for certbot work unchanged.
+    env = {"RENEWED_LINEAGE": str(Path(managed.path).parent), "RENEWED_DOMAINS": " ".join(domains)}
     try:
-        done = await execute(argv, limit=_HOOK_OUTPUT, tracker=ctx.processes, time_limit=limit)
+        done = await execute(argv, env=env, limit=_HOOK_OUTPUT, tracker=ctx.processes, time_limit=limit)
     except OSError as exc:
         report.problem(
             Status.warning, f"renewed, but cannot start the deploy hook {argv[0]}: {exc.strerror or exc}"
