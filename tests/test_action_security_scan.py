@@ -20,6 +20,7 @@ from maintd.engine import Engine
 from maintd.plan.models import Task
 from maintd.store.models import AlertRow, EventRow, RunRow
 from maintd.tasks.security import KIND
+from maintd.tasks.security.osv import affecting, read_pins
 from tests.conftest import T0, run
 from tests.kinds import make_target
 from tests.security_support.osv_server import osv_api
@@ -541,4 +542,70 @@ def test_through_the_engine_a_new_critical_alerts_stays_one_alert_and_resolves_w
         "security-2026-11-27-dependency-scan-app.md",
         "security-2026-11-28-dependency-scan-app.md",
         "security-2026-11-29-dependency-scan-app.md",
+    ]
+
+
+# --- the offline matcher, table-driven -------------------------------------------------------
+
+
+def osv_record(*events: dict[str, str], versions: tuple[str, ...] = ()) -> dict[str, Any]:
+    package = {"ecosystem": "PyPI", "name": "Demo_Pkg"}
+    affected: dict[str, Any] = {"package": package, "versions": list(versions)}
+    if events:
+        affected["ranges"] = [{"type": "ECOSYSTEM", "events": list(events)}]
+    return {"id": "OSV-1", "affected": [affected]}
+
+
+@pytest.mark.parametrize(
+    ("record", "version", "fixed_in"),
+    [
+        (osv_record({"introduced": "0"}, {"fixed": "1.2.3"}), "1.2.2", "1.2.3"),
+        (osv_record({"introduced": "0"}, {"fixed": "1.2.3"}), "1.2.3", None),  # not affected
+        (osv_record({"introduced": "1.1"}, {"fixed": "1.2"}), "1.0.9", None),  # before introduced
+        (osv_record({"introduced": "1.1"}, {"last_affected": "1.3"}), "1.3", "no fix"),
+        (osv_record({"introduced": "1.1"}, {"last_affected": "1.3"}), "1.3.1", None),
+        # two ranges in one list: 1.x fixed in 1.4.2, 2.x fixed in 2.0.1
+        (
+            osv_record({"introduced": "0"}, {"fixed": "1.4.2"}, {"introduced": "2.0"}, {"fixed": "2.0.1"}),
+            "2.0",
+            "2.0.1",
+        ),
+        (
+            osv_record({"introduced": "0"}, {"fixed": "1.4.2"}, {"introduced": "2.0"}, {"fixed": "2.0.1"}),
+            "1.5",
+            None,
+        ),
+        (osv_record(versions=("0.9",)), "0.9", "no fix"),  # listed versions, no ranges
+        (osv_record({"introduced": "0"}, {"fixed": "2.0rc1"}), "2.0b1", "2.0rc1"),  # pre-releases order
+    ],
+)
+def test_osv_ranges_are_walked_in_version_order(record, version, fixed_in):
+    matches = affecting([record], "demo-pkg", version)  # names compare canonicalised
+    if fixed_in is None:
+        assert matches == []
+    else:
+        (match,) = matches
+        assert match.fixed_in == (None if fixed_in == "no fix" else fixed_in)
+
+
+def test_requirement_files_are_read_as_pip_compile_writes_them(tmp_path):
+    path = tmp_path / "requirements.txt"
+    path.write_text(
+        "-r base.txt\n"
+        "Jinja2==3.1.2 \\\n"
+        "    --hash=sha256:aa \\\n"
+        "    --hash=sha256:bb\n"
+        "    # via flask\n"
+        "requests>=2.0  # not pinned\n"
+        'legacy==1.0 ; python_version < "3"\n'
+        "zope.interface===6.1\n"
+    )
+    pins, notes = read_pins(str(path))
+    assert [(p.name, p.version, p.line) for p in pins] == [
+        ("jinja2", "3.1.2", 2),
+        ("zope-interface", "6.1", 8),
+    ]
+    assert notes == [
+        f"{path}:1: option -r not followed offline",
+        f"{path}:6: requests is not pinned with ==, not checked",
     ]
