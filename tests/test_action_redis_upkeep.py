@@ -299,3 +299,25 @@ def test_a_purge_through_the_engine_is_audited_planned_then_applied(
         (change,) = event.payload["changes"]
         assert (change["action"], change["target"]) == ("memory-purge", f"redis://127.0.0.1:{server.port}")
     assert set(audit[1].payload["changes"][0]["detail"]) == {"before", "after"}
+
+
+def test_an_acl_without_memory_purge_is_a_warning_and_no_change(redis_server, monkeypatch):
+    server = redis_server()
+    server.client().acl_setuser(
+        "upkeep",
+        enabled=True,
+        passwords=["+upkeep-pw"],
+        keys=["*"],
+        commands=["+info", "+scan", "+ttl", "+memory|usage", "+config|get"],
+    )
+    monkeypatch.setenv("MAINTD_TEST_UPKEEP_PASSWORD", "upkeep-pw")
+    target = make_target(
+        connection={"url": f"redis://upkeep@127.0.0.1:{server.port}/0"},
+        secrets={"password": "env:MAINTD_TEST_UPKEEP_PASSWORD"},
+    )
+    result = upkeep(server, {"memory_purge": True, "frag_min_bytes": 0}, target=target)
+    assert result.status is Status.warning
+    assert result.changes == []
+    assert "WARNING: MEMORY PURGE refused: " in result.output
+    assert "upkeep-pw" not in result.output
+    assert purges(server) == 0

@@ -42,7 +42,10 @@ async def act(
         return []
     changes: list[Change] = []
     if cfg.memory_purge:
-        changes.append(await _purge(client, info, where, dry_run, found))
+        try:
+            changes.append(await _purge(client, info, where, dry_run, found))
+        except ResponseError as exc:  # an ACL without +memory|purge: say so, the findings still count
+            found.add(Status.warning, f"MEMORY PURGE refused: {exc}")
     if cfg.active_defrag:
         change = await _active_defrag(client, where, dry_run, found)
         if change is not None:
@@ -77,7 +80,11 @@ async def _purge(
 
 
 async def _active_defrag(client: aioredis.Redis, where: str, dry_run: bool, found: Findings) -> Change | None:
-    current = (await client.config_get("activedefrag")).get("activedefrag")
+    try:
+        current = (await client.config_get("activedefrag")).get("activedefrag")
+    except ResponseError as exc:
+        found.add(Status.warning, f"CONFIG GET activedefrag refused: {exc}")
+        return None
     if current == "yes":
         found.add(Status.ok, "activedefrag is already yes: nothing to set")
         return None
