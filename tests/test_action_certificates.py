@@ -287,6 +287,28 @@ def test_an_endpoint_is_inventoried_with_the_tls_checks_code(tmp_path: Path, ca:
     assert "expires in 20.0 days, not renewable" in result.output.splitlines()[0]
 
 
+def test_an_endpoint_still_serving_an_old_certificate_asks_whether_the_renewal_was_deployed(
+    tmp_path: Path, ca: Issued
+) -> None:
+    live_certificate(tmp_path / "live", ca, T0, days_left=80)  # renewed on disk
+    served = ca.issue(NAMES[0], dns=NAMES, not_after=T0 + 12 * DAY)  # the server was never reloaded
+    acme = acme_params(tmp_path, "https://127.0.0.1:1/dir", challenge="standalone")
+
+    async def go() -> CheckResult:
+        async with tls_server(tmp_path, [served, ca]) as port:
+            return await run_kind(
+                "certificates", {"host": "127.0.0.1", "port": port, "acme": acme}, clock=FakeClock(T0)
+            )
+
+    result = run(go())
+    assert result.status is Status.warning
+    assert result.output.splitlines()[0].endswith(
+        f"expires in 12.0 days as served (is the renewed {tmp_path / 'live' / 'fullchain.pem'} deployed?) "
+        "(warning below 30 days)"
+    )
+    assert result.changes == [] and result.metrics["certificates"] == 2
+
+
 def test_a_broken_new_certificate_never_replaces_the_working_one(tmp_path: Path, ca: Issued) -> None:
     fullchain = live_certificate(tmp_path, ca, T0, days_left=10)
     before = snapshot(tmp_path)

@@ -15,7 +15,15 @@ from maintd.checks.tls.certs import parse_certificates
 from maintd.tasks.certificates import AcmeSettings, CertificatesConfig
 from maintd.tasks.certificates.acme_issue import AcmeError, Request, issue
 from maintd.tasks.certificates.install import Destination, InstallError, check, install
-from maintd.tasks.certificates.inventory import FILE_LIMIT, Item, collect, file_paths, has_endpoint, names
+from maintd.tasks.certificates.inventory import (
+    FILE_LIMIT,
+    Item,
+    collect,
+    fetch,
+    file_paths,
+    has_endpoint,
+    names,
+)
 
 _HOOK_OUTPUT = 4096
 
@@ -69,37 +77,44 @@ async def run(cfg: CertificatesConfig, ctx: RunContext) -> CheckResult:
         )
     if managed is not None and managed.path not in paths:
         paths.append(managed.path)  # what decides the renewal is always in the inventory
-    items = await collect(cfg, ctx, paths)
     report = Report()
-    now = ctx.clock.now()
-    renew_days = cfg.renew_before.total_seconds() / 86400
-    left: list[float] = []
-    for item in items:
-        if item.error is not None:
-            report.problem(Status.critical, item.error)
-            continue
-        days = item.days_left(now)
-        renewable = managed is not None and item.path == managed.path
-        report.lines.append(
-            _describe(item, days, managed.settings.directory if renewable and managed else None)
-        )
-        if days >= renew_days:
-            left.append(days)
-        elif renewable and managed is not None:
-            left.append(await _renew(cfg, managed, item, days, ctx, report))
-        else:
-            left.append(days)
-            why = f"{_expiry(days)}, not renewable (no acme section for it)"
-            if managed is not None and item.path is None:
-                why = f"{_expiry(days)} as served (is the renewed {managed.path} deployed?)"
-            _not_renewed(cfg, item, days, why, report)
-    report.metrics.update(certificates=float(len(items)), days_left=round(min(left, default=0.0), 2))
+    left = [await _judge(cfg, managed, item, ctx, report) for item in await collect(paths)]
+    if has_endpoint(cfg, ctx):  # after a renewal and its deploy hook: the endpoint shows their effect
+        left.append(await _judge(cfg, managed, await fetch(cfg, ctx), ctx, report))
+    known = [days for days in left if days is not None]
+    report.metrics["certificates"] = float(len(left))
+    if known:
+        report.metrics["days_left"] = round(min(known), 2)
     report.metrics.setdefault("renewed", 0.0)
-    earliest = min(left, default=None)
-    fallback = (
-        "nothing due" if earliest is None else f"nothing due: the earliest expires in {earliest:.1f} days"
-    )
+    renew_days = cfg.renew_before.total_seconds() / 86400
+    fallback = f"nothing due: the earliest expires in {min(known):.1f} days" if known else "nothing due"
     return report.result(f"{fallback} (renew below {renew_days:g} days)")
+
+
+async def _judge(
+    cfg: CertificatesConfig, managed: Managed | None, item: Item, ctx: RunContext, report: Report
+) -> float | None:
+    """Report one certificate, renewing it when it is the managed one and due; its days left."""
+    if item.error is not None:
+        report.problem(Status.critical, item.error)
+        return None
+    days = item.days_left(ctx.clock.now())
+    renewable = managed is not None and item.path == managed.path
+    report.lines.append(_describe(item, days, managed.settings.directory if renewable and managed else None))
+    if days >= cfg.renew_before.total_seconds() / 86400:
+        return days
+    if renewable and managed is not None:
+        return await _renew(cfg, managed, item, days, ctx, report)
+    if managed is not None and item.path is None:
+        if report.metrics.get("renewed"):
+            # A reload may take effect a moment after the hook returns: the next run judges it.
+            report.lines.append(f"{item.label} still presents the certificate that {_expiry(days)}")
+            return days
+        why = f"{_expiry(days)} as served (is the renewed {managed.path} deployed?)"
+    else:
+        why = f"{_expiry(days)}, not renewable (no acme section for it)"
+    _not_renewed(cfg, item, days, why, report)
+    return days
 
 
 def _managed(acme: AcmeSettings, ctx: RunContext) -> Managed:

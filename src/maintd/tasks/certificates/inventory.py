@@ -54,11 +54,9 @@ def has_endpoint(cfg: CertificatesConfig, ctx: RunContext) -> bool:
     return bool(cfg.host or conn.get("host") or str(conn.get("url", "")).startswith("https://"))
 
 
-async def collect(cfg: CertificatesConfig, ctx: RunContext, paths: list[str]) -> list[Item]:
-    items = [await asyncio.to_thread(read_file, path) for path in paths]
-    if has_endpoint(cfg, ctx):
-        items.append(await fetch(cfg, ctx))
-    return items
+async def collect(paths: list[str]) -> list[Item]:
+    """The certificate files (the endpoint is fetched separately, after any renewal)."""
+    return [await asyncio.to_thread(read_file, path) for path in paths]
 
 
 def read_file(path: str) -> Item:
