@@ -28,6 +28,7 @@ BUILTIN_KINDS = (
     "maintd.tasks.backup_postgres",
     "maintd.tasks.logs",
     "maintd.tasks.postgres_upkeep",
+    "maintd.tasks.rotate_credentials",
     "maintd.tasks.security",
     "maintd.tasks.certificates",
     "maintd.tasks.dr_drill",
