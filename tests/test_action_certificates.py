@@ -116,10 +116,10 @@ def test_an_expiring_certificate_is_renewed_verified_and_deployed_once(
     assert [(c.action, c.target) for c in result.changes] == [
         ("create-account-key", str(tmp_path / "account.key")),
         ("issue", str(fullchain)),
-        ("write", str(tmp_path / "live" / "cert.pem")),
-        ("write", str(tmp_path / "live" / "chain.pem")),
-        ("write", str(fullchain)),
         ("write", str(tmp_path / "live" / "privkey.pem")),
+        ("write", str(tmp_path / "live" / "chain.pem")),
+        ("write", str(tmp_path / "live" / "cert.pem")),
+        ("write", str(fullchain)),  # last: it decides whether the next run renews
         ("deploy-hook", sys.executable),
     ]
     new_chain = parse_certificates(fullchain.read_bytes())
@@ -224,12 +224,24 @@ def test_a_directory_it_cannot_write_leaves_the_certificate_untouched(tmp_path: 
             subprocess.run(["chattr", "-i", str(live)], check=True)
     assert result.status is Status.warning
     assert result.output.splitlines()[0] == (
-        f"{fullchain}: expires in 10.0 days; renewal failed: cannot write {live / '.cert.pem.maintd-new'}: "
-        f"Operation not permitted; {fullchain} is unchanged (warning below 30 days)"
+        f"{fullchain}: expires in 10.0 days; renewal failed: cannot write "
+        f"{live / '.privkey.pem.maintd-new'}: Operation not permitted; {fullchain} is unchanged "
+        "(warning below 30 days)"
     )
     assert [c.action for c in result.changes] == ["create-account-key", "issue"]  # nothing written
     assert snapshot(live) == before
     assert not (tmp_path / "hook.log").exists()
+
+
+def test_a_missing_ca_bundle_for_the_acme_server_is_named(tmp_path: Path, ca: Issued) -> None:
+    fullchain = live_certificate(tmp_path / "live", ca, T0, days_left=10)
+    bundle = tmp_path / "no-such-ca.pem"
+    acme = acme_params(tmp_path, "https://127.0.0.1:1/dir", challenge="standalone", ca_bundle=str(bundle))
+    result = certificates({"acme": acme}, FakeClock(T0))
+    assert result.output.splitlines()[0] == (
+        f"{fullchain}: expires in 10.0 days; renewal failed: cannot read ca_bundle {bundle}: "
+        f"No such file or directory; {fullchain} is unchanged (warning below 30 days)"
+    )
 
 
 def test_a_dry_run_reports_the_renewal_and_changes_nothing(tmp_path: Path, ca: Issued) -> None:

@@ -55,6 +55,11 @@ class Issued:
 
 
 def issue(req: Request) -> Issued:
+    if req.ca_bundle:
+        try:  # requests would raise a bare OSError about "a suitable TLS CA certificate bundle"
+            Path(req.ca_bundle).open("rb").close()
+        except OSError as exc:
+            raise AcmeError(f"cannot read ca_bundle {req.ca_bundle}: {exc.strerror or exc}") from None
     net = client.ClientNetwork(
         None,
         # Annotated bool, but handed to requests' verify=, which takes a CA bundle path too.

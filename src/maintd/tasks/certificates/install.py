@@ -116,16 +116,19 @@ def install(
 def _contents(
     chain: list[x509.Certificate], key_pem: bytes, dest: Destination
 ) -> list[tuple[Path, bytes, int]]:
-    """What to write where, with the mode of a file that does not exist yet."""
+    """What to write where (with the mode of a file that does not exist yet), in rename order.
+
+    The file whose expiry decides the renewal (fullchain, else cert) is renamed last: a run that
+    dies half-way leaves it old, so the next run renews and writes every file again.
+    """
     pems = [cert.public_bytes(serialization.Encoding.PEM) for cert in chain]
-    out: list[tuple[Path, bytes, int]] = []
-    if dest.cert:
-        out.append((dest.cert, pems[0], 0o644))
+    out: list[tuple[Path, bytes, int]] = [(dest.key, key_pem, 0o600)]
     if dest.chain:
         out.append((dest.chain, b"".join(pems[1:]), 0o644))
+    if dest.cert:
+        out.append((dest.cert, pems[0], 0o644))
     if dest.fullchain:
         out.append((dest.fullchain, b"".join(pems), 0o644))
-    out.append((dest.key, key_pem, 0o600))
     return out
 
 
