@@ -21,7 +21,9 @@ from maintd.checks.base import CheckResult, Status
 from maintd.checks.tls.certs import parse_certificates, verify_chain
 from maintd.clock import FakeClock
 from maintd.engine import Engine
-from maintd.store.models import AlertRow, IncidentRow
+from maintd.scheduler.claims import claim_manual
+from maintd.scheduler.orders import RunOrder
+from maintd.store.models import AlertRow, EventRow, IncidentRow
 from maintd.tasks.certificates.install import Destination, InstallError, install
 from tests.acme_support import Pebble, free_port, pebble
 from tests.conftest import T0, run
@@ -373,3 +375,68 @@ def test_a_certificate_under_seven_days_opens_a_p0_incident(store, write_plan, m
     assert (alert.severity, alert.labels["kind"]) == ("critical", "certificates")
     assert (incident.priority, incident.state, incident.postmortem_required) == ("P0", "triggered", True)
     assert incident.title.startswith(f"certificates on shop-cert: {fullchain}: expires in 5.0 days")
+
+
+AUDIT_PLAN = """
+    targets:
+      - {name: shop-cert, kind: certificate, connection: {directory: %s}}
+    tasks:
+      - name: certificates
+        kind: certificates
+        targets: [shop-cert]
+        schedule: {cadence: daily, window: "02:00-03:00 UTC"}
+        timeout: 1m
+        params:
+          acme:
+            directory: %s
+            ca_bundle: %s
+            account_key: "{target.directory}/account.key"
+            challenge: standalone
+            listen_address: 127.0.0.1
+            listen_port: %d
+            fullchain_path: "{target.directory}/fullchain.pem"
+            key_path: "{target.directory}/privkey.pem"
+"""
+
+
+def test_a_renewal_through_the_engine_is_audited_as_one_event_listing_each_change(  # type: ignore[no-untyped-def]
+    store, write_plan, make_engine, clock, tmp_path, ca
+) -> None:
+    live = tmp_path / "live"
+    fullchain = live_certificate(live, ca, T0, days_left=10)
+    with pebble(tmp_path / "pebble") as acme_server:  # PEBBLE_VA_ALWAYS_VALID
+        plan = AUDIT_PLAN % (live, acme_server.directory_url, acme_server.ca_file, free_port())
+        engine = make_engine(store, write_plan(plan))
+        assert engine.reload().ok
+        loaded = engine.loaded
+        assert loaded is not None
+
+        async def go(order: RunOrder) -> None:
+            await engine.runner.run_all([order])
+            await engine.runner.stop(0)
+
+        for dry_run in (True, False):
+            with store.write() as s:
+                task = loaded.plan.task("certificates")
+                order = claim_manual(
+                    s, loaded, task, "shop-cert", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
+                )
+            assert order is not None
+            run(go(order))
+    with store.read() as s:
+        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+    assert [e.kind for e in audit] == ["action.planned", "action.applied"]
+    assert [(c["action"], Path(c["target"]).name) for c in audit[0].payload["changes"]] == [
+        ("renew", "fullchain.pem"),
+        ("write", "privkey.pem"),
+        ("write", "fullchain.pem"),
+    ]
+    applied = audit[1].payload["changes"]
+    assert [(c["action"], Path(c["target"]).name) for c in applied] == [
+        ("create-account-key", "account.key"),
+        ("issue", "fullchain.pem"),
+        ("write", "privkey.pem"),
+        ("write", "fullchain.pem"),
+    ]
+    assert applied[1]["detail"]["domains"] == list(NAMES)
+    assert applied[3]["detail"] == {"previous": f"{fullchain}.previous"}

@@ -14,7 +14,7 @@ from maintd.checks.command.process import execute
 from maintd.checks.tls.certs import parse_certificates
 from maintd.tasks.certificates import AcmeSettings, CertificatesConfig
 from maintd.tasks.certificates.acme_issue import AcmeError, Request, issue
-from maintd.tasks.certificates.install import Destination, InstallError, check, install
+from maintd.tasks.certificates.install import Destination, InstallError, check, install, rename_order
 from maintd.tasks.certificates.inventory import (
     FILE_LIMIT,
     Item,
@@ -166,7 +166,7 @@ async def _renew(
         _not_renewed(cfg, item, days, "cannot renew: it names no DNS or IP name; set acme.domains", report)
         return days
     if ctx.dry_run:
-        written = [str(p) for p in (*_destinations(managed.dest), managed.dest.key)]
+        written = [str(p) for p in rename_order(managed.dest)]
         report.changes.append(
             Change("renew", managed.path, {"directory": acme.directory, "domains": domains})
         )
@@ -246,10 +246,6 @@ async def _issue_and_install(
 def _issuing_time(left: float, hook: float) -> float:
     """The run's time left, less what the deploy hook may need (at most half of it)."""
     return max(1.0, left - min(hook, left / 2))
-
-
-def _destinations(dest: Destination) -> list[Path]:
-    return [p for p in (dest.cert, dest.chain, dest.fullchain) if p is not None]
 
 
 def _load_trust(path: str) -> tuple[list[x509.Certificate], str]:

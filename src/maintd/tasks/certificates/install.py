@@ -132,6 +132,11 @@ def _contents(
     return out
 
 
+def rename_order(dest: Destination) -> list[Path]:
+    """The files a renewal writes, in the order they are renamed into place."""
+    return [p for p in (dest.key, dest.chain, dest.cert, dest.fullchain) if p is not None]
+
+
 def _stage(path: Path, data: bytes, mode: int) -> Path:
     tmp = path.with_name(f".{path.name}.maintd-new")
     try:
