@@ -166,24 +166,10 @@ async def _renew(
         _not_renewed(cfg, item, days, "cannot renew: it names no DNS or IP name; set acme.domains", report)
         return days
     if ctx.dry_run:
-        written = [str(p) for p in rename_order(managed.dest)]
-        report.changes.append(
-            Change("renew", managed.path, {"directory": acme.directory, "domains": domains})
-        )
-        report.changes += [Change("write", path) for path in written]
-        if managed.deploy_hook:
-            report.changes.append(
-                Change("deploy-hook", managed.deploy_hook[0], {"argv": managed.deploy_hook})
-            )
-        report.headline = (
-            f"dry run: would renew {managed.path} ({_expiry(days)}) for {', '.join(domains)} through ACME "
-            f"{acme.directory}, write {', '.join(written)}"
-            + (f", then run {managed.deploy_hook!r}" if managed.deploy_hook else "")
-        )
-        report.lines.append(report.headline)
+        _plan_renewal(managed, domains, days, report)
         return days
     try:
-        chain = await _issue_and_install(cfg, managed, domains, ctx, report)
+        chain = await _issue_and_install(managed, domains, ctx, report)
     except (AcmeError, InstallError) as exc:
         _not_renewed(
             cfg, item, days, f"{_expiry(days)}; renewal failed: {exc}; {managed.path} is unchanged", report
@@ -200,8 +186,22 @@ async def _renew(
     return new_days
 
 
+def _plan_renewal(managed: Managed, domains: list[str], days: float, report: Report) -> None:
+    acme, hook = managed.settings, managed.deploy_hook
+    written = [str(p) for p in rename_order(managed.dest)]
+    report.changes.append(Change("renew", managed.path, {"directory": acme.directory, "domains": domains}))
+    report.changes += [Change("write", path) for path in written]
+    if hook:
+        report.changes.append(Change("deploy-hook", hook[0], {"argv": hook}))
+    report.headline = (
+        f"dry run: would renew {managed.path} ({_expiry(days)}) for {', '.join(domains)} through ACME "
+        f"{acme.directory}, write {', '.join(written)}" + (f", then run {hook!r}" if hook else "")
+    )
+    report.lines.append(report.headline)
+
+
 async def _issue_and_install(
-    cfg: CertificatesConfig, managed: Managed, domains: list[str], ctx: RunContext, report: Report
+    managed: Managed, domains: list[str], ctx: RunContext, report: Report
 ) -> list[x509.Certificate]:
     acme = managed.settings
     trust = await asyncio.to_thread(_load_trust, managed.trust_roots) if managed.trust_roots else None
