@@ -15,6 +15,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
+import bench.dr_drill
 import bench.logs
 from bench import backup_verify, dispatch, ingest, latency, memory, nagios, probe, services, tick, timers
 from bench.common import PG_ADMIN_URL, STORES, Result, Shape, machine_info, scratch_store, shapes
@@ -33,13 +34,20 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "latency": (latency.run, latency.TARGET),
     "backup-verify": (backup_verify.run, backup_verify.TARGET),
     "logs": (bench.logs.run, bench.logs.TARGET),
+    "dr-drill": (bench.dr_drill.run, bench.dr_drill.TARGET),
 }
 
 # Throughput varies from run to run more than latency: run these several times (not with --quick).
 REPEATS: dict[str, tuple[int, str]] = {"dispatch": (3, "runs_per_s"), "dispatch-loop": (3, "runs_per_s")}
 
 # These build their own plans (and repeat inside): run once, on SQLite only; --shapes does not apply.
-OWN_PLAN = {"http-probe": "sqlite", "nagios-overhead": "sqlite", "backup-verify": "sqlite", "logs": "sqlite"}
+OWN_PLAN = {
+    "http-probe": "sqlite",
+    "nagios-overhead": "sqlite",
+    "backup-verify": "sqlite",
+    "logs": "sqlite",
+    "dr-drill": "sqlite",
+}
 # These start their own servers on their own databases (and repeat inside): once per store, no shapes.
 OWN_SERVERS = {"ingest", "latency"}
 # These make their own rows: once per store; --shapes does not apply.

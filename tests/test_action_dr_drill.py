@@ -4,6 +4,7 @@ promote, pg_dump and pg_restore; each test makes its own primary."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,21 @@ _TWO_COMMANDS = (
     "subprocess.run(sys.argv[1:sys.argv.index('--')], check=True, capture_output=True); "
     "subprocess.run(sys.argv[sys.argv.index('--') + 1:], check=True)"
 )
+# No braces in it: the failover command's placeholders are {names}.
+_WRITE_WAIT_PROMOTE = """
+import subprocess, sys, time
+source_port, copy_dir, copy_port, pg_ctl, data_dir = sys.argv[1:6]
+def psql(host, port, query):
+    argv = ["psql", "-X", "-A", "-t", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres", "-c", query]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[-1]
+lsn = psql("127.0.0.1", source_port,
+           "INSERT INTO customers (name, joined) VALUES ('late', now()); SELECT pg_current_wal_lsn()")
+deadline = time.monotonic() + 20
+while psql(copy_dir, copy_port, "SELECT pg_last_wal_replay_lsn() >= '%s'" % lsn) != "t":
+    assert time.monotonic() < deadline, "the standby never replayed the insert"
+    time.sleep(0.02)
+subprocess.run([pg_ctl, "-D", data_dir, "-w", "promote"], check=True)
+"""
 PROMOTE = ["{pg_ctl}", "-D", "{data_dir}", "-w", "-t", "30", "promote"]
 
 _SCHEMA = """
@@ -46,14 +62,14 @@ def primary(pg_primary: Cluster) -> Cluster:
 
 def drill(
     primary: Cluster,
-    drill_dir: Path,
+    base: Path,
     *,
     dry_run: bool = False,
     history: list[RunSample] | None = None,
     **params: Any,
 ) -> CheckResult:
     target = make_target(kind="database", connection=primary.connection)
-    params = {"bin_dir": str(BIN), "drill_dir": str(drill_dir / "drill"), **params}
+    params = {"bin_dir": str(BIN), "drill_dir": str(base / "drill"), **params}
     done = run_kind("dr-drill", params, target, dry_run=dry_run, history=history or [], timeout=60)
     result: CheckResult = run(done)
     return result
@@ -178,7 +194,9 @@ def test_a_failing_failover_command_is_reported_and_the_copy_is_torn_down(
     assert failover.detail["succeeded"] is False
     assert [c.action for c in result.changes][-4:] == ["stop", "remove", "report", "report"]
     assert not (scratch_dir / "drill").exists()
-    assert "failed" in next(reports.glob("*.html")).read_text()
+    page = next(reports.glob("*.html")).read_text()
+    assert ": failed</strong>" in page
+    assert "nowhere&quot;" in page and 'nowhere"' not in page  # pg_ctl's quotes, escaped
 
 
 def test_a_missing_program_fails_before_anything_is_touched(primary: Cluster, scratch_dir: Path) -> None:
@@ -272,12 +290,27 @@ def test_a_copy_whose_rows_differ_from_the_source_is_critical_and_names_the_tabl
 def test_a_table_written_on_the_source_during_the_drill_is_not_compared(
     primary: Cluster, scratch_dir: Path
 ) -> None:
-    write = _psql(
-        "127.0.0.1", str(primary.port), "INSERT INTO customers (name, joined) VALUES ('late', now())"
-    )
-    failover = ["/usr/bin/python3", "-c", _TWO_COMMANDS, *write, "--", *PROMOTE]
+    # Insert on the source, wait (bounded) until the standby has replayed it, then promote.
+    failover = ["/usr/bin/python3", "-c", _WRITE_WAIT_PROMOTE, str(primary.port), "{drill_dir}", "{port}"]
+    failover += ["{pg_ctl}", "{data_dir}"]
     result = drill(primary, scratch_dir, standby=True, failover_command=failover)
     assert result.status is Status.ok, result.output
     assert "changed on the source during the drill, not compared: public.customers" in result.output
     assert "1 table (200 rows in the copy): row counts and checksums match" in result.output
     assert result.metrics["tables_changed"] == 1
+
+
+def test_a_drill_dir_that_cannot_be_made_is_critical_with_the_reason(
+    primary: Cluster, scratch_dir: Path
+) -> None:
+    locked = scratch_dir / "locked"
+    locked.mkdir()
+    subprocess.run(["chattr", "+i", str(locked)], check=True)  # refused even to root
+    try:
+        result = drill(primary, scratch_dir, drill_dir=str(locked / "drill"))
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert result.status is Status.critical
+    assert result.output.splitlines()[1] == f"drill_dir {locked / 'drill'}: Operation not permitted"
+    assert "maintd_dr_marker" not in str(tables(primary))
+    assert list(locked.iterdir()) == []

@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+
 from maintd.checks.base import Change, CheckResult, RunContext, Status
 from maintd.plan.types import format_duration
 from maintd.tasks.dr_drill import DrDrillConfig, Limits
-from maintd.tasks.dr_drill.source import DrillError, params, where
+from maintd.tasks.dr_drill.source import DrillError, one_line, params, where
 
 T = TypeVar("T")
 
@@ -65,6 +67,10 @@ async def run(cfg: DrDrillConfig, ctx: RunContext) -> CheckResult:
             await drill_dump(cfg, ctx, source, drill)
     except DrillError as exc:
         drill.add(Status.critical, str(exc))
+    except psycopg.Error as exc:  # the source or the copy went away mid-drill
+        drill.add(Status.critical, f"PostgreSQL: {one_line(exc)}")
+    except OSError as exc:
+        drill.add(Status.critical, f"{exc.filename or 'drill'}: {exc.strerror or exc}")
     _judge(drill, "rto", cfg.max_rto, "max_rto")
     _judge(drill, "rpo", cfg.max_rpo, "max_rpo")
     head = f"{head}: {_verdict(drill)}"

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from maintd.checks.base import RunContext
-from maintd.tasks.backup_postgres.tables import TableSum, checksums, connect
+from maintd.tasks.backup_postgres.tables import _SUM, TableSum, checksums, connect
 from maintd.tasks.dr_drill import DrDrillConfig
 
 
@@ -105,6 +105,23 @@ async def table_sums(conn: psycopg.AsyncConnection[Any], cfg: DrDrillConfig) -> 
     }
 
 
+async def sums_of(conn: psycopg.AsyncConnection[Any], names: list[str]) -> dict[str, TableSum]:
+    """Checksums of just these ``schema.table`` names (rows -1: no such table). The query is
+    backup_postgres's own (``tables._SUM``), so both sides print and sum rows the same way."""
+    found: dict[str, TableSum] = {}
+    for name in names:
+        schema, _, table = name.partition(".")
+        try:
+            cur = await conn.execute(sql.SQL(_SUM).format(sql.Identifier(schema, table)))
+        except psycopg.errors.UndefinedTable:
+            found[name] = TableSum(-1, "")
+            continue
+        row = await cur.fetchone()
+        assert row is not None
+        found[name] = TableSum(int(row[0]), str(row[1]))
+    return found
+
+
 @dataclass
 class Comparison:
     problems: list[str]
@@ -118,7 +135,8 @@ def compare(
 ) -> Comparison:
     """Tables in the copy against the source. With ``before`` (a basebackup of a live source),
     only tables whose source checksum did not change from before the backup to after the copy
-    was read are judged: the copy must hold exactly those rows. ``before`` None: ``after`` is
+    was read are judged (a table the copy holds exactly as before is one of them): the copy
+    must hold exactly those rows. ``before`` None: ``after`` is
     the source at the backup's own snapshot, and every table is judged."""
     problems: list[str] = []
     changed: list[str] = []
