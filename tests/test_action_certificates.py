@@ -205,6 +205,40 @@ def test_an_acme_server_that_is_down_leaves_the_certificate_untouched(tmp_path: 
     )
 
 
+def test_a_failed_challenge_is_reported_by_name_and_the_next_run_reuses_the_account(
+    tmp_path: Path, ca: Issued, acme_server: Pebble
+) -> None:
+    clock = now_clock()
+    live = tmp_path / "live"
+    fullchain = live_certificate(live, ca, clock.now(), days_left=10)
+    before = snapshot(live)
+    acme = acme_params(
+        tmp_path,
+        acme_server.directory_url,
+        ca_bundle=str(acme_server.ca_file),
+        challenge="standalone",
+        listen_address="127.0.0.1",
+        listen_port=free_port(),  # not where pebble looks for the token
+    )
+    result = certificates({"acme": acme}, clock)
+    assert result.status is Status.warning
+    first = result.output.splitlines()[0]
+    assert first.startswith(
+        f"{fullchain}: expires in 10.0 days; renewal failed: ACME server {acme_server.directory_url}: "
+        "challenge failed: "
+    )
+    assert "maintd.example.test: " in first and first.endswith(
+        f"; {fullchain} is unchanged (warning below 30 days)"
+    )
+    assert [c.action for c in result.changes] == ["create-account-key"]  # that much did change
+    assert snapshot(live) == before
+
+    acme["listen_port"] = acme_server.http_port  # fixed: the next run uses the registered account
+    retried = certificates({"acme": acme}, clock)
+    assert retried.status is Status.ok, retried.output
+    assert [c.action for c in retried.changes][:2] == ["issue", "write"]
+
+
 def test_a_directory_it_cannot_write_leaves_the_certificate_untouched(tmp_path: Path, ca: Issued) -> None:
     clock = now_clock()
     live = tmp_path / "live"

@@ -29,7 +29,9 @@ _CURVES: dict[str, ec.EllipticCurve] = {"ec-p256": ec.SECP256R1(), "ec-p384": ec
 
 
 class AcmeError(Exception):
-    """The renewal did not produce a certificate; nothing was written."""
+    """The renewal did not produce a certificate; nothing was written but, maybe, the account key."""
+
+    account_created = False  # set when this attempt created the account key before failing
 
 
 @dataclass(frozen=True)
@@ -70,24 +72,31 @@ def issue(req: Request) -> Issued:
     directory = _step(req, "reading the directory", client.ClientV2.get_directory, req.directory, net)
     acme = client.ClientV2(directory, net)
     # Only once the server answered: a run against a server that is down creates nothing.
-    net.key, created = _account_key(req.account_key)
-    net.alg = _algorithm(net.key)
+    account, created = _account_key(req.account_key)
+    net.key, net.alg = account, _algorithm(account)
+    try:
+        return _order(req, acme, account, created)
+    except AcmeError as exc:
+        exc.account_created = created
+        raise
+
+
+def _order(req: Request, acme: client.ClientV2, account: JWK, created: bool) -> Issued:
     registration = messages.NewRegistration.from_data(
         email=",".join(req.contact) or None, terms_of_service_agreed=True
     )
     try:
         _step(req, "registering the account", acme.new_account, registration)
     except _Existing as known:
-        net.account = messages.RegistrationResource(uri=known.location, body=messages.Registration())
+        acme.net.account = messages.RegistrationResource(uri=known.location, body=messages.Registration())
     key_pem = _new_key(req.key_type)
     dns = [d for d in req.domains if not _is_ip(d)]
     ips = [ipaddress.ip_address(d) for d in req.domains if _is_ip(d)]
-    csr = crypto_util.make_csr(key_pem, dns, ipaddrs=ips)
+    csr = _step(req, "making the request", crypto_util.make_csr, key_pem, dns, False, ips)
     order = _step(req, "creating the order", acme.new_order, csr)
-    deadline = datetime.datetime.now() + datetime.timedelta(
-        seconds=req.seconds
-    )  # the library's naive local time
-    with _challenges(req, acme, order, net.key):
+    # The library compares its deadline with a naive datetime.now(): local time, not the clock's.
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=req.seconds)
+    with _challenges(req, acme, order, account):
         done = _step(req, "validating and finalizing the order", acme.poll_and_finalize, order, deadline)
     return Issued(done.fullchain_pem.encode(), key_pem, created)
 

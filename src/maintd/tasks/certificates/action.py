@@ -218,7 +218,12 @@ async def _issue_and_install(
         network_timeout=acme.network_timeout.total_seconds(),
         seconds=_issuing_time(ctx.seconds_left(), acme.hook_timeout.total_seconds()),
     )
-    issued = await asyncio.to_thread(issue, request)
+    try:
+        issued = await asyncio.to_thread(issue, request)
+    except AcmeError as exc:
+        if exc.account_created:
+            report.changes.append(Change("create-account-key", str(managed.account_key)))
+        raise
     if issued.account_created:
         report.changes.append(Change("create-account-key", str(managed.account_key)))
     now = ctx.clock.now()
