@@ -314,3 +314,19 @@ def test_a_drill_dir_that_cannot_be_made_is_critical_with_the_reason(
     assert result.output.splitlines()[1] == f"drill_dir {locked / 'drill'}: Operation not permitted"
     assert "maintd_dr_marker" not in str(tables(primary))
     assert list(locked.iterdir()) == []
+
+
+def test_what_a_crashed_drill_left_is_removed_and_the_drill_runs_again(
+    primary: Cluster, scratch_dir: Path
+) -> None:
+    root = scratch_dir / "drill"
+    (root / "data").mkdir(parents=True)
+    (root / "MAINTD_DR_DRILL").write_text("made by maintd dr-drill probe/t1\n")
+    (root / "data" / "half-copied").write_text("x")
+    first = drill(primary, scratch_dir)
+    second = drill(primary, scratch_dir)
+    assert (first.status, second.status) == (Status.ok, Status.ok), first.output + second.output
+    assert not root.exists()
+    assert primary.sql("SELECT count(*) FROM public.maintd_dr_marker") == [
+        (1,)
+    ]  # one row per task and target
