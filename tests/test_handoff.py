@@ -182,6 +182,8 @@ def shift(engine: Engine) -> dict[str, int]:
     page(engine, old, "person:ann", Z("2026-11-20T10:01"))  # before the shift
     page(engine, acked, "person:ann", Z("2026-11-27T03:02"), status="pending", sent_at=None)  # never sent
     page(engine, None, "person:bob", Z("2026-11-27T04:00"), state="handoff", subject="schedule:ops")
+    # a post-mortem action reminder about an incident is mail, not a page
+    page(engine, old, "person:cho", Z("2026-11-27T05:00"), state="reminder", subject="postmortem-action:1")
     return {"old": old, "done": done, "acked": acked, "later": later}
 
 

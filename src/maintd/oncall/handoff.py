@@ -157,7 +157,8 @@ def _pages(session: Session, since: datetime, at: datetime) -> list[Pages]:
     rows = session.execute(
         select(NotificationRow.recipient, NotificationRow.incident_id).where(
             NotificationRow.status == SENT,
-            NotificationRow.state != HANDOFF,
+            # Pages are about incidents; handoff reports and post-mortem reminders are other mail.
+            NotificationRow.subject.startswith("incident:"),
             NotificationRow.sent_at >= since,
             NotificationRow.sent_at < at,
         )
