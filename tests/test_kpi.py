@@ -10,7 +10,7 @@ import pytest
 
 from maintd.kpi.model import nearest_rank
 from maintd.kpi.report import compute
-from maintd.store.models import EventRow, IncidentRow, NotificationRow, RunRow
+from maintd.store.models import IncidentRow, NotificationRow, PostmortemActionRow, RunRow
 from tests.conftest import T0
 
 DAY = timedelta(days=1)
@@ -177,17 +177,28 @@ def test_delivered_notifications_and_post_mortem_actions_on_time(store):
             due_at=at,
         )
 
-    def done(on_time: bool) -> EventRow:
-        return EventRow(
-            at=at, kind="postmortem.action.completed", subject="x", actor="a", payload={"on_time": on_time}
+    def action(status: str, due: datetime, on_time: bool | None = None) -> PostmortemActionRow:
+        return PostmortemActionRow(
+            incident_id=1,
+            title="fix it",
+            owner="ada",
+            due_on=due.date(),
+            status=status,
+            created_at=T0,
+            created_by="test",
+            completed_at=due if status == "done" else None,
+            on_time=on_time,
         )
 
-    rows = [note("sent"), note("sent"), note("sent"), note("failed"), note("pending")]
-    rows += [done(True) for _ in range(18)] + [done(False), done(False)]
+    rows: list[Any] = [note("sent"), note("sent"), note("sent"), note("failed"), note("pending")]
+    rows += [action("done", at, on_time=True) for _ in range(17)]
+    rows += [action("done", at, on_time=False), action("open", at), action("cancelled", at)]
+    rows += [action("open", END), action("done", T0 - DAY, on_time=False)]  # due day not over / before
     r = report(store, rows)
     assert r.get("delivery.notifications_delivered").value == 75.0
     actions = r.get("seed.postmortem_actions_on_time")
-    assert actions.value == 90.0 and actions.met is False and actions.target == 95.0
+    assert actions.value == pytest.approx(100 * 17 / 19, abs=1e-3) and actions.met is False
+    assert actions.target == 95.0 and actions.how.startswith("17 of 19 action items due in the period")
     assert r.get("seed.training_completion").value is None
     assert "not tracked yet" in r.get("seed.training_completion").how
 

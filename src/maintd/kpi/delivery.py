@@ -1,4 +1,4 @@
-"""Figures of what reached people: notifications delivered, post-mortem actions done on time,
+"""Figures of what reached people: notifications delivered, post-mortem action items done on time,
 and the seed KPIs maintd does not track yet (shown, with why, rather than left out)."""
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from sqlalchemy.orm import Session
 
 from maintd.kpi.model import Figure, share
 from maintd.notify.outbox import FAILED, SENT
-from maintd.store.models import EventRow, NotificationRow
-
-POSTMORTEM_ACTION_DONE = "postmortem.action.completed"
+from maintd.store.models import NotificationRow, PostmortemActionRow
 
 
 def delivery_figures(session: Session, start: datetime, end: datetime) -> list[Figure]:
@@ -24,16 +22,7 @@ def delivery_figures(session: Session, start: datetime, end: datetime) -> list[F
         ).all()
     )
     sent, failed = counts.get(SENT, 0), counts.get(FAILED, 0)
-    on_time = late = 0
-    for (payload,) in session.execute(
-        select(EventRow.payload).where(
-            EventRow.kind == POSTMORTEM_ACTION_DONE, EventRow.at >= start, EventRow.at < end
-        )
-    ):
-        if (payload or {}).get("on_time"):
-            on_time += 1
-        else:
-            late += 1
+    on_time, late = _actions(session, start, end)
     return [
         Figure(
             name="delivery.notifications_delivered",
@@ -53,8 +42,8 @@ def delivery_figures(session: Session, start: datetime, end: datetime) -> list[F
             value=share(on_time, on_time + late),
             unit="%",
             how=(
-                f"{on_time} of {on_time + late} action items completed in the period "
-                "were done by their due date"
+                f"{on_time} of {on_time + late} action items due in the period were done by the end of "
+                "their due day (UTC); still open after it counts as late, cancelled does not count"
             ),
             samples=on_time + late,
             target=95.0,
@@ -63,6 +52,21 @@ def delivery_figures(session: Session, start: datetime, end: datetime) -> list[F
         _untracked("seed.documentation_currency", "Documentation updated within 48 hours", 100.0),
         _untracked("seed.training_completion", "Team trained in the last year", 100.0),
     ]
+
+
+def _actions(session: Session, start: datetime, end: datetime) -> tuple[int, int]:
+    """Post-mortem action items due on a day in the period whose due day is over by its end: (done by
+    the end of their due day, late). Late includes those still open: an overdue item counts against
+    the figure before anyone closes it. Cancelled ones do not count."""
+    rows = session.execute(
+        select(PostmortemActionRow.status, PostmortemActionRow.on_time).where(
+            PostmortemActionRow.due_on >= start.date(),
+            PostmortemActionRow.due_on < end.date(),  # so its due day has ended by ``end``
+            PostmortemActionRow.status != "cancelled",
+        )
+    ).all()
+    on_time = sum(1 for status, in_time in rows if status == "done" and in_time)
+    return on_time, len(rows) - on_time
 
 
 def _untracked(name: str, title: str, target: float) -> Figure:
