@@ -166,9 +166,11 @@ def test_a_dry_run_says_what_it_would_do_and_changes_nothing(primary: Cluster, s
     )
     assert result.status is Status.ok
     assert result.output.splitlines()[1].startswith(
-        f"dry run: would mark 127.0.0.1:{primary.port}/postgres public.maintd_dr_marker, basebackup "
+        f"dry run: would create {scratch_dir / 'drill'}, "
+        f"mark 127.0.0.1:{primary.port}/postgres public.maintd_dr_marker, basebackup "
     )
     assert [c.action for c in result.changes] == [
+        "create",
         "mark",
         "basebackup",
         "start",

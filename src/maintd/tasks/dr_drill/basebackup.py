@@ -19,7 +19,7 @@ import psycopg
 from maintd.checks.base import Change, RunContext, Status
 from maintd.tasks.backup_postgres.tables import TableSum
 from maintd.tasks.dr_drill import DrDrillConfig
-from maintd.tasks.dr_drill.drill import Drill, default_drill_dir, finish, rpo_line
+from maintd.tasks.dr_drill.drill import Drill, default_drill_dir, finish
 from maintd.tasks.dr_drill.instance import (
     Layout,
     Programs,
@@ -35,18 +35,15 @@ from maintd.tasks.dr_drill.instance import (
     teardown,
 )
 from maintd.tasks.dr_drill.source import (
-    Comparison,
     DrillError,
     compare,
-    drill_key,
     open_source,
-    read_marker,
     source_now,
     sums_of,
     table_sums,
     where,
-    write_marker,
 )
+from maintd.tasks.dr_drill.verify import judge_newest, judge_tables, mark
 
 POLL = 0.05
 
@@ -103,29 +100,6 @@ async def _restore_and_verify(
         with drill.phase("verify"):
             await _verify(cfg, ctx, drill, conn, copy, before, marked, cut)
     drill.metrics["rto_seconds"] = round(time.perf_counter() - started, 3)
-
-
-async def mark(
-    cfg: DrDrillConfig,
-    ctx: RunContext,
-    conn: psycopg.AsyncConnection[Any],
-    source: dict[str, Any],
-    drill: Drill,
-) -> datetime | None:
-    if not cfg.marker_table:
-        return None
-    try:
-        at = await write_marker(conn, cfg.marker_table, drill_key(ctx))
-    except psycopg.Error as exc:
-        raise DrillError(f"marker in {where(source)} public.{cfg.marker_table}: {exc}".strip()) from None
-    drill.changes.append(
-        Change(
-            "mark",
-            f"{where(source)} public.{cfg.marker_table}",
-            {"drill_key": drill_key(ctx), "at": at.isoformat()},
-        )
-    )
-    return at
 
 
 async def _caught_up(
@@ -205,52 +179,3 @@ async def _verify(
     judge_tables(cfg, drill, compare(before, after, copied))
     await judge_newest(cfg, ctx, drill, copy, marked, cut)
     drill.verified = drill.status is Status.ok or drill.status is Status.warning
-
-
-def judge_tables(cfg: DrDrillConfig, drill: Drill, result: Comparison) -> None:
-    rows = result.rows
-    drill.metrics.update(
-        tables_compared=float(result.compared),
-        tables_differing=float(len(result.problems)),
-        tables_changed=float(len(result.changed)),
-        rows=float(rows),
-    )
-    if result.compared and not result.problems:
-        tables = f"{result.compared} table{'s' if result.compared != 1 else ''}"
-        drill.lines.append(f"{tables} ({rows} rows in the copy): row counts and checksums match")
-    if result.changed:
-        names = ", ".join(result.changed[: cfg.list_limit])
-        drill.lines.append(f"changed on the source during the drill, not compared: {names}")
-        if not result.compared:
-            drill.add(Status.warning, "every table changed on the source during the drill: nothing compared")
-    for line in result.problems[: cfg.list_limit]:
-        drill.add(Status.critical, line)
-    if len(result.problems) > cfg.list_limit:
-        drill.lines.append(f"... and {len(result.problems) - cfg.list_limit} more tables")
-
-
-async def judge_newest(
-    cfg: DrDrillConfig,
-    ctx: RunContext,
-    drill: Drill,
-    copy: psycopg.AsyncConnection[Any],
-    marked: datetime | None,
-    cut: datetime,
-) -> None:
-    """The marker must have come back; RPO from the rpo_query's answer, else from the marker."""
-    got = await read_marker(copy, cfg.marker_table, drill_key(ctx)) if cfg.marker_table else None
-    if marked is not None and (got is None or got < marked):
-        seen = got.isoformat() if got else "none"
-        drill.add(
-            Status.critical,
-            f"the marker written at {marked.isoformat()} did not come back (the copy has {seen})",
-        )
-    if cfg.rpo_query:
-        try:
-            row = await (await copy.execute(cfg.rpo_query.encode())).fetchone()
-        except psycopg.Error as exc:
-            raise DrillError(f"rpo_query on the copy: {' '.join(str(exc).split())}") from None
-        newest = row[0] if row and isinstance(row[0], datetime) else None
-        rpo_line(drill, cut, newest, "rpo_query")
-    elif cfg.marker_table:
-        rpo_line(drill, cut, got, f"the marker in public.{cfg.marker_table}")

@@ -127,7 +127,7 @@ async def _dry_run(
 
     progs = programs(cfg.bin_dir, cfg.run_as)
     root = Path(cfg.drill_dir) if cfg.drill_dir else default_drill_dir(ctx)
-    steps: list[tuple[str, str, dict[str, Any]]] = []
+    steps: list[tuple[str, str, dict[str, Any]]] = [("create", str(root), {})]
     if cfg.marker_table:
         steps.append(("mark", f"{where(source)} public.{cfg.marker_table}", {"drill_key": _key(ctx)}))
     if cfg.method == "basebackup":

@@ -19,10 +19,10 @@ from psycopg import sql
 from maintd.checks.base import Change, RunContext, Status
 from maintd.tasks.backup_postgres.tables import connect, libpq_args, libpq_env
 from maintd.tasks.dr_drill import DrDrillConfig
-from maintd.tasks.dr_drill.basebackup import judge_newest, judge_tables, mark
 from maintd.tasks.dr_drill.drill import Drill, default_drill_dir, finish, scratch_name
 from maintd.tasks.dr_drill.instance import OWNED, Layout, Programs, prepare, run, teardown
 from maintd.tasks.dr_drill.source import DrillError, compare, one_line, open_source, table_sums
+from maintd.tasks.dr_drill.verify import judge_newest, judge_tables, mark
 
 COMMENT = "maintd dr-drill scratch"
 
