@@ -332,3 +332,34 @@ def test_what_a_crashed_drill_left_is_removed_and_the_drill_runs_again(
     assert primary.sql("SELECT count(*) FROM public.maintd_dr_marker") == [
         (1,)
     ]  # one row per task and target
+
+
+def test_a_scratch_database_not_made_by_a_drill_is_never_dropped(primary: Cluster, scratch_dir: Path) -> None:
+    primary.sql("CREATE DATABASE precious")
+    result = drill(primary, scratch_dir, method="dump", scratch_database="precious")
+    assert result.status is Status.critical
+    assert (
+        f"scratch database precious on 127.0.0.1:{primary.port} exists and was not made by a drill "
+        "(no comment 'maintd dr-drill scratch'): refusing to drop it"
+    ) in result.output
+    assert primary.sql("SELECT 1 FROM pg_database WHERE datname = 'precious'") == [(1,)]
+    assert not (scratch_dir / "drill").exists()
+
+
+def test_rpo_from_a_query_for_the_newest_data_is_judged_against_max_rpo(
+    primary: Cluster, scratch_dir: Path
+) -> None:
+    # The newest customer joined on 2026-01-03 02:00 UTC: months before the drill.
+    result = drill(
+        primary,
+        scratch_dir,
+        method="dump",
+        scratch_database=f"maintd_dr_{uuid.uuid4().hex[:8]}",
+        rpo_query="SELECT max(joined) FROM customers",
+        max_rpo={"warning": "1h", "critical": "30d"},
+    )
+    assert result.status is Status.critical
+    assert "the newest data that came back (rpo_query) is from 2026-01-03T02:00:00+00:00" in result.output
+    assert result.metrics["rpo_seconds"] > 300 * 86400
+    assert result.output.splitlines()[-1].startswith("RPO ")
+    assert result.output.endswith("is over max_rpo critical 30d")
