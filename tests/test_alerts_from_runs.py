@@ -110,3 +110,38 @@ def test_a_task_without_alert_settings_never_raises_one(store, write_plan, make_
     with store.read() as s:
         assert s.scalars(select(AlertRow)).all() == []
         assert s.scalar(select(ScheduleRow.fail_streak)) == 3
+
+
+def test_a_failure_that_gets_worse_raises_its_incident_and_never_lowers_it(
+    store, write_plan, make_engine, tmp_path
+):
+    rules = (
+        "\n    incidents:\n      rules:\n        - {match: [kind=command, severity=critical], priority: P0}\n"
+    )
+    argv = f"{tmp_path / 'status'}; exit $(cat {tmp_path / 'code'})"
+    plan = PLAN % (argv, ", on: [warning, critical, unknown]") + rules
+    engine = make_engine(store, write_plan(plan))
+    assert engine.reload().ok
+    status_file(tmp_path, 1)
+    one_round(engine)  # one warning: not yet (after: 2)
+    for code, priority in [(1, "P3"), (3, "P2"), (2, "P0"), (1, "P0")]:
+        status_file(tmp_path, code)  # warning, unknown (error), critical, warning again
+        one_round(engine)
+        with store.read() as s:
+            (incident,) = s.scalars(select(IncidentRow)).all()
+            (alert,) = s.scalars(select(AlertRow)).all()
+        assert incident.priority == priority, (code, incident.priority)
+    assert alert.severity == "critical" and alert.status == "firing"
+    assert incident.postmortem_required  # raised to P0 on the way
+    with store.read() as s:
+        raised = s.scalars(select(EventRow).where(EventRow.kind == "incident.priority").order_by(EventRow.id))
+        assert [(e.payload["from"], e.payload["to"]) for e in raised] == [("P3", "P2"), ("P2", "P0")]
+        worse = s.scalars(select(EventRow).where(EventRow.kind == "alert.severity").order_by(EventRow.id))
+        assert [(e.payload["was"], e.payload["to"]) for e in worse] == [
+            ("warning", "error"),
+            ("error", "critical"),
+        ]
+    status_file(tmp_path, 0)
+    one_round(engine)
+    with store.read() as s:
+        assert s.scalar(select(AlertRow.status)) == "resolved"

@@ -1,4 +1,8 @@
-"""Alerts raised by a task's own runs: after N non-ok runs in a row, resolved when it recovers."""
+"""Alerts raised by a task's own runs: after N non-ok runs in a row, resolved when it recovers.
+
+A failure that gets worse while it lasts (warning, then critical) is delivered again with the worse
+severity: the pipeline classifies it again and may raise its incident's priority.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,16 @@ def alerts_from_streaks(streaks: list[Streak]) -> list[AlertIn]:
         spec = order.task.alert
         if spec is None:
             continue
+        result = streak.finished.result
         fired = streak.before < spec.after <= streak.after
         recovered = streak.before >= spec.after and streak.after == 0
-        if not (fired or recovered):
+        worse = (
+            spec.after <= streak.before < streak.after
+            and streak.previous is not None
+            and Status(streak.previous).rank < result.status.rank
+        )
+        if not (fired or recovered or worse):
             continue
-        result = streak.finished.result
         # Labels only from what stays the same while the task fails: they are the alert's identity.
         labels = {
             **order.target.labels,
@@ -46,11 +55,11 @@ def alerts_from_streaks(streaks: list[Streak]) -> list[AlertIn]:
                 source="run",
                 labels=labels,
                 annotations=annotations,
-                status=AlertStatus.firing if fired else AlertStatus.resolved,
+                status=AlertStatus.resolved if recovered else AlertStatus.firing,
                 severity=_SEVERITY.get(result.status, Severity.error),
                 summary=f"{order.task.name} on {order.target.name}: {first_line}"[:300],
                 starts_at=streak.finished.finished_at,
-                ends_at=None if fired else streak.finished.finished_at,
+                ends_at=streak.finished.finished_at if recovered else None,
             )
         )
     return out

@@ -26,6 +26,7 @@ from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
 from maintd.store.models import AlertRow, IncidentRow
 
+_SEVERITY_RANK = {Severity.info: 0, Severity.warning: 1, Severity.error: 2, Severity.critical: 3}
 _BY_SEVERITY = {
     Severity.critical: Priority.P1,
     Severity.error: Priority.P2,
@@ -42,6 +43,7 @@ class Delivery:
     actor: str
     row: AlertRow | None = None
     new: bool = False
+    worse: bool = False  # a repeat of an open alert with a worse severity: classified again
     outcome: str = ""  # created, updated, resolved, acknowledged, dropped, muted
     priority: Priority | None = None
     incident: IncidentRow | None = None
@@ -153,7 +155,14 @@ def dedup(session: Session, d: Delivery) -> bool:
         if alert.summary:
             open_row.summary = alert.summary
         d.outcome = "updated"
-        return open_row.muted_by is not None  # a repeat: only a muted one goes on (to be checked again)
+        if _SEVERITY_RANK[alert.severity] > _SEVERITY_RANK[Severity(open_row.severity)]:
+            d.events.append(
+                _alert_event("alert.severity", open_row, d, was=open_row.severity, to=alert.severity)
+            )
+            open_row.severity = alert.severity.value
+            d.worse = open_row.muted_by is None and open_row.incident_id is not None
+        # A repeat goes on only when muted (to be checked again) or worse (to be classified again).
+        return open_row.muted_by is not None or d.worse
     if alert.status is AlertStatus.resolved or alert.acknowledge:
         d.outcome = "dropped"  # nothing open to resolve or acknowledge (PagerDuty drops these too)
         return False
@@ -214,10 +223,14 @@ def mute(session: Session, d: Delivery) -> bool:
 
 
 def classify(session: Session, d: Delivery) -> bool:
-    """P0-P3: an explicit ``priority`` label, else the plan's rules, else by severity (seed table)."""
-    if not d.new or d.row is None:
+    """P0-P3: an explicit ``priority`` label, else the plan's rules, else by severity (seed table).
+
+    Rules can match ``severity`` as if it were a label, unless the alert has a label of that name.
+    A repeat with a worse severity is classified again; its priority only ever rises.
+    """
+    if not (d.new or d.worse) or d.row is None:
         return True
-    labels = d.alert.labels
+    labels = {"severity": d.alert.severity.value, **d.alert.labels}
     priority = None
     if labels.get("priority") in Priority.__members__:
         priority = Priority(labels["priority"])
@@ -226,12 +239,16 @@ def classify(session: Session, d: Delivery) -> bool:
             (r.priority for r in d.settings.rules if all(m.matches(labels) for m in r.match)), None
         )
     d.priority = priority or _BY_SEVERITY[d.alert.severity]
+    if d.worse and d.priority.rank <= Priority(d.row.priority).rank:
+        return False  # no more urgent than it was: nothing to change
     d.row.priority = d.priority.value
     return True
 
 
 def group(session: Session, d: Delivery) -> bool:
     """A new alert joins the open incident of its group, or opens one."""
+    if d.worse:
+        return _raise_with(session, d)
     if not d.new or d.row is None or d.priority is None:
         return True
     key, key_labels = group_key(d.alert.labels, d.settings.group_by)
@@ -268,29 +285,44 @@ def group(session: Session, d: Delivery) -> bool:
         d.escalation_policy = open_incident(
             session, incident, settings=d.settings, labels=d.alert.labels, now=d.now, events=d.events
         )
-    elif Priority(incident.priority).rank < d.priority.rank:
-        if incident.acknowledged_at is None:  # a more urgent alert brings the deadline forward
-            incident.ack_deadline = min(
-                incident.ack_deadline, incident.opened_at + d.settings.deadlines[d.priority]
-            )
-        d.events.append(
-            Event(
-                "incident.priority",
-                subject(incident.id),
-                d.now,
-                d.actor,
-                {"from": incident.priority, "to": d.priority.value, "reason": f"alert {d.row.id}"},
-            )
-        )
-        incident.priority = d.priority.value
-        incident.postmortem_required = incident.postmortem_required or d.priority in (
-            Priority.P0,
-            Priority.P1,
-        )
+    else:
+        _raise_priority(incident, d)
     d.row.incident_id = incident.id
     d.incident = incident
     d.events.append(_alert_event("alert.firing", d.row, d, incident=incident.id))
     return True
+
+
+def _raise_with(session: Session, d: Delivery) -> bool:
+    """An open alert became more urgent: so does its incident, if still open."""
+    assert d.row is not None and d.row.incident_id is not None
+    incident = session.get(IncidentRow, d.row.incident_id)
+    if incident is not None and State(incident.state) in OPEN:
+        _raise_priority(incident, d)
+        d.incident = incident
+    return True
+
+
+def _raise_priority(incident: IncidentRow, d: Delivery) -> None:
+    """A more urgent alert in an incident raises the incident's priority (never lowers it)."""
+    assert d.priority is not None and d.row is not None
+    if Priority(incident.priority).rank >= d.priority.rank:
+        return
+    if incident.acknowledged_at is None:  # a more urgent alert brings the deadline forward
+        incident.ack_deadline = min(
+            incident.ack_deadline, incident.opened_at + d.settings.deadlines[d.priority]
+        )
+    d.events.append(
+        Event(
+            "incident.priority",
+            subject(incident.id),
+            d.now,
+            d.actor,
+            {"from": incident.priority, "to": d.priority.value, "reason": f"alert {d.row.id}"},
+        )
+    )
+    incident.priority = d.priority.value
+    incident.postmortem_required = incident.postmortem_required or d.priority in (Priority.P0, Priority.P1)
 
 
 def group_key(labels: dict[str, str], group_by: list[str]) -> tuple[str, dict[str, str]]:

@@ -41,6 +41,7 @@ class Streak:
     finished: Finished
     before: int
     after: int
+    previous: str | None = None  # the status of the run before, to see a failure get worse
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
         if "last_status" in values:  # a real result (not a dry run, not a shutdown)
             after = row.fail_streak + 1 if f.result.status.value in _failing(f) else 0
             values["fail_streak"] = after
-            streaks.append(Streak(f, row.fail_streak, after))
+            streaks.append(Streak(f, row.fail_streak, after, row.last_status))
         due = values.get("due_at", row.due_at)
         assert isinstance(due, datetime)
         next_due = due if next_due is None or due < next_due else next_due
