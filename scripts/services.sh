@@ -3,7 +3,8 @@
 # commands (Debian packages): PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379,
 # the Monitoring Plugins the nagios kind is tested with, and Prometheus Alertmanager (a real
 # sender for the webhook tests; installed, not started: the tests start their own), and the
-# zstd and chattr commands the logs action's tests use, and pebble (ACME) for certificates.
+# zstd and chattr commands the logs action's tests use, pebble (ACME) for certificates, and
+# Chromium for the dashboard's browser tests.
 set -euo pipefail
 
 missing=()
@@ -19,6 +20,8 @@ command -v chattr >/dev/null 2>&1 || missing+=(e2fsprogs)
 # The certificates action renews against Debian's pebble ACME test server; the DR drill uses
 # PostgreSQL's own pg_basebackup and pg_ctl (in the postgresql package).
 command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+# The dashboard's browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}" >&2
     apt-get update -qq
