@@ -176,6 +176,13 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/notifications",
         "/api/v1/notifications/{notification_id}",
         "/api/v1/kpis",
+        "/api/v1/remediations",  # remediation (maintd.remediation)
+        "/api/v1/remediations/{remediation_id}",
+        "/api/v1/remediations/{remediation_id}/approve",
+        "/api/v1/remediations/{remediation_id}/deny",
+        "/api/v1/remediations/breakers",
+        "/api/v1/remediations/breakers/{playbook}/reset",
+        "/api/v1/remediations/circuits",
         "/ack/{token}",
         "/resolve/{token}",
         "/integrations/alertmanager/{integration_key}",

@@ -534,6 +534,7 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
         "escalation_policies",
         "channels",
         "postmortems",
+        "playbooks",  # remediation (maintd.remediation)
     }
 
 

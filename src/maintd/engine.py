@@ -34,6 +34,9 @@ from maintd.oncall import handoff_delivery
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
 from maintd.postmortems import reminders as postmortem_reminders
 from maintd.registry import Registry
+from maintd.remediation.executor import Remediator
+from maintd.remediation.registry import builtin as remediation_actions
+from maintd.remediation.tasks import TaskRunner
 from maintd.runner.children import Children
 from maintd.runner.recorder import Streak, recover_interrupted
 from maintd.runner.runner import Runner
@@ -116,6 +119,18 @@ class Engine:
             on_recorded=self._recorded,
             children=self.children,
             on_streaks=self._alert_from_runs,
+        )
+        # remediation: playbooks act on new firing alerts, off the alert path (maintd.remediation)
+        self.remediator = Remediator(
+            store=store,
+            clock=clock,
+            owner=self.instance,
+            actions=remediation_actions(),
+            plan=lambda: self.loaded.plan if self.loaded is not None else None,
+            run_task=TaskRunner(
+                store=store, clock=clock, runner=self.runner, owner=self.instance, loaded=lambda: self.loaded
+            ),
+            on_change=self.poke,
         )
         # None: this process queues notifications but leaves delivering them to others (tests).
         self.dispatcher = (
@@ -257,6 +272,7 @@ class Engine:
             timer_at = self._fire_timers(now, handlers)
         if self._overdue_alert:
             self._audit_escalations(now, loaded)
+        self._remediate(loaded)
         if earliest is None or earliest > now:
             return [], min((t for t in (earliest, breach_at, timer_at) if t is not None), default=None)
         with self.store.write() as session:
@@ -266,6 +282,15 @@ class Engine:
             self.metrics.scheduler_lag.observe(lag)
         # Nothing claimable (rows still running) must not hide a timer or deadline due before IDLE_WAKE.
         return claimed.orders, min((t for t in (breach_at, timer_at) if t is not None), default=None)
+
+    def _remediate(self, loaded: LoadedPlan) -> None:
+        """Playbook decisions about new firing alerts; a failure is logged and retried next tick."""
+        if not loaded.plan.playbooks:
+            return
+        try:
+            self.remediator.intake()
+        except Exception:
+            log.exception("remediation intake failed; retrying next tick")
 
     def _breach_deadlines(self, now: datetime, loaded: LoadedPlan) -> None:
         """Record missed response deadlines; a failure here must not stop the scheduling."""
@@ -407,6 +432,8 @@ class Engine:
                 # claimable one wakes it (pages sent by the alert's transaction are not).
                 self.notify()
             self.metrics.scheduler_ticks.inc()
+            if self.loaded is not None and self.loaded.plan.playbooks:
+                self.remediator.kick()  # queued and approved executions run beside the loop
             for order in orders:
                 self.runner.submit(order)
             if orders:
@@ -483,6 +510,7 @@ class Engine:
             # The loop finishes its tick first: whatever it claimed is handed to the runner.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        await self.remediator.aclose()
         await self.runner.stop(grace)
         if self.dispatcher is not None:
             await self.dispatcher.stop(min(grace, DISPATCH_GRACE))

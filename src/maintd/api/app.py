@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from maintd import __version__, views
 from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
+from maintd.api import remediation as remediation_api
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
 from maintd.store import events as event_log
@@ -41,6 +42,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(windows.router(), prefix="/api/v1")
     app.include_router(postmortems.router(), prefix="/api/v1")
     app.include_router(kpis.router(), prefix="/api/v1")
+    app.include_router(remediation_api.router(), prefix="/api/v1")  # remediation: playbooks' decisions
     ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())
     return app

@@ -14,6 +14,7 @@ from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.notify import Channel
 from maintd.plan.oncall import OnCallSchedule, Person
+from maintd.plan.playbooks import Playbook
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.plan.schedule import Schedule
 from maintd.plan.types import Duration, SecretRef
@@ -209,6 +210,10 @@ class Plan(StrictModel):
     channels: list[Channel] = Field(default=[], description="named notification channels (team chats, hooks)")
     postmortems: PostmortemSettings = Field(
         default=PostmortemSettings(), description="when post-mortem action items remind their owners"
+    )
+    # remediation (maintd.remediation): alert type -> action, with guardrails
+    playbooks: list[Playbook] = Field(
+        default=[], description="remediation playbooks: alert type → action, with guardrails and verification"
     )
 
     def target(self, name: str) -> Target:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from maintd.plan.oncall import Loc
+from maintd.plan.playbooks import playbook_problems
 
 if TYPE_CHECKING:
     from maintd.plan.models import Plan
@@ -49,6 +50,7 @@ def escalation_problems(plan: Plan) -> list[tuple[Loc, str]]:
                     f"unknown escalation policy {rule.escalation_policy!r}",
                 )
             )
+    problems += playbook_problems(plan)  # playbooks: the step before a human is paged
     return problems
 
 

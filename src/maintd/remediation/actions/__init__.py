@@ -1,0 +1,1 @@
+"""The built-in remediation actions, one module each (see maintd.remediation.registry)."""
