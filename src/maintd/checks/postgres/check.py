@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from maintd.checks.base import CheckResult, RunContext, Status
 from maintd.checks.postgres import probes
-from maintd.checks.postgres.config import PostgresConfig, Role
+from maintd.checks.postgres.config import PostgresConfig, PostgresConnection, Role
 from maintd.checks.postgres.report import Report, fmt_seconds
 
 # A probe this role may not run, or one this server version lacks: unknown, and the others go on.
@@ -28,7 +28,7 @@ SELECT current_setting('server_version') AS version,
 
 
 async def run(cfg: PostgresConfig, ctx: RunContext) -> CheckResult:
-    params = _params(cfg, ctx)
+    params = libpq_params(cfg, ctx)
     if "host" not in params:
         return CheckResult(
             Status.unknown, f"no host: set params.host or target {ctx.target.name}'s connection.host"
@@ -52,14 +52,14 @@ async def run(cfg: PostgresConfig, ctx: RunContext) -> CheckResult:
             **params,
         )
     except psycopg.Error as exc:
-        return CheckResult(Status.critical, f"PostgreSQL at {report.where}: cannot connect: {_one_line(exc)}")
+        return CheckResult(Status.critical, f"PostgreSQL at {report.where}: cannot connect: {one_line(exc)}")
     report.metrics["connect_seconds"] = round(time.perf_counter() - started, 6)
     async with conn:
         await _check(conn, cfg, ctx, report)
     return report.result()
 
 
-def _params(cfg: PostgresConfig, ctx: RunContext) -> dict[str, Any]:
+def libpq_params(cfg: PostgresConnection, ctx: RunContext) -> dict[str, Any]:
     """libpq keywords from params over the target's connection (password left out)."""
     conn = ctx.target.connection
     params: dict[str, Any] = {
@@ -99,16 +99,16 @@ async def _check(conn: probes.Conn, cfg: PostgresConfig, ctx: RunContext, report
             try:
                 await probe(conn, cfg, report)
             except _NOT_ALLOWED as exc:
-                report.problem(Status.unknown, f"{step}: {_one_line(exc)}")
+                report.problem(Status.unknown, f"{step}: {one_line(exc)}")
     except errors.QueryCanceled:
         report.problem(
             Status.critical,
             f"{step}: a query took longer than the statement timeout {fmt_seconds(timeout_ms / 1000)}",
         )
     except psycopg.OperationalError as exc:
-        report.problem(Status.critical, f"{step}: lost the connection: {_one_line(exc)}")
+        report.problem(Status.critical, f"{step}: lost the connection: {one_line(exc)}")
     except psycopg.Error as exc:
-        report.problem(Status.unknown, f"{step}: {_one_line(exc)}")
+        report.problem(Status.unknown, f"{step}: {one_line(exc)}")
 
 
 def _server(cfg: PostgresConfig, server: dict[str, Any], report: Report) -> bool:
@@ -135,5 +135,5 @@ def _server(cfg: PostgresConfig, server: dict[str, Any], report: Report) -> bool
     return True
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -20,8 +20,10 @@ class Role(StrEnum):
     any = "any"
 
 
-class PostgresConfig(StrictModel):
-    # Where: each defaults to the target's connection key of the same name.
+class PostgresConnection(StrictModel):
+    """Where to connect, each defaulting to the target's connection key of the same name: the
+    ``postgres`` check's params, shared by the actions on PostgreSQL."""
+
     host: str | None = Field(
         default=None, description="host name, IP or socket directory; default: the target's connection.host"
     )
@@ -45,6 +47,9 @@ class PostgresConfig(StrictModel):
     connect_timeout: Duration = Field(
         default=timedelta(seconds=10), description="give up connecting after this (at least 2s, libpq's rule)"
     )
+
+
+class PostgresConfig(PostgresConnection):
     statement_timeout: Duration = Field(
         default=timedelta(seconds=10), description="each of the check's queries is cancelled after this"
     )

@@ -17,8 +17,8 @@ from typing import Literal, Self
 from pydantic import ByteSize, Field, model_validator
 
 from maintd.checks.base import Kind, lazy
+from maintd.checks.postgres.config import PostgresConnection
 from maintd.plan.types import Duration
-from maintd.tasks.postgres_upkeep.params import PostgresConnection
 
 __all__ = ["KIND", "PostgresConnection", "PostgresUpkeepConfig"]
 

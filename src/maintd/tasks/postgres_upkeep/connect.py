@@ -11,14 +11,13 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from maintd.checks.base import RunContext
-from maintd.checks.postgres.check import _one_line, _params
-from maintd.tasks.postgres_upkeep.params import PostgresConnection
+from maintd.checks.postgres import check
+from maintd.checks.postgres.check import one_line
+from maintd.checks.postgres.config import PostgresConnection
 
 Conn = psycopg.AsyncConnection[DictRow]
 
 __all__ = ["Conn", "Connected", "connect", "libpq_params", "one_line"]
-
-one_line = _one_line
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Connected:
 
 def libpq_params(cfg: PostgresConnection, ctx: RunContext) -> tuple[dict[str, Any], str] | str:
     """The libpq keywords (password included) and ``user@host:port/db``, or why there are none."""
-    params = _params(cfg.as_check_config(), ctx)
+    params = check.libpq_params(cfg, ctx)
     if "host" not in params:
         return f"no host: set params.host or target {ctx.target.name}'s connection.host"
     user = f"{params['user']}@" if "user" in params else ""
@@ -56,5 +55,5 @@ async def connect(cfg: PostgresConnection, ctx: RunContext) -> Connected | str:
             autocommit=True, row_factory=dict_row, prepare_threshold=None, application_name="maintd", **params
         )
     except psycopg.Error as exc:
-        return f"PostgreSQL at {where}: cannot connect: {_one_line(exc)}"
+        return f"PostgreSQL at {where}: cannot connect: {one_line(exc)}"
     return Connected(conn, where, params)

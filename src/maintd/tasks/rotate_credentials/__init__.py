@@ -19,8 +19,8 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from maintd.checks.base import Kind, lazy
+from maintd.checks.postgres.config import PostgresConnection
 from maintd.plan.types import Duration
-from maintd.tasks.postgres_upkeep.params import PostgresConnection
 
 __all__ = ["KIND", "RotatePostgresPasswordConfig"]
 
