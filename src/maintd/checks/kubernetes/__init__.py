@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from maintd.checks.base import CheckResult, Kind, RunContext, Status
-from maintd.checks.kubernetes.api import ApiFailure, Cluster, ConnectionSettings, connect, list_all
+from maintd.checks.kubernetes.access import ClusterAccess, connection_settings
+from maintd.checks.kubernetes.api import ApiFailure, Cluster, connect, list_all
 from maintd.checks.kubernetes.health import (
     Problem,
     Thresholds,
@@ -28,7 +29,6 @@ from maintd.checks.kubernetes.health import (
     assess_pods,
     assess_statefulsets,
 )
-from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
 
 Resource = Literal["pods", "deployments", "statefulsets", "daemonsets", "nodes"]
@@ -37,33 +37,7 @@ MAX_PROBLEM_LINES = 50
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class KubernetesConfig(StrictModel):
-    kubeconfig: str | None = Field(
-        default=None,
-        description="kubeconfig file; default: the target's connection.kubeconfig, else $KUBECONFIG "
-        "or ~/.kube/config",
-    )
-    context: str | None = Field(
-        default=None,
-        description="kubeconfig context; default: the target's connection.context, else current-context",
-    )
-    in_cluster: bool = Field(default=False, description="use the service account of the pod maintd runs in")
-    server: str | None = Field(
-        default=None,
-        pattern=r"^https?://\S+$",
-        description="API server URL, authenticated with the token in token_secret "
-        "(default: the target's connection.server)",
-    )
-    token_secret: str | None = Field(
-        default="token",
-        description="the target secret holding the bearer token, with server; null: no token",
-    )
-    ca_file: str | None = Field(
-        default=None, description="CA bundle that signed the API server's certificate, with server"
-    )
-    insecure_skip_tls_verify: bool = Field(
-        default=False, description="do not verify the API server's certificate, with server"
-    )
+class KubernetesConfig(ClusterAccess):
     namespaces: list[str] = Field(
         default=[],
         description="namespaces to check; default: the target's connection.namespace(s), else all",
@@ -114,7 +88,7 @@ class KubernetesCheck:
     async def run(self, ctx: RunContext) -> CheckResult:
         cfg = self.config
         try:
-            settings = _connection(cfg, ctx)
+            settings = connection_settings(cfg, ctx)
         except ApiFailure as failure:
             return CheckResult(failure.status, f"kubernetes: {failure.reason}")
         namespaces = _namespaces(cfg, ctx)
@@ -290,36 +264,6 @@ def _part(resource: Resource, counts: dict[str, float], cfg: KubernetesConfig) -
     return f"{resource} {total - n(f'{resource}_unavailable')}/{total} {word}"
 
 
-def _connection(cfg: KubernetesConfig, ctx: RunContext) -> ConnectionSettings:
-    """How to reach the cluster: the params when they name a way, else the target's connection."""
-    conn = ctx.target.connection
-    if cfg.in_cluster or cfg.server or cfg.kubeconfig:
-        in_cluster, server, kubeconfig = cfg.in_cluster, cfg.server, cfg.kubeconfig
-    else:
-        in_cluster = bool(conn.get("in_cluster"))
-        server = _text(conn, "server")
-        kubeconfig = _text(conn, "kubeconfig")
-    if in_cluster:
-        return ConnectionSettings("in_cluster")
-    if server:
-        token = None
-        if cfg.token_secret is not None:
-            try:
-                token = ctx.secret(cfg.token_secret)
-            except LookupError as exc:
-                raise ApiFailure(Status.unknown, f"{server}: {exc}") from None
-        return ConnectionSettings(
-            "server",
-            server=server,
-            token=token,
-            ca_file=cfg.ca_file or _text(conn, "ca_file"),
-            insecure=cfg.insecure_skip_tls_verify or bool(conn.get("insecure_skip_tls_verify")),
-        )
-    return ConnectionSettings(
-        "kubeconfig", kubeconfig=kubeconfig, context=cfg.context or _text(conn, "context")
-    )
-
-
 def _namespaces(cfg: KubernetesConfig, ctx: RunContext) -> list[str] | str:
     """The namespaces to read ([] = all), or why the target's connection names them wrongly."""
     if cfg.namespaces:
@@ -332,11 +276,6 @@ def _namespaces(cfg: KubernetesConfig, ctx: RunContext) -> list[str] | str:
     if not isinstance(names, list) or not all(isinstance(v, str) and _NAMESPACE.fullmatch(v) for v in names):
         return f"target {ctx.target.name}'s connection.namespace(s) is not a namespace name or a list of them"
     return list(dict.fromkeys(names))
-
-
-def _text(conn: dict[str, Any], key: str) -> str | None:
-    value = conn.get(key)
-    return value if isinstance(value, str) and value else None
 
 
 KIND = Kind(

@@ -18,6 +18,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from maintd.checks.base import Kind, lazy
+from maintd.checks.kubernetes.access import ClusterAccess
 from maintd.plan.base import StrictModel
 
 __all__ = ["KIND", "DirectorySpec", "DriftConfig", "FileSpec", "KubernetesSource"]
@@ -76,24 +77,9 @@ class DirectorySpec(StrictModel):
         return self
 
 
-class KubernetesSource(StrictModel):
-    kubeconfig: str | None = Field(
-        default=None,
-        description="kubeconfig file; default: the target's connection.kubeconfig, else $KUBECONFIG "
-        "or ~/.kube/config",
-    )
-    context: str | None = Field(default=None, description="kubeconfig context; default: current-context")
-    in_cluster: bool = Field(default=False, description="use the service account of the pod maintd runs in")
-    server: str | None = Field(
-        default=None,
-        pattern=r"^https?://\S+$",
-        description="API server URL with the bearer token in token_secret (default: connection.server)",
-    )
-    token_secret: str | None = Field(
-        default="token", description="the target secret holding the bearer token, with server"
-    )
-    ca_file: str | None = Field(default=None, description="CA bundle of the API server, with server")
-    insecure_skip_tls_verify: bool = Field(default=False, description="do not verify the API server")
+class KubernetesSource(ClusterAccess):
+    """How to reach the cluster, as the ``kubernetes`` check does."""
+
     namespace: str = Field(default="default", description="for manifests that name no namespace")
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from maintd.checks.base import CheckResult, RunContext, Status
 from maintd.checks.command.process import execute
-from maintd.checks.kubernetes.api import ApiFailure, ConnectionSettings, connect
+from maintd.checks.kubernetes.access import connection_settings
+from maintd.checks.kubernetes.api import ApiFailure, connect
 from maintd.tasks.drift import DriftConfig
 from maintd.tasks.drift.files import compare_directory, compare_file
 from maintd.tasks.drift.items import Item
@@ -68,7 +69,7 @@ async def _manifests(cfg: DriftConfig, ctx: RunContext, desired: Path) -> list[I
     if not manifests:
         return items
     try:
-        settings = _settings(cfg, ctx)
+        settings = connection_settings(cfg.kubernetes, ctx)
         async with asyncio.timeout(max(0.001, ctx.seconds_left())):
             cluster = await connect(settings)
     except ApiFailure as failure:
@@ -97,33 +98,3 @@ def _unread(manifest: Manifest, reason: str) -> Item:
     item = Item("manifest", manifest.label)
     item.failed(f"cannot read the live object: {reason}")
     return item
-
-
-def _settings(cfg: DriftConfig, ctx: RunContext) -> ConnectionSettings:
-    """As the kubernetes check: the params when they name a way, else the target's connection."""
-    k, conn = cfg.kubernetes, ctx.target.connection
-    if k.in_cluster or k.server or k.kubeconfig:
-        in_cluster, server, kubeconfig = k.in_cluster, k.server, k.kubeconfig
-    else:
-        in_cluster, server, kubeconfig = (
-            bool(conn.get("in_cluster")),
-            conn.get("server"),
-            conn.get("kubeconfig"),
-        )
-    if in_cluster:
-        return ConnectionSettings("in_cluster")
-    if server:
-        token = None
-        if k.token_secret is not None:
-            try:
-                token = ctx.secret(k.token_secret)
-            except LookupError as exc:
-                raise ApiFailure(Status.unknown, f"{server}: {exc}") from None
-        return ConnectionSettings(
-            "server",
-            server=str(server),
-            token=token,
-            ca_file=k.ca_file or conn.get("ca_file"),
-            insecure=k.insecure_skip_tls_verify or bool(conn.get("insecure_skip_tls_verify")),
-        )
-    return ConnectionSettings("kubeconfig", kubeconfig=kubeconfig, context=k.context or conn.get("context"))
