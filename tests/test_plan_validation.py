@@ -535,6 +535,7 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
         "channels",
         "postmortems",
         "playbooks",  # remediation (maintd.remediation)
+        "changes",  # change management (maintd.changes)
     }
 
 

@@ -21,6 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from maintd import timers, views
+from maintd.changes.health import RunnerChecks
+from maintd.changes.worker import ChangeWorker
 from maintd.clock import Clock
 from maintd.incidents import auditor, escalation
 from maintd.incidents.deadlines import breach_due, next_breach_at
@@ -138,6 +140,17 @@ class Engine:
             if notifier is not None
             else None
         )
+        # Change requests' steps (maintd.changes): their watched checks run on this runner.
+        self.changes = ChangeWorker(
+            store=store,
+            clock=clock,
+            checks=RunnerChecks(store=store, runner=self.runner, clock=clock, owner=self.instance),
+            owner=self.instance,
+            plan=lambda: self.loaded,
+            base_url=settings.base_url,
+            on_queued=self.notify,
+        )
+        self._changes_task: asyncio.Task[None] | None = None
 
     # -- plan -------------------------------------------------------------
 
@@ -487,6 +500,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task = asyncio.create_task(self.run_scheduler(), name="maintd-scheduler")
+        changes = self.changes.run_forever(self._stopping)
+        self._changes_task = asyncio.create_task(changes, name="maintd-changes")
         if self.dispatcher is not None:
             self.dispatcher.start()
         return self._loop_task
@@ -510,6 +525,11 @@ class Engine:
             # The loop finishes its tick first: whatever it claimed is handed to the runner.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        if self._changes_task is not None:
+            # A change step cut short here (its commands killed) runs again at the next start.
+            self._changes_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._changes_task
         await self.remediator.aclose()
         await self.runner.stop(grace)
         if self.dispatcher is not None:

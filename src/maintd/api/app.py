@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
 from maintd import __version__, views
+from maintd.api import changes as changes_api
 from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
 from maintd.api import remediation as remediation_api
 from maintd.api.deps import AppContext, context, require
@@ -42,6 +43,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(windows.router(), prefix="/api/v1")
     app.include_router(postmortems.router(), prefix="/api/v1")
     app.include_router(kpis.router(), prefix="/api/v1")
+    app.include_router(changes_api.router(), prefix="/api/v1")  # change requests (maintd.changes)
     app.include_router(remediation_api.router(), prefix="/api/v1")  # remediation: playbooks' decisions
     ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())

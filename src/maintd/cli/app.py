@@ -22,6 +22,7 @@ from maintd.cli import (
     silences,
     windows,
 )
+from maintd.cli import changes as changes_cli
 from maintd.cli import remediation as remediation_cli
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
@@ -46,6 +47,7 @@ app.add_typer(notifications.app, name="notifications")
 app.add_typer(backup.app, name="backup")
 app.add_typer(postmortems.app, name="postmortem")
 app.add_typer(remediation_cli.app, name="remediation")
+app.add_typer(changes_cli.app, name="change")
 app.command("run")(run.run)
 app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)

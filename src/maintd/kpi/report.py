@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from maintd.kpi.availability import availability_figures
+from maintd.kpi.changes import change_figures
 from maintd.kpi.delivery import delivery_figures
 from maintd.kpi.incidents import incident_figures
 from maintd.kpi.maintenance import maintenance_figures
@@ -26,6 +27,7 @@ def compute(session: Session, *, end: datetime, period: timedelta, now: datetime
         *delivery_figures(session, start, end),
         *incident_figures(session, start, end),
         *availability_figures(session, start, end),
+        *change_figures(session, start, end),  # patch deployment success (maintd.changes)
     ]
     figures.sort(
         key=lambda f: ("seed", "availability", "incidents", "maintenance", "delivery").index(f.group)

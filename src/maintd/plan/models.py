@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from maintd.plan.base import StrictModel
+from maintd.plan.changes import ChangeSettings
 from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.notify import Channel
@@ -214,6 +215,9 @@ class Plan(StrictModel):
     # remediation (maintd.remediation): alert type -> action, with guardrails
     playbooks: list[Playbook] = Field(
         default=[], description="remediation playbooks: alert type → action, with guardrails and verification"
+    )
+    changes: ChangeSettings = Field(  # change management (maintd.changes)
+        default=ChangeSettings(), description="the approval matrix, procedures, health watch and freeze"
     )
 
     def target(self, name: str) -> Target:
