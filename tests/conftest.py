@@ -28,7 +28,7 @@ from maintd.store.models import Base
 
 # The API personas' token and client fixtures (they need the test module's own ``engine`` fixture),
 # the world of a real ``maintd serve`` process, and real SMTP and webhook receivers.
-pytest_plugins = ["tests.personas", "tests.harness", "tests.notify_support"]
+pytest_plugins = ["tests.personas", "tests.harness", "tests.notify_support", "tests.redis_support"]
 
 # A Friday, one hour before the seed's daily window.
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)

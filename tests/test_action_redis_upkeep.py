@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,25 +21,9 @@ from maintd.scheduler.orders import RunOrder
 from maintd.store.models import EventRow
 from tests.conftest import T0, run
 from tests.kinds import make_target, run_kind
-from tests.test_kind_redis import RedisServer
+from tests.redis_support import RedisServer
 
 SHARED_DB = 13  # on the machine's Redis: a database of its own, and keys under a uuid prefix
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    started: list[RedisServer] = []
-
-    def start(*args: str) -> RedisServer:
-        directory = tmp_path / f"redis{len(started)}"
-        directory.mkdir()
-        server = RedisServer(directory, *args)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def upkeep(server: RedisServer | None, params: dict[str, Any] | None = None, **kwargs: Any) -> CheckResult:

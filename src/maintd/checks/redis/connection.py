@@ -86,8 +86,11 @@ def endpoint_of(connection: dict[str, Any], username: str | None, verify_tls: bo
     )
 
 
-def connect(endpoint: Endpoint, password: str | None, *, timeout: float) -> aioredis.Redis:
-    """A client that fails fast: no retries, socket timeouts no longer than what is left of the run."""
+def connect(endpoint: Endpoint, password: str | None, *, timeout: float, db: int = 0) -> aioredis.Redis:
+    """A client that fails fast: no retries, socket timeouts no longer than what is left of the run.
+
+    ``db`` 0 unless the caller reads keys: PING and INFO need no database, and SELECT would need
+    another ACL permission."""
     tls: dict[str, Any] = {}
     if endpoint.tls:
         tls = {
@@ -99,7 +102,7 @@ def connect(endpoint: Endpoint, password: str | None, *, timeout: float) -> aior
     return aioredis.Redis(
         host=endpoint.host,
         port=endpoint.port,
-        db=0,  # PING and INFO need no database; SELECT would need another ACL permission
+        db=db,
         username=endpoint.username,
         password=password,
         socket_timeout=timeout,

@@ -56,10 +56,7 @@ async def run(cfg: RedisUpkeepConfig, ctx: RunContext) -> CheckResult:
     found, changes = Findings(), list[Change]()
     try:
         async with asyncio.timeout(budget):
-            client = connect(endpoint, password, timeout=budget)
-            # connect() stays on db 0 (INFO needs none); SCAN must see the target's database, and the
-            # sample's pipeline takes a second connection from the pool, so the pool's setting it is.
-            client.connection_pool.connection_kwargs["db"] = endpoint.db
+            client = connect(endpoint, password, timeout=budget, db=endpoint.db)  # SCAN reads its keys
             try:
                 info = await _observe(cfg, ctx, client, endpoint, budget, found)
                 changes = await act(cfg, client, info, str(endpoint), ctx.dry_run, found)
