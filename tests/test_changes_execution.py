@@ -5,6 +5,9 @@ watch; the due steps run as the engine's worker would run them."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -219,3 +222,31 @@ def test_a_failing_apply_rolls_back_what_it_touched(engine: Engine, web: Service
     assert (undone.payload["target"], undone.payload["ok"]) == ("web2", True)
     assert state(engine, change_id) == "rolled_back"
     assert web.healthy()
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
+def test_the_engines_own_loop_applies_watches_and_rolls_back(engine: Engine, web: Service) -> None:
+    change_id = approved(engine, web, str(web.broken))
+
+    async def go() -> None:
+        engine.start()
+        engine.changes.wake()  # what the API does after asking for the execution
+        await until(lambda: state(engine, change_id) == "watching", "the change is applied")
+        assert not web.healthy()
+        engine.clock.advance(MINUTE)
+        await until(lambda: state(engine, change_id) == "rolled_back", "it is rolled back")
+        await engine.stop(0)
+
+    asyncio.run(go())
+    assert web.healthy()
+    assert timeline(engine, change_id)[-3:] == [
+        "change.rollback_applied",
+        "change.rechecked",
+        "change.rolled_back",
+    ]

@@ -361,6 +361,11 @@ def request_rollback(
 ) -> ChangeRow:
     """Watching (or failed) → rolling back: the health watch stops, the worker's rollback step is due now."""
     row = load(session, change_id, for_update=True)
+    if row.state not in (ChangeState.watching.value, ChangeState.failed.value):
+        # While executing, its own step decides (a failing apply or canary rolls back by itself).
+        raise ChangeError(
+            f"change {change_id} is {row.state}; only a watched or failed change can be rolled back"
+        )
     start_rollback(session, row, actor=who.actor, now=now, reason=reason.strip() or f"asked by {who.name}")
     return row
 
