@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,10 +22,23 @@ from maintd.changes.model import (
 from maintd.engine import Engine
 from maintd.incidents import service as incidents
 from maintd.incidents.pipeline import ingest
+from maintd.kpi.report import compute
 from maintd.plan.changes import SEED_TYPES, Approval, ChangeSettings
 from maintd.store import events
 from maintd.store.models import RunRow, TimerRow
-from tests.changes_support import DIRK, MAX, MIA, ROB, TESS, VERA, Service, plan_text, web_fixture, who  # noqa: F401
+from tests.changes_support import (  # noqa: F401
+    DIRK,
+    MAX,
+    MIA,
+    ROB,
+    TESS,
+    VERA,
+    Service,
+    make_worker,
+    plan_text,
+    web_fixture,
+    who,
+)
 from tests.conftest import T0
 
 R = Role
@@ -322,3 +336,60 @@ def test_the_requester_or_a_team_lead_cancels_a_change_that_has_not_started(
         with pytest.raises(ChangeForbidden):
             service.cancel(s, change_id=change_id, who=who("ray", Role.responder), now=T0)
         assert service.cancel(s, change_id=change_id, who=TESS, now=T0).state == "cancelled"
+
+
+def test_patch_deployment_success_counts_the_changes_that_ended_in_the_period(engine: Engine) -> None:
+    ended = [
+        "change.completed",
+        "change.completed",
+        "change.completed",
+        "change.rolled_back",
+        "change.failed",
+    ]
+    with engine.store.write() as s:
+        events.append(s, [events.Event(kind, f"change:{i}", T0, "changes") for i, kind in enumerate(ended)])
+        events.append(s, events.Event("change.completed", "change:9", T0 + timedelta(days=2), "changes"))
+        events.append(s, events.Event("change.watching", "change:8", T0, "changes"))
+    with engine.store.read() as s:
+        figure = compute(s, end=T0 + timedelta(days=1), period=timedelta(days=7), now=T0).get(
+            "seed.patch_deployment_success"
+        )
+        empty = compute(s, end=T0, period=timedelta(days=1), now=T0).get("seed.patch_deployment_success")
+    assert (figure.value, figure.samples) == (60.0, 5)
+    assert (
+        figure.how
+        == "3 of 5 changes that ended in the period completed their health watch (rolled back: 1, failed: 1)"
+    )
+    assert (empty.value, empty.samples) == (None, 0)
+
+
+def test_a_draft_is_submitted_with_its_evidence_and_a_link_must_be_http(engine: Engine, web: Service) -> None:
+    assert engine.loaded is not None
+    req = request(web, type="architecture-change", draft=True)
+    change_id = create(engine, req)
+    with engine.store.read() as s:
+        assert service.load(s, change_id).state == "draft"
+    submit = service.submit
+    with pytest.raises(ChangeError, match="must be an http\\(s\\) link, not 'ftp://x'"):
+        act(engine, submit, change_id=change_id, who=ROB, evidence={"proof-of-concept": "ftp://x"})
+    link = "https://wiki.example.com/poc"
+    assert act(engine, submit, change_id=change_id, who=ROB, evidence={"proof-of-concept": link}) == (
+        "pending_approval"
+    )
+    with pytest.raises(ChangeForbidden, match="approved by director; mia is manager"):
+        act(engine, service.approve, change_id=change_id, who=MIA)
+    assert act(engine, service.approve, change_id=change_id, who=DIRK) == "approved"
+
+
+def test_two_workers_never_take_the_same_changes_step(engine: Engine, web: Service) -> None:
+    assert engine.loaded is not None
+    change_id = create(engine, request(web, type="standard"))
+    act(engine, service.request_execution, change_id=change_id, who=ROB)
+    first, _ = make_worker(engine)
+    second, _ = make_worker(engine)
+    second.owner = "another-process"
+    (taken,) = first._take(engine.loaded, T0)
+    assert taken.name == "execute.1"
+    assert second._take(engine.loaded, T0) == []  # leased by the first
+    first._release(change_id, None)
+    assert [s.name for s in second._take(engine.loaded, T0)] == ["execute.1"]  # the step is still pending
