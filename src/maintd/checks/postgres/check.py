@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors
@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from maintd.checks.base import CheckResult, RunContext, Status
 from maintd.checks.postgres import probes
-from maintd.checks.postgres.config import PostgresConfig, PostgresConnection, Role
+from maintd.checks.postgres.config import PostgresConfig, Role
 from maintd.checks.postgres.report import Report, fmt_seconds
 
 # A probe this role may not run, or one this server version lacks: unknown, and the others go on.
@@ -59,7 +59,23 @@ async def run(cfg: PostgresConfig, ctx: RunContext) -> CheckResult:
     return report.result()
 
 
-def libpq_params(cfg: PostgresConnection, ctx: RunContext) -> dict[str, Any]:
+class Where(Protocol):
+    """A kind's params naming where to connect; each unset one comes from the target's connection."""
+
+    @property
+    def host(self) -> str | None: ...
+
+    @property
+    def port(self) -> int | None: ...
+
+    @property
+    def database(self) -> str | None: ...
+
+    @property
+    def user(self) -> str | None: ...
+
+
+def libpq_params(cfg: Where, ctx: RunContext) -> dict[str, Any]:
     """libpq keywords from params over the target's connection (password left out)."""
     conn = ctx.target.connection
     params: dict[str, Any] = {
@@ -67,7 +83,7 @@ def libpq_params(cfg: PostgresConnection, ctx: RunContext) -> dict[str, Any]:
         "port": cfg.port or conn.get("port") or 5432,
         "dbname": cfg.database or conn.get("database") or conn.get("dbname") or "postgres",
         "user": cfg.user or conn.get("user"),
-        "sslmode": cfg.sslmode or conn.get("sslmode"),
+        "sslmode": getattr(cfg, "sslmode", None) or conn.get("sslmode"),
     }
     return {key: value for key, value in params.items() if value is not None}
 

@@ -57,14 +57,15 @@ async def connect(params: dict[str, Any]) -> psycopg.AsyncConnection[Any]:
 
 async def checksums(conn: psycopg.AsyncConnection[Any]) -> dict[str, TableSum]:
     """``{"schema.table": TableSum}`` for every user table (extensions' own tables left out)."""
-    found: dict[str, TableSum] = {}
     tables = await (await conn.execute(_TABLES)).fetchall()
-    for schema, name in tables:
-        query = sql.SQL(_SUM).format(sql.Identifier(schema, name))
-        row = await (await conn.execute(query)).fetchone()
-        assert row is not None
-        found[f"{schema}.{name}"] = TableSum(int(row[0]), str(row[1]))
-    return found
+    return {f"{schema}.{name}": await table_sum(conn, schema, name) for schema, name in tables}
+
+
+async def table_sum(conn: psycopg.AsyncConnection[Any], schema: str, name: str) -> TableSum:
+    """One table's row count and content checksum; raises psycopg.errors.UndefinedTable."""
+    row = await (await conn.execute(sql.SQL(_SUM).format(sql.Identifier(schema, name)))).fetchone()
+    assert row is not None
+    return TableSum(int(row[0]), str(row[1]))
 
 
 def write_manifest(tables: dict[str, TableSum], database: str, at: datetime, output: str) -> None:

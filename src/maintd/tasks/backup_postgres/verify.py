@@ -14,6 +14,7 @@ from psycopg import sql
 
 from maintd.checks.base import Change, CheckResult, RunContext, Status, format_bytes
 from maintd.checks.command.process import execute
+from maintd.checks.postgres.check import libpq_params
 from maintd.plan.types import format_duration
 from maintd.tasks.backup_files.immediate import after_failure
 from maintd.tasks.backup_postgres import BackupPostgresConfig
@@ -58,15 +59,7 @@ async def run(cfg: BackupPostgresConfig, ctx: RunContext) -> CheckResult:
 
 
 def _params(cfg: BackupPostgresConfig, ctx: RunContext) -> dict[str, Any]:
-    conn = ctx.target.connection
-    params: dict[str, Any] = {
-        "host": cfg.host or conn.get("host") or "127.0.0.1",
-        "port": cfg.port or conn.get("port") or 5432,
-        "dbname": cfg.database or conn.get("database") or conn.get("dbname") or "postgres",
-        "user": cfg.user or conn.get("user"),
-        "sslmode": conn.get("sslmode"),
-    }
-    return {key: value for key, value in params.items() if value is not None}
+    return {"host": "127.0.0.1"} | libpq_params(cfg, ctx)
 
 
 def inspect(path: str) -> Dump | str:

@@ -15,7 +15,8 @@ import psycopg
 from psycopg import sql
 
 from maintd.checks.base import RunContext
-from maintd.tasks.backup_postgres.tables import _SUM, TableSum, checksums, connect
+from maintd.checks.postgres.check import libpq_params
+from maintd.tasks.backup_postgres.tables import TableSum, checksums, connect, table_sum
 from maintd.tasks.dr_drill import DrDrillConfig
 
 
@@ -25,20 +26,13 @@ class DrillError(Exception):
 
 def params(cfg: DrDrillConfig, ctx: RunContext) -> dict[str, Any]:
     """libpq parameters of the source; raises DrillError when the password secret cannot be read."""
-    conn = ctx.target.connection
-    found: dict[str, Any] = {
-        "host": cfg.host or conn.get("host") or "127.0.0.1",
-        "port": cfg.port or conn.get("port") or 5432,
-        "dbname": cfg.database or conn.get("database") or conn.get("dbname") or "postgres",
-        "user": cfg.user or conn.get("user"),
-        "sslmode": conn.get("sslmode"),
-    }
+    found = {"host": "127.0.0.1"} | libpq_params(cfg, ctx)
     if cfg.password_secret in ctx.target.secrets:
         try:
             found["password"] = ctx.secret(cfg.password_secret)
         except LookupError as exc:
             raise DrillError(str(exc)) from None
-    return {key: value for key, value in found.items() if value is not None}
+    return found
 
 
 def where(p: dict[str, Any]) -> str:
@@ -106,19 +100,15 @@ async def table_sums(conn: psycopg.AsyncConnection[Any], cfg: DrDrillConfig) -> 
 
 
 async def sums_of(conn: psycopg.AsyncConnection[Any], names: list[str]) -> dict[str, TableSum]:
-    """Checksums of just these ``schema.table`` names (rows -1: no such table). The query is
-    backup_postgres's own (``tables._SUM``), so both sides print and sum rows the same way."""
+    """Checksums of just these ``schema.table`` names (rows -1: no such table), summed as
+    backup_postgres sums them, so both sides print and sum rows the same way."""
     found: dict[str, TableSum] = {}
     for name in names:
         schema, _, table = name.partition(".")
         try:
-            cur = await conn.execute(sql.SQL(_SUM).format(sql.Identifier(schema, table)))
+            found[name] = await table_sum(conn, schema, table)
         except psycopg.errors.UndefinedTable:
             found[name] = TableSum(-1, "")
-            continue
-        row = await cur.fetchone()
-        assert row is not None
-        found[name] = TableSum(int(row[0]), str(row[1]))
     return found
 
 
