@@ -6,9 +6,11 @@ watch; the due steps run as the engine's worker would run them."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +252,58 @@ def test_the_engines_own_loop_applies_watches_and_rolls_back(engine: Engine, web
         "change.rechecked",
         "change.rolled_back",
     ]
+
+
+def test_unknown_results_beyond_max_errors_roll_back_and_a_check_still_failing_after_is_failed(
+    store,
+    write_plan,
+    make_engine,
+    web: Service,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    code = tmp_path / "exit-code"
+    code.write_text("0")
+    script = tmp_path / "exit.py"
+    script.write_text(
+        f"import sys\nprint('exit', open({str(code)!r}).read())\nsys.exit(int(open({str(code)!r}).read()))\n"
+    )
+    watch = "{window: 5m, interval: 1m, checks: [web-health, flaky], max_errors: 1}"
+    write_plan(plan_text(web, f"    tolerant: {{procedures: [swap-config], watch: {watch}}}\n"))
+    flaky = f"""
+        tasks:
+          - name: flaky
+            kind: command
+            targets: [web]
+            schedule: {{every: 1h}}
+            params: {{argv: ["{sys.executable}", "{script}"], read_only: true}}
+    """
+    engine = make_engine(store, write_plan(flaky, name="flaky.yaml"))
+    assert engine.reload().ok, engine.last_reload
+    assert engine.loaded is not None
+    plan = engine.loaded.plan
+    values = {"type": "tolerant", "title": "t", "procedure": "swap-config", "params": {"new": str(web.good)}}
+    with engine.store.write() as s:
+        row = service.create(
+            s,
+            request=ChangeRequest.model_validate({**values, "targets": ["web"]}),
+            who=ROB,
+            plan=plan,
+            now=T0,
+        )
+        service.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
+        change_id = row.id
+
+    async def go(worker: ChangeWorker) -> None:
+        assert [s.name for s in await worker.run_due()] == ["execute.1"]
+        code.write_text("3")  # unknown, the Nagios way
+        assert [s.name for s in await steps_at(engine, worker, MINUTE)] == ["watch.1.1"]  # one is tolerated
+        assert [s.name for s in await steps_at(engine, worker, MINUTE)] == ["watch.1.2", "rollback.1"]
+
+    run_with_worker(engine, go)
+    with engine.store.read() as s:
+        row = service.load(s, change_id)
+    assert row.state == "failed"
+    assert row.outcome == (
+        "2 unknown results in the watch, more than max_errors (1); "
+        "after the rollback: flaky on web is unknown: exit 3"
+    )

@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,17 @@ from maintd.alerts.model import AlertIn, Severity
 from maintd.cli import app
 from maintd.engine import Engine
 from maintd.incidents.pipeline import ingest
+from maintd.kpi.report import compute
 from maintd.store.db import Store
+from maintd.store.events import Event, append
 from maintd.store.models import IncidentRow, RemediationBreakerRow, RemediationRow
 from maintd.timers import pending
+from tests.acme_support import free_port, pebble
 from tests.conftest import T0
 from tests.personas import as_
+from tests.test_action_certificates import AUDIT_PLAN, live_certificate
 from tests.test_escalation import events, plan
+from tests.tls_support.certs import Issued, root
 
 CHECK_ABSENT = "import os, sys; sys.exit(2 if os.path.exists(sys.argv[1]) else 0)"
 NEVER = '{cron: "0 0 1 1 *"}'  # the tasks here only run when remediation runs them
@@ -359,3 +364,66 @@ def test_one_execution_per_target_at_a_time_across_processes(engine: Engine, mak
 @pytest.fixture
 def engine(store: Store, write_plan, make_engine) -> Engine:
     return engine_with(store, write_plan, make_engine, SINGLE)
+
+
+def test_the_kpi_report_gives_the_auto_remediation_success_rate_overall_and_per_playbook(store: Store):
+    day = timedelta(days=1)
+
+    def ended(at_day: float, playbook: str, outcome: str, kind: str = "remediation.executed") -> Event:
+        payload = {"playbook": playbook, "outcome": outcome}
+        return Event(kind, "incident:1", T0 + at_day * day, "remediation", payload)
+
+    with store.write() as s:
+        append(
+            s,
+            [
+                ended(1, "clean-tmp", "success"),
+                ended(2, "clean-tmp", "success"),
+                ended(3, "clean-tmp", "failure"),
+                ended(4, "bounce", "failure"),
+                ended(5, "bounce", "success", kind="remediation.dry_run"),  # a dry run: not counted
+                ended(-1, "bounce", "success"),  # before the period
+                ended(30, "bounce", "success"),  # at its end: the next period's
+            ],
+        )
+    with store.read() as s:
+        found = compute(s, end=T0 + 30 * day, period=30 * day, now=T0 + 30 * day)
+    overall = found.get("remediation.success_rate")
+    assert (overall.value, overall.samples, overall.group) == (50.0, 4, "availability")
+    assert overall.how == "2 of 4 executions of every playbook that ended in the period succeeded (verified)"
+    assert found.get("remediation.success_rate.clean-tmp").value == 66.667
+    assert found.get("remediation.success_rate.bounce").value == 0.0
+    assert overall.met is False
+
+
+@pytest.fixture
+def ca() -> Issued:
+    return root("maintd test issuer")
+
+
+RENEW = """
+    playbooks:
+      - name: renew
+        alert_type: certificate_expired
+        action: {params: {task: certificates}}
+"""
+
+
+def test_certificate_expired_renews_through_the_certificates_action_and_checks_again(  # type: ignore[no-untyped-def]
+    store, write_plan, make_engine, clock, tmp_path, ca
+):
+    clock.set(datetime.now(UTC).replace(microsecond=0))  # pebble issues at the wall-clock time
+    live = tmp_path / "live"
+    fullchain = live_certificate(live, ca, clock.now(), days_left=5)
+    before = fullchain.read_bytes()
+    with pebble(tmp_path / "pebble") as acme_server:  # PEBBLE_VA_ALWAYS_VALID
+        plan_text = AUDIT_PLAN % (live, acme_server.directory_url, acme_server.ca_file, free_port())
+        engine = engine_with(store, write_plan, make_engine, plan_text + RENEW)
+        incident_id = alert(engine, alertname="certificate_expired", task="certificates", target="shop-cert")
+        remediate(engine)
+    (row,) = rows(store)
+    assert (row.state, row.outcome, row.verified) == ("succeeded", "success", "ok"), row.reason + row.output
+    assert fullchain.read_bytes() != before  # a new certificate from the ACME server
+    (change,) = row.changes
+    assert (change["action"], change["target"], change["detail"]["status"]) == ("renew", "shop-cert", "ok")
+    assert incident(store, incident_id).state == "mitigated"

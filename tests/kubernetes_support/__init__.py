@@ -83,6 +83,7 @@ class Seen:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: Any = None  # the JSON of a write call (remediation's DELETE, PATCH, POST)
 
     @property
     def target(self) -> str:
@@ -102,6 +103,7 @@ class FakeKubeApi:
     hang: set[str] = field(default_factory=set)  # ... only for these resources (empty: all)
     requests: list[Seen] = field(default_factory=list)
     resource_version: int = 48300000
+    refuse_evictions: set[str] = field(default_factory=set)  # "namespace/pod" a PDB protects (429)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -117,12 +119,23 @@ class FakeKubeApi:
     def seen(self) -> list[str]:
         return [r.target for r in self.requests]
 
+    def writes(self) -> list[tuple[str, Any]]:
+        """The write calls seen, in order: (``METHOD path``, JSON body)."""
+        return [(f"{r.method} {r.path}", r.body) for r in self.requests if r.method != "GET"]
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers)))
+        body = await request.json() if request.can_read_body else None
+        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        self.requests.append(seen)
         if self.release is not None and (not self.hang or request.path.rsplit("/", 1)[-1] in self.hang):
             await self.release.wait()
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        if (
+            request.method != "GET"
+            and (answer := write(self, request.method, request.path, body)) is not None
+        ):
+            return answer
         match = _ROUTE.match(request.path)
         if (
             match is None
@@ -180,6 +193,48 @@ class FakeKubeApi:
             meta["continue"] = base64.b64encode(token.encode()).decode()
             meta["remainingItemCount"] = len(items) - offset - limit
         return web.json_response({"kind": kind, "apiVersion": api_version, "metadata": meta, "items": page})
+
+
+# -- the write calls remediation makes (maintd.remediation.actions) ---------------------------------
+
+_OBJECT = re.compile(
+    r"^/(?:api/v1|apis/apps/v1)(?:/namespaces/(?P<namespace>[a-z0-9-]+))?/(?P<resource>[a-z]+)/(?P<name>[a-z0-9.-]+)"
+    r"(?P<sub>/eviction)?$"
+)
+
+
+def write(fake: FakeKubeApi, method: str, path: str, body: Any) -> web.Response | None:
+    """DELETE a pod, PATCH a workload's pod template or a node's spec, POST a pod's eviction; the
+    objects change as on a real server (a deleted or evicted pod is gone). None: not a write route."""
+    match = _OBJECT.match(path)
+    if match is None:
+        return None
+    resource, namespace, name = match["resource"], match["namespace"] or "", match["name"]
+    found = next((o for o in fake.objects.get(resource, []) if _key(o) == (namespace, name)), None)
+    if found is None:
+        return _status(404, "NotFound", f'{resource} "{name}" not found')
+    if method == "DELETE" and resource == "pods" and not match["sub"]:
+        fake.objects["pods"].remove(found)
+        return web.json_response({"kind": "Pod", "apiVersion": "v1", **found})
+    if method == "POST" and resource == "pods" and match["sub"]:
+        if f"{namespace}/{name}" in fake.refuse_evictions:
+            return _status(
+                429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."
+            )
+        fake.objects["pods"].remove(found)
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"}, status=201)
+    if method == "PATCH" and not match["sub"] and isinstance(body, dict):
+        _merge(found, body)
+        return web.json_response(found)
+    return _status(405, "MethodNotAllowed", f"the fake does not allow {method} on {resource}")
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> web.Response:

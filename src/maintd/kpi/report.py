@@ -12,6 +12,7 @@ from maintd.kpi.delivery import delivery_figures
 from maintd.kpi.incidents import incident_figures
 from maintd.kpi.maintenance import maintenance_figures
 from maintd.kpi.model import Report
+from maintd.kpi.remediation import remediation_figures
 
 MAX_PERIOD = timedelta(days=366 * 3)
 GROUPS = ("seed", "availability", "incidents", "maintenance", "delivery")
@@ -28,6 +29,7 @@ def compute(session: Session, *, end: datetime, period: timedelta, now: datetime
         *incident_figures(session, start, end),
         *availability_figures(session, start, end),
         *change_figures(session, start, end),  # patch deployment success (maintd.changes)
+        *remediation_figures(session, start, end),  # auto-remediation success (maintd.remediation)
     ]
     figures.sort(
         key=lambda f: ("seed", "availability", "incidents", "maintenance", "delivery").index(f.group)

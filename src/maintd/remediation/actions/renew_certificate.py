@@ -10,14 +10,16 @@ from pydantic import Field
 
 from maintd.checks.base import Change, Status
 from maintd.plan.base import StrictModel
-from maintd.remediation.base import ActionContext, ActionKind, ActionResult
+from maintd.remediation.base import ActionContext, ActionKind, ActionResult, Refused
 
 TASK_KIND = "certificates"
 
 
 class RenewConfig(StrictModel):
     task: str = Field(description="a task of kind certificates in the plan")
-    target: str = Field(default="${target}", description="the plan target to renew on; ${label} is filled in")
+    target: str | None = Field(
+        default=None, description="the plan target to renew on; default: the alert's target label"
+    )
 
 
 class RenewCertificate:
@@ -26,14 +28,17 @@ class RenewCertificate:
 
     async def execute(self, ctx: ActionContext) -> ActionResult:
         cfg = self.config
-        change = Change("renew", cfg.target, {"task": cfg.task})
+        target = cfg.target or ctx.labels.get("target")
+        if not target:
+            raise Refused("no target: the alert has no target label and the params name none")
+        change = Change("renew", target, {"task": cfg.task})
         if ctx.dry_run:
-            return ActionResult(True, f"dry run: would run task {cfg.task} on {cfg.target}", [change])
-        outcome = await ctx.run_task(cfg.task, cfg.target)
+            return ActionResult(True, f"dry run: would run task {cfg.task} on {target}", [change])
+        outcome = await ctx.run_task(cfg.task, target)
         detail = {**change.detail, "run_id": outcome.run_id, "status": outcome.status.value}
         first = outcome.output.splitlines()[0] if outcome.output else ""
-        text = f"task {cfg.task} on {cfg.target}: {outcome.status.value} {first}".strip()
-        return ActionResult(outcome.status is Status.ok, text, [Change("renew", cfg.target, detail)])
+        text = f"task {cfg.task} on {target}: {outcome.status.value} {first}".strip()
+        return ActionResult(outcome.status is Status.ok, text, [Change("renew", target, detail)])
 
 
 ACTION = ActionKind(
