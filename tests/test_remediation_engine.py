@@ -389,7 +389,7 @@ def test_the_kpi_report_gives_the_auto_remediation_success_rate_overall_and_per_
     with store.read() as s:
         found = compute(s, end=T0 + 30 * day, period=30 * day, now=T0 + 30 * day)
     overall = found.get("remediation.success_rate")
-    assert (overall.value, overall.samples, overall.group) == (50.0, 4, "availability")
+    assert (overall.value, overall.samples, overall.group) == (50.0, 4, "incidents")
     assert overall.how == "2 of 4 executions of every playbook that ended in the period succeeded (verified)"
     assert found.get("remediation.success_rate.clean-tmp").value == 66.667
     assert found.get("remediation.success_rate.bounce").value == 0.0

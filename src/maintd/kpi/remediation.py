@@ -49,7 +49,7 @@ def remediation_figures(session: Session, start: datetime, end: datetime) -> lis
 def _figure(name: str, title: str, ok: int, total: int, whose: str) -> Figure:
     return Figure(
         name=name,
-        group="availability",
+        group="incidents",  # beside MTTR: how much of the response was automatic
         title=title,
         value=share(ok, total),
         unit="%",
