@@ -63,7 +63,7 @@ class ChangeWorker:
             loaded = self.plan()
             if loaded is None:
                 break
-            steps = await asyncio.to_thread(self._take, loaded, self.clock.now())
+            steps = await self._take_shielded(loaded)
             if not steps:
                 break
             await asyncio.gather(*(self._run(loaded, step) for step in steps))
@@ -114,6 +114,18 @@ class ChangeWorker:
     def _next_due(self) -> datetime | None:
         with self.store.read() as session:
             return timers.next_due_at(session, kinds=[KIND])
+
+    async def _take_shielded(self, loaded: LoadedPlan) -> list[Step]:
+        """``_take`` in a thread; cancelled meanwhile (shutdown), the leases it took are given back
+        rather than left to run out (the next start would wait for them)."""
+        taking = asyncio.ensure_future(asyncio.to_thread(self._take, loaded, self.clock.now()))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                for step in await taking:
+                    await asyncio.to_thread(self._release, step.change_id, None)
+            raise
 
     def _take(self, loaded: LoadedPlan, now: datetime) -> list[Step]:
         """The earliest due step of each change this process can lease."""
