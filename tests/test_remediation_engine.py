@@ -25,6 +25,7 @@ from maintd.cli import app
 from maintd.engine import Engine
 from maintd.incidents.pipeline import ingest
 from maintd.kpi.report import compute
+from maintd.remediation.circuits import open_circuit
 from maintd.store.db import Store
 from maintd.store.events import Event, append
 from maintd.store.models import IncidentRow, RemediationBreakerRow, RemediationRow
@@ -220,6 +221,10 @@ def test_a_failed_remediation_pages_at_once_and_repeated_failures_open_the_break
     assert "exited with 3" in row.output
     (escalated,) = events(store, "remediation.escalated")
     assert escalated.payload["paged"] == "c0.l1" and "command on web-1" in escalated.payload["tried"]
+    (note,) = events(store, "incident.note")
+    assert note.payload["note"].startswith(
+        "remediation 1 failed, a human takes over: playbook flaky tried command"
+    )
     with store.read() as s:
         (step,) = [t for t in pending(s, subject=f"incident:{first}", kind="escalate") if t.step == "c0.l1"]
         assert step.due_at == T0  # brought forward: a human is paged now
@@ -427,3 +432,74 @@ def test_certificate_expired_renews_through_the_certificates_action_and_checks_a
     (change,) = row.changes
     assert (change["action"], change["target"], change["detail"]["status"]) == ("renew", "shop-cert", "ok")
     assert incident(store, incident_id).state == "mitigated"
+
+
+def test_the_scheduler_loop_remediates_an_alert_posted_to_the_api_by_itself(engine: Engine, client, tokens):  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        engine.start()
+        answer = await asyncio.to_thread(
+            client.post,
+            "/api/v1/alerts",
+            json=[{"labels": {"alertname": "high_memory", "target": "web-1"}, "severity": "critical"}],
+            headers=as_(tokens, "rob"),
+        )
+        assert answer.status_code == 200, answer.text
+        await until(lambda: [r.state for r in rows(engine.store)] == ["awaiting_approval"], "a decision")
+        approved = await asyncio.to_thread(
+            client.post, "/api/v1/remediations/1/approve", headers=as_(tokens, "rob")
+        )
+        assert approved.status_code == 200, approved.text
+        await until(lambda: [r.state for r in rows(engine.store)] == ["succeeded"], "the execution")
+        await engine.stop(1)
+
+    asyncio.run(go())
+    assert events(engine.store, "remediation.executed")[0].payload["outcome"] == "success"
+
+
+async def until(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def test_an_execution_a_stopped_process_left_running_fails_after_its_limits_and_frees_its_target(
+    engine: Engine,
+):
+    def row(state: str, started: Any) -> RemediationRow:
+        return RemediationRow(
+            playbook="bounce", action="command", target="web-1", state=state, reason="", dry_run=False,
+            labels={"alertname": "high_memory", "target": "web-1"}, created_at=T0, output="", changes=[],
+            started_at=started, owner="host:123:dead",
+        )  # fmt: skip
+
+    with engine.store.write() as s:
+        s.add(row("running", T0 - timedelta(minutes=9)))  # the action's 5m and the 5m grace: not yet
+        s.add(row("queued", None))
+    assert engine.remediator._claim() == []
+    engine.clock.advance(timedelta(minutes=1, seconds=1))
+    (claimed,) = engine.remediator._claim()
+    assert claimed.id == 2  # the target is free again
+    first, _ = rows(engine.store)
+    assert (first.state, first.outcome) == ("failed", "failure")
+    assert first.output.startswith(
+        "interrupted: still running 0:10:01 after it started; host:123:dead stopped"
+    )
+
+
+def test_open_circuits_and_breakers_are_listed_for_viewers(engine: Engine, client, tokens):  # type: ignore[no-untyped-def]
+    now = engine.clock.now()
+    with engine.store.write() as s:
+        open_circuit(s, "payments", until=now + timedelta(minutes=5), reason="playbook rate-limited", now=now)
+        open_circuit(s, "search", until=now - timedelta(seconds=1), reason="closed already", now=now)
+        s.add(RemediationBreakerRow(playbook="bounce", failures=3, opened_at=now, updated_at=now))
+    viewer = as_(tokens, "vera")
+    circuits = client.get("/api/v1/remediations/circuits", headers=viewer).json()
+    assert [(c["name"], c["reason"]) for c in circuits] == [("payments", "playbook rate-limited")]
+    breakers = client.get("/api/v1/remediations/breakers", headers=viewer).json()
+    assert [(b["playbook"], b["failures"]) for b in breakers] == [("bounce", 3)]
+    assert client.post("/api/v1/remediations/breakers/bounce/reset", headers=viewer).status_code == 403
+    reset = client.post("/api/v1/remediations/breakers/bounce/reset", headers=as_(tokens, "rob"))
+    assert reset.status_code == 200 and reset.json()["opened_at"] is None
+    missing = client.post("/api/v1/remediations/breakers/nope/reset", headers=as_(tokens, "rob"))
+    assert missing.status_code == 404

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
@@ -35,6 +35,7 @@ from maintd.store.models import RemediationRow
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 16  # executions started per pass; they run concurrently
+GRACE = timedelta(minutes=5)  # past its time limits, a running execution's process is taken as gone
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Remediator:
         now = self.clock.now()
         out: list[Claimed] = []
         with self.store.write() as session:
+            _fail_abandoned(session, self.plan(), now)
             ids = session.scalars(
                 select(RemediationRow.id)
                 .where(RemediationRow.state == State.queued.value)
@@ -205,7 +207,7 @@ class Remediator:
         await asyncio.to_thread(run)
 
 
-def _claim_one(session: Session, row_id: int, now: object, owner: str) -> Claimed | None:
+def _claim_one(session: Session, row_id: int, now: datetime, owner: str) -> Claimed | None:
     try:
         with session.begin_nested():
             claimed = session.execute(
@@ -231,3 +233,38 @@ def _targets(plan: Plan | None) -> Callable[[str], Target]:
         return plan.target(name)
 
     return find
+
+
+def _fail_abandoned(session: Session, plan: Plan | None, now: datetime) -> None:
+    """Executions still running well past their time limits: the process running them stopped
+    (a crash, a kill). They fail, which escalates their incident, and free their target."""
+    stale = session.scalars(
+        select(RemediationRow).where(
+            RemediationRow.state == State.running.value, RemediationRow.started_at < now - GRACE
+        )
+    ).all()
+    for row in stale:
+        playbook = next((p for p in plan.playbooks if p.name == row.playbook), None) if plan else None
+        limit = _time_limit(playbook, plan, row.labels.get("task"))
+        if row.started_at is None or now - row.started_at < limit:
+            continue
+        moved = session.execute(
+            update(RemediationRow)
+            .where(RemediationRow.id == row.id, RemediationRow.state == State.running.value)
+            .values(state=State.failed.value)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(moved) == 1:
+            why = f"interrupted: still running {now - row.started_at} after it started; {row.owner} stopped"
+            outcome.finish(session, row.id, outcome.Ended(False, why), playbook, now)
+
+
+def _time_limit(playbook: Playbook | None, plan: Plan | None, task: object) -> timedelta:
+    """How long an execution may take: the action's timeout, the verification's delay and task."""
+    if playbook is None:
+        return GRACE
+    limit = playbook.guardrails.timeout + playbook.verify.delay + GRACE
+    name = playbook.verify.task or task
+    if plan is not None and isinstance(name, str):
+        limit += next((t.timeout for t in plan.tasks if t.name == name), timedelta(0))
+    return limit

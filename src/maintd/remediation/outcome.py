@@ -144,6 +144,8 @@ def _escalate(
         paged = "escalation restarted"
     elif State(incident.state) is State.triggered:
         paged = _page_now(session, incident, now)
+    note = f"remediation {row.id} failed, a human takes over: playbook {row.playbook} tried {tried}"
+    append(session, Event("incident.note", f"incident:{incident.id}", now, ACTOR, {"note": note}))
     append(
         session,
         Event(
