@@ -21,6 +21,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from maintd.alerts.model import AlertIn, Severity
+from maintd.checks.base import Status
 from maintd.cli import app
 from maintd.engine import Engine
 from maintd.incidents.pipeline import ingest
@@ -95,8 +96,12 @@ def aged(path: Path, age: timedelta, text: str = "x") -> Path:
     return path
 
 
-def disk_plan(root: Path, paths: list[Path], **guardrails: Any) -> str:
+def disk_plan(root: Path, paths: list[Path], *, raised_by_runs: bool = False, **guardrails: Any) -> str:
+    """``raised_by_runs``: the check raises its own alert, and the playbook matches it by task."""
     rails = ", ".join(f"{k}: {v}" for k, v in {"approval": "never", **guardrails}.items())
+    alert = "alert: {after: 1}" if raised_by_runs else "enabled: true"
+    match = "match: {task: tmp-space}" if raised_by_runs else "alert_type: disk_full"
+    kind = "kind: clean_temp_files" if raised_by_runs else "# the seed's action for disk_full"
     return f"""
     targets:
       - {{name: box, kind: host}}
@@ -105,11 +110,13 @@ def disk_plan(root: Path, paths: list[Path], **guardrails: Any) -> str:
         kind: command
         targets: [box]
         schedule: {NEVER}
+        {alert}
         params: {{argv: ["{sys.executable}", "-c", "{CHECK_ABSENT}", "{paths[0]}/old.tmp"]}}
     playbooks:
       - name: clean-tmp
-        alert_type: disk_full
+        {match}
         action:
+          {kind}
           params:
             paths: {[str(p) for p in paths]}
             allowed_roots: ["{root}"]
@@ -503,3 +510,29 @@ def test_open_circuits_and_breakers_are_listed_for_viewers(engine: Engine, clien
     assert reset.status_code == 200 and reset.json()["opened_at"] is None
     missing = client.post("/api/v1/remediations/breakers/nope/reset", headers=as_(tokens, "rob"))
     assert missing.status_code == 404
+
+
+def test_an_alert_a_failing_run_raised_resolves_with_the_passing_re_run_and_so_does_its_incident(
+    store: Store, write_plan, make_engine, tmp_path: Path
+):
+    root = tmp_path / "scratch"
+    old = aged(root / "old.tmp", timedelta(hours=2))
+    text = disk_plan(root, [root], raised_by_runs=True)
+    engine = engine_with(store, write_plan, make_engine, text)
+
+    async def failing_run() -> None:
+        ran = await engine.remediator.run_task("tmp-space", "box")  # the check, run as any run
+        assert ran.status is Status.critical
+        await engine.runner.stop(5)
+
+    asyncio.run(failing_run())
+    (raised,) = events(store, "alert.firing")
+    incident_id = raised.payload["incident"]
+
+    remediate(engine)
+
+    assert not old.exists()
+    assert [r.state for r in rows(store)] == ["succeeded"]
+    (resolved,) = events(store, "alert.resolved")
+    assert resolved.subject == raised.subject  # the re-run passed: the alert it raised resolved
+    assert incident(store, incident_id).state == "resolved"
