@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from maintd.alerts.model import AlertIn, Severity
@@ -23,7 +26,16 @@ from maintd.engine import Engine
 from maintd.incidents import service as incidents
 from maintd.incidents.pipeline import ingest
 from maintd.kpi.report import compute
-from maintd.plan.changes import SEED_TYPES, Approval, ChangeSettings
+from maintd.plan.changes import (
+    SEED_TYPES,
+    Approval,
+    ChangeSettings,
+    ChangeType,
+    Evidence,
+    Procedure,
+    SecurityUpdates,
+    Watch,
+)
 from maintd.store import events
 from maintd.store.models import RunRow, TimerRow
 from tests.changes_support import (  # noqa: F401
@@ -393,3 +405,78 @@ def test_two_workers_never_take_the_same_changes_step(engine: Engine, web: Servi
     assert second._take(engine.loaded, T0) == []  # leased by the first
     first._release(change_id, None)
     assert [s.name for s in second._take(engine.loaded, T0)] == ["execute.1"]  # the step is still pending
+
+
+def test_a_security_scans_patch_proposal_becomes_one_draft_change(
+    store,
+    write_plan,
+    make_engine,
+    web: Service,  # type: ignore[no-untyped-def]
+) -> None:
+    plan_dir = write_plan(f"""
+        targets: [{{name: app, kind: service}}]
+        tasks:
+          - name: web-health
+            kind: http
+            targets: [app]
+            schedule: {{every: 1h}}
+            params: {{url: "{web.url}"}}
+        changes:
+          watch: {{checks: [web-health]}}
+          security_updates: {{procedure: pip-patch}}
+          procedures:
+            - name: pip-patch
+              apply: [echo, "{{package}}=={{to}}", "{{file}}"]
+              rollback: [echo, "{{package}}=={{from}}", "{{file}}"]
+    """)
+    engine = make_engine(store, plan_dir)
+    assert engine.reload().ok, engine.last_reload
+    assert engine.loaded is not None
+    detail = {
+        "package": "jinja2",
+        "from": "3.1.2",
+        "to": "3.1.6",
+        "fixes": ["GHSA-1", "GHSA-2"],
+        "file": "req.txt",
+    }
+    payload = {
+        "run_id": "r1",
+        "dry_run": False,
+        "changes": [
+            {"action": "propose-update", "target": "req.txt: jinja2", "detail": detail},
+            {"action": "write-report", "target": "/tmp/report.md"},
+        ],
+    }
+    with engine.store.write() as s:
+        events.append(s, events.Event("action.applied", "task:deps-scan/app", T0, "runner", payload))
+    worker, _ = make_worker(engine)
+    (drafted,) = worker.propose(engine.loaded)
+    assert worker.propose(engine.loaded) == []
+    restarted, _ = make_worker(engine)  # a new process looks back a week: the title was drafted already
+    assert restarted.propose(engine.loaded) == []
+    with engine.store.read() as s:
+        row = service.load(s, drafted)
+    assert (row.state, row.type, row.requested_by, row.targets) == (
+        "draft",
+        "critical-security-patch",
+        "security-scan",
+        ["app"],
+    )
+    assert row.title == "update jinja2 3.1.2 -> 3.1.6 in req.txt on app"
+    assert row.params == {"package": "jinja2", "from": "3.1.2", "to": "3.1.6", "file": "req.txt"}
+    assert "fixes GHSA-1, GHSA-2" in row.description
+    evidence = {"staging-validation": passing_run(engine)}
+    settings = engine.loaded.plan.changes
+    with engine.store.write() as s:
+        service.submit(s, change_id=drafted, who=ROB, settings=settings, now=T0, evidence=evidence)
+        service.approve(s, change_id=drafted, who=ROB, settings=settings, now=T0)
+        assert service.approve(s, change_id=drafted, who=MIA, settings=settings, now=T0).state == "approved"
+
+
+@pytest.mark.parametrize(
+    "model", [ChangeSettings, ChangeType, Approval, Evidence, Watch, Procedure, SecurityUpdates]
+)
+def test_every_changes_plan_field_is_documented(model: type[BaseModel]) -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "plan.md"
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", page.read_text(), flags=re.MULTILINE))
+    assert not set(model.model_fields) - documented, f"docs/plan.md lacks {model.__name__} fields"

@@ -23,6 +23,7 @@ from maintd import timers
 from maintd.changes.executor import Executor, Step
 from maintd.changes.health import HealthChecks
 from maintd.changes.model import KIND, SETTLED, ChangeState
+from maintd.changes.proposals import draft_proposals
 from maintd.clock import Clock
 from maintd.plan.loader import LoadedPlan
 from maintd.store.db import Store, rowcount
@@ -55,10 +56,14 @@ class ChangeWorker:
         self.executor = Executor(store=store, clock=clock, checks=checks, owner=owner, base_url=base_url)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._proposals_after: int | None = None  # the last event read for security scans' proposals
 
     async def run_due(self) -> list[Step]:
         """Run every step due now, each to its end, and those they make due now; the steps run."""
         done: list[Step] = []
+        loaded = self.plan()
+        if loaded is not None and loaded.plan.changes.security_updates is not None:
+            await asyncio.to_thread(self.propose, loaded)
         for _ in range(MAX_ROUNDS):
             loaded = self.plan()
             if loaded is None:
@@ -110,6 +115,14 @@ class ChangeWorker:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
             loop.call_soon_threadsafe(event.set)
+
+    def propose(self, loaded: LoadedPlan) -> list[int]:
+        """Draft change requests for the patch updates security scans proposed since the last look."""
+        with self.store.write() as session:
+            drafted, self._proposals_after = draft_proposals(
+                session, plan=loaded.plan, after_id=self._proposals_after, now=self.clock.now()
+            )
+        return drafted
 
     def _next_due(self) -> datetime | None:
         with self.store.read() as session:

@@ -155,6 +155,20 @@ def _seed_types() -> dict[str, ChangeType]:
 SEED_TYPES = _seed_types()
 
 
+PROPOSAL_PARAMS = frozenset({"package", "from", "to", "file"})  # what a scan's propose-update carries
+
+
+class SecurityUpdates(StrictModel):
+    """Patch updates a security-scan task proposes become draft change requests."""
+
+    type: Name = Field(default="critical-security-patch", description="the change type of the drafts")
+    procedure: Name = Field(
+        description="the procedure the drafts run; its params come from the proposal: package, from, to, file"
+    )
+    targets: list[Name] = Field(default=[], description="the drafts' targets; unset: the scanned target")
+    checks: list[Name] | None = Field(default=None, description="tasks to watch; unset: the type's")
+
+
 class ChangeSettings(StrictModel):
     """The ``changes:`` section."""
 
@@ -170,6 +184,9 @@ class ChangeSettings(StrictModel):
         default=["P0", "P1"], description="an open incident of these priorities freezes changes"
     )
     output_limit: int = Field(default=65_536, ge=256, description="bytes of each command's output kept")
+    security_updates: SecurityUpdates | None = Field(
+        default=None, description="draft a change request for each patch update a security scan proposes"
+    )
 
     @field_validator("procedures")
     @classmethod
@@ -187,6 +204,23 @@ class ChangeSettings(StrictModel):
             unknown = sorted(set(change_type.procedures or []) - names)
             if unknown:
                 raise ValueError(f"change type {type_name!r} names unknown procedures: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _security_updates(self) -> Self:
+        wanted = self.security_updates
+        if wanted is None:
+            return self
+        if wanted.type not in self.all_types():
+            raise ValueError(f"security_updates.type {wanted.type!r} is not a change type")
+        found = [p for p in self.procedures if p.name == wanted.procedure]
+        if not found:
+            raise ValueError(f"security_updates.procedure {wanted.procedure!r} is not a procedure")
+        if stray := sorted(found[0].params - PROPOSAL_PARAMS):
+            raise ValueError(
+                f"procedure {wanted.procedure!r} needs params a proposal does not carry: {', '.join(stray)} "
+                f"(it carries {', '.join(sorted(PROPOSAL_PARAMS))})"
+            )
         return self
 
     def all_types(self) -> dict[str, ChangeType]:
