@@ -29,7 +29,6 @@ from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.incidents.recipients import Roster
-from maintd.lease import UNLEASED, Gate
 from maintd.metrics import Metrics
 from maintd.notify.dispatcher import Dispatcher, Job
 from maintd.notify.transport import Notifier
@@ -152,8 +151,6 @@ class Engine:
             on_queued=self.notify,
         )
         self._changes_task: asyncio.Task[None] | None = None
-        # [lease] Scale-out: the PostgreSQL lease that fences each tick (maintd.lease); set by serve.
-        self.lease: Gate = UNLEASED
 
     # -- plan -------------------------------------------------------------
 
@@ -439,13 +436,10 @@ class Engine:
             poked, self._poked, self._leased = self._poked, False, False
             self._poked_tick, self._pages_at = poked, now  # unless the tick reads otherwise
             try:
-                orders, earliest = await asyncio.to_thread(self.lease.call, self.tick, now)
+                orders, earliest = await asyncio.to_thread(self.tick, now)
             except Exception:
                 log.exception("scheduler tick failed; retrying")
                 orders, earliest = [], None
-            if not self.lease.held():  # [lease] fenced: claim nothing more; serve steps down
-                log.error("the scheduler lease is lost: this process stops scheduling")
-                return
             if poked and not self._leased and self._pages_at is not None and self._pages_at <= now:
                 # Pages queued outside timers (resolution notices) are the dispatcher's. Only a
                 # claimable one wakes it (pages sent by the alert's transaction are not).

@@ -35,6 +35,7 @@ from maintd.store.models import RemediationRow
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 16  # executions started per pass; they run concurrently
+_CLAIMABLE = (State.queued.value, State.running.value)  # running: it may have been abandoned
 GRACE = timedelta(minutes=5)  # past its time limits, a running execution's process is taken as gone
 
 
@@ -114,6 +115,10 @@ class Remediator:
     def _claim(self) -> list[Claimed]:
         now = self.clock.now()
         out: list[Claimed] = []
+        with self.store.read() as session:  # an idle pass costs a read, not a write transaction
+            waiting = select(RemediationRow.id).where(RemediationRow.state.in_(_CLAIMABLE)).limit(1)
+            if session.scalar(waiting) is None:
+                return out
         with self.store.write() as session:
             _fail_abandoned(session, self.plan(), now)
             ids = session.scalars(
