@@ -530,7 +530,7 @@ class Engine:
             self._changes_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._changes_task
-        await self.remediator.aclose()
+        await self.remediator.aclose(grace)  # executions still running then are failed later as abandoned
         await self.runner.stop(grace)
         if self.dispatcher is not None:
             await self.dispatcher.stop(min(grace, DISPATCH_GRACE))

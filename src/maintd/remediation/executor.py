@@ -107,8 +107,12 @@ class Remediator:
             done += [c.id for c in claimed]
             self.on_change()
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace: float = 0.0) -> None:
+        """Let a running pass finish for ``grace`` seconds, then stop it (its rows stay running
+        and are failed as abandoned once past their limits: their actions may have acted)."""
         if self._draining is not None:
+            await asyncio.wait([self._draining], timeout=grace)
+            self._draining.cancel()
             await asyncio.gather(self._draining, return_exceptions=True)
         await self.resources.aclose()
 
