@@ -11,14 +11,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
 from maintd import __version__, views
+from maintd.api import capacity as capacity_api  # capacity (maintd.capacity)
 from maintd.api import changes as changes_api
 from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
+from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle)
 from maintd.api import remediation as remediation_api
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
 from maintd.store import events as event_log
 from maintd.store.db import StoreError
 from maintd.store.models import HeartbeatRow, RunRow
+from maintd.web import install as install_dashboard
 
 SCHEDULER_STALE = timedelta(seconds=30)  # a heartbeat older than this means the scheduler is not alive
 
@@ -43,10 +46,13 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(windows.router(), prefix="/api/v1")
     app.include_router(postmortems.router(), prefix="/api/v1")
     app.include_router(kpis.router(), prefix="/api/v1")
+    app.include_router(capacity_api.router(), prefix="/api/v1")  # capacity (maintd.capacity)
     app.include_router(changes_api.router(), prefix="/api/v1")  # change requests (maintd.changes)
     app.include_router(remediation_api.router(), prefix="/api/v1")  # remediation: playbooks' decisions
+    app.include_router(lifecycle_api.router(), prefix="/api/v1")  # lifecycle, docs, training
     ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())
+    install_dashboard(app)  # the web dashboard at / (maintd.web): HTML pages, not in the OpenAPI document
     return app
 
 

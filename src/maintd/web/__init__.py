@@ -1,0 +1,24 @@
+"""The web dashboard: server-rendered pages for people, beside the API for programs.
+
+``install(app)`` mounts it at ``/``: ``/login``, the overview ``/``, ``/incidents``,
+``/tasks``, ``/runs``, ``/changes``, ``/postmortems``, ``/kpis`` and ``/static``.
+Pages stay out of the OpenAPI document (they are not an API). No JavaScript, no
+CDN: the stylesheet is the only static file, charts are inline SVG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from maintd.web import pages, routes
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(routes.router())
+    app.include_router(pages.router())
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,97 @@
+"""What every dashboard route shares: the session check, rendering inside one read session,
+form bodies, and the answers for "log in first", "not allowed" and "not found"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from maintd.api.deps import AppContext, context
+from maintd.auth import Role
+from maintd.web import auth, render
+from maintd.web.auth import WebSession
+
+Ctx = Annotated[AppContext, Depends(context)]
+MAX_FORM = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+# The navigation bar: (path, label); pages not built yet are simply absent.
+NAV = (
+    ("/", "Overview"),
+    ("/incidents", "Incidents"),
+    ("/tasks", "Tasks"),
+    ("/runs", "Runs"),
+    ("/changes", "Changes"),
+    ("/postmortems", "Post-mortems"),
+    ("/kpis", "KPIs"),
+)
+
+
+class NotFound(Exception):
+    """The page's subject does not exist; the message says which."""
+
+
+async def form(request: Request) -> dict[str, str]:
+    """A URL-encoded form body (the last value of each field); anything else is refused."""
+    body = await request.body()
+    if body and request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
+        raise HTTPException(415, f"send the form as {FORM_TYPE}")
+    if len(body) > MAX_FORM:
+        raise HTTPException(413, f"a form is at most {MAX_FORM} bytes")
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[-1] for name, values in fields.items()}
+
+
+Form = Annotated[dict[str, str], Depends(form)]
+
+
+def session_of(request: Request, session: Session, now: datetime) -> WebSession | None:
+    return auth.current(session, request.cookies.get(auth.COOKIE), now=now)
+
+
+def to_login(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def show(
+    request: Request,
+    ctx: AppContext,
+    template: str,
+    nav: str,
+    gather: Callable[[Session, datetime, WebSession], dict[str, Any]],
+) -> Response:
+    """A page for a logged-in viewer or above, rendered inside one read session."""
+    now = ctx.clock.now()
+    with ctx.store.read() as session:
+        web = session_of(request, session, now)
+        if web is None:
+            return to_login(request)
+        try:
+            values = gather(session, now, web)
+        except NotFound as exc:
+            return refuse(404, "Not found", str(exc), web)
+        return render.page(template, web=web, nav=NAV, here=nav, now=now, **values)
+
+
+def check_post(web: WebSession | None, fields: dict[str, str], role: Role) -> Response | None:
+    """None when the POST may go ahead; otherwise the refusal to send."""
+    if web is None:
+        return refuse(401, "Logged out", "Your session has ended: log in again.", None)
+    if not auth.same(fields.get("csrf"), web.csrf):
+        return refuse(
+            403, "Form refused", "This form's CSRF token is missing or wrong: reload the page.", web
+        )
+    if not web.may(role):
+        return refuse(403, "Not allowed", f"This needs the {role} role; you are {web.principal.role}.", web)
+    return None
+
+
+def refuse(status: int, title: str, message: str, web: WebSession | None) -> HTMLResponse:
+    return render.page("message.html", code=status, web=web, nav=NAV, here="", title=title, message=message)
