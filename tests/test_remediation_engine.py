@@ -416,3 +416,38 @@ def test_an_alert_a_failing_run_raised_resolves_with_the_passing_re_run_and_so_d
     (resolved,) = events(store, "alert.resolved")
     assert resolved.subject == raised.subject  # the re-run passed: the alert it raised resolved
     assert incident(store, incident_id).state == "resolved"
+
+
+HISTORY = f"""
+targets:
+  - {{name: web-1, kind: host}}
+playbooks:
+  - name: bounce
+    match: {{alertname: high_memory}}
+    action: {{kind: command, params: {{argv: ["{sys.executable}", "-c", "pass"]}}}}
+    guardrails: {{approval: never, cooldown: 10m, max_executions: 2, window: 1h, max_unhealthy: 3}}
+"""
+
+
+def test_the_guardrails_read_cooldowns_rates_and_unhealthy_targets_from_the_store(
+    store: Store, write_plan, make_engine
+):
+    engine = engine_with(store, write_plan, make_engine, HISTORY)
+
+    def next_alert(target: str, **more: str) -> RemediationRow:
+        engine.clock.advance(timedelta(minutes=1))
+        alert(engine, alertname="high_memory", target=target, **more)
+        remediate(engine)
+        return rows(store)[-1]
+
+    assert next_alert("web-1").state == "succeeded"
+    again = next_alert("web-1", process="worker")  # another alert, the same target
+    assert again.state == "suppressed" and again.reason.startswith("cooldown: web-1 was remediated at")
+    assert next_alert("web-2").state == "succeeded"
+    third = next_alert("web-3")
+    assert third.state == "suppressed" and third.reason.startswith(
+        "rate limit: 2 executions in the last 1:00:00"
+    )
+    fourth = next_alert("web-4")
+    assert fourth.state == "suppressed"
+    assert fourth.reason.startswith("4 targets are unhealthy, more than max_unhealthy 3")
