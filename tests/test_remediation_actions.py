@@ -369,3 +369,17 @@ def test_certificate_expired_runs_the_certificates_task_and_reports_its_run():
         and result.output == "task certificates on shop-cert: ok shop.pem: renewed, expires in 90.0 days"
     )
     assert result.changes[0].detail == {"task": "certificates", "run_id": "run1", "status": "ok"}
+
+
+# -- the docs keep up ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(builtin()), ids=lambda k: k.name)
+def test_every_action_is_documented_with_every_param(kind: Any):
+    text = (Path(__file__).resolve().parent.parent / "docs" / "remediation.md").read_text()
+    heading = f"### `{kind.name}`"
+    assert heading in text, f"docs/remediation.md has no section {heading}"
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
+    rows = "\n".join(line for line in section.splitlines() if line.startswith("| `"))
+    missing = [f for f in kind.config.model_fields if f"`{f}`" not in rows]
+    assert not missing, f"docs/remediation.md's {kind.name} section does not document {missing}"
