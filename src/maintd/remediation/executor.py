@@ -94,7 +94,14 @@ class Remediator:
     def kick(self) -> None:
         """Start draining queued executions in the background unless a drain is running (event loop)."""
         if self._draining is None or self._draining.done():
-            self._draining = asyncio.create_task(self.run_pending(), name="maintd-remediation")
+            self._draining = asyncio.create_task(self._drain(), name="maintd-remediation")
+
+    async def _drain(self) -> list[int]:
+        try:
+            return await self.run_pending()
+        except Exception:  # the database is down: the next tick kicks again
+            log.exception("running queued remediations failed; retrying next tick")
+            return []
 
     async def run_pending(self) -> list[int]:
         """Claim and execute queued remediations until none is claimable; their ids."""
@@ -103,8 +110,14 @@ class Remediator:
             claimed = await asyncio.to_thread(self._claim)
             if not claimed:
                 return done
-            await asyncio.gather(*(self._execute(c) for c in claimed))
-            done += [c.id for c in claimed]
+            results = await asyncio.gather(*(self._execute(c) for c in claimed), return_exceptions=True)
+            for c, result in zip(claimed, results, strict=True):
+                if isinstance(result, BaseException):
+                    # Recording its end failed (the database?): the row stays running and is
+                    # failed as abandoned once past its limits.
+                    log.error("remediation %s could not be recorded: %r", c.id, result)
+                else:
+                    done.append(c.id)
             self.on_change()
 
     async def aclose(self, grace: float = 0.0) -> None:
