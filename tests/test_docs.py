@@ -93,7 +93,7 @@ def test_readme_links_resolve():
             assert (ROOT / target).exists(), f"README links to missing {target}"
 
 
-@pytest.mark.parametrize("example", ["plan", "seed-daily"])
+@pytest.mark.parametrize("example", ["plan", "seed-daily", "maintenance"])
 def test_the_example_plans_are_valid(example):
     from maintd.plan.loader import load_plan
 

@@ -251,6 +251,8 @@ def _create_account_key(path: Path) -> JWK:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     try:
+        # A first renewal may name a directory nobody made yet (certbot makes its accounts/ too).
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # O_EXCL: never overwrite a key another run created meanwhile.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:

@@ -63,8 +63,10 @@ async def drill_basebackup(cfg: DrDrillConfig, ctx: RunContext, source: dict[str
                 before = await table_sums(conn, cfg)
             await _restore_and_verify(cfg, ctx, source, drill, conn, layout, progs, before)
         finally:
+            started = (layout.data / "postmaster.pid").is_file()  # no "stop" for a copy never started
             problems = await finish(teardown(layout, progs, ctx))
-            drill.changes += [Change("stop", str(layout.data)), Change("remove", str(layout.root))]
+            drill.changes += [Change("stop", str(layout.data))] if started else []
+            drill.changes.append(Change("remove", str(layout.root)))
             for line in problems:
                 drill.add(Status.critical, line)
 

@@ -39,7 +39,9 @@ def _local(cfg: DriftConfig, desired: Path) -> list[Item]:
 async def _commit(cfg: DriftConfig, ctx: RunContext, desired: Path) -> str:
     """``commit abc123...`` (``, N uncommitted changes``), or why there is none."""
     # safe.directory for this one path: a checkout owned by another user is read, never written.
-    git = ["git", "-c", f"safe.directory={desired.resolve()}", "-C", str(desired)]
+    # --no-optional-locks: else `git status` rewrites .git/index (its stat cache), a read-only audit
+    # writing into the desired state's checkout.
+    git = ["git", "--no-optional-locks", "-c", f"safe.directory={desired.resolve()}", "-C", str(desired)]
     limit = max(1.0, min(10.0, ctx.seconds_left() / 4))
     try:
         head = await execute(

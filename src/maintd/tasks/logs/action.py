@@ -135,6 +135,9 @@ def _refused(found: Survey) -> str:
 
 def _planned(found: Survey) -> CheckResult:
     changes, lines = [], []
+    if any(s.action == "compress" for s in found.steps) and not found.archive_dir.exists():
+        changes.append(Change("mkdir", str(found.archive_dir)))  # as _execute would
+        lines.append(f"would mkdir {found.archive_dir}")
     for step in found.steps:
         detail: dict[str, object] = {"bytes": step.size, "reason": step.reason}
         if step.dest:
