@@ -172,7 +172,9 @@ def backend_alive(conn: psycopg.Connection[Any]) -> bool:
 def test_connection_pool_exhausted_terminates_that_application_s_idle_in_transaction_sessions(sessions):  # type: ignore[no-untyped-def]
     app, (tx1, tx2, idle, other) = sessions
     pids = sorted(c.info.backend_pid for c in (tx1, tx2))
-    result = act("reset_connections", {"application": app, "user": "postgres"}, max_targets=2)
+    result = act(
+        "reset_connections", {"application": app, "host": "127.0.0.1", "user": "postgres"}, max_targets=2
+    )
     assert result.ok, result.output
     assert sorted(int(c.target.removeprefix("pid ")) for c in result.changes) == pids
     assert all(c.action == "terminate" and c.detail["state"] == "idle in transaction" for c in result.changes)
@@ -188,7 +190,7 @@ def test_a_blast_radius_smaller_than_the_sessions_found_terminates_none(sessions
     with pytest.raises(
         Refused, match=rf"application_name={app} selects 2 sessions .* at most 1 per execution"
     ):
-        act("reset_connections", {"application": app, "user": "postgres"}, max_targets=1)
+        act("reset_connections", {"application": app, "host": "127.0.0.1", "user": "postgres"}, max_targets=1)
     tx1.rollback()
     tx2.rollback()
     assert backend_alive(tx1) and backend_alive(tx2)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from maintd.checks.base import Change
-from maintd.plan.base import StrictModel
+from maintd.checks.postgres.config import PostgresConnection
 from maintd.plan.types import Duration
 from maintd.remediation.base import ActionContext, ActionKind, ActionResult, Refused, limit_blast, one_line
 
@@ -30,7 +30,10 @@ ORDER BY pid
 """
 
 
-class ResetConfig(StrictModel):
+class ResetConfig(PostgresConnection):
+    """Where to connect is the postgres check's model (host, port, database, user, sslmode, password
+    secret, connect timeout), each defaulting to ``target``'s connection."""
+
     application: str = Field(description="application_name of the sessions to end; ${label} is filled in")
     states: list[State] = Field(
         default=["idle in transaction", "idle in transaction (aborted)"],
@@ -41,11 +44,6 @@ class ResetConfig(StrictModel):
     target: str | None = Field(
         default=None, description="plan target whose connection (host, port, database, user) to use"
     )
-    host: str | None = Field(default=None, description="server host; default: the target's")
-    port: int | None = Field(default=None, ge=1, le=65535, description="server port; default: the target's")
-    database: str | None = Field(default=None, description="database to connect to; default: postgres")
-    user: str | None = Field(default=None, description="role to connect as (needs pg_signal_backend)")
-    password_secret: str = Field(default="password", description="the target's secret holding the password")
 
 
 class ResetConnections:
@@ -66,7 +64,7 @@ class ResetConnections:
                 autocommit=True,
                 row_factory=dict_row,
                 application_name="maintd-remediation",
-                connect_timeout=max(2, int(ctx.seconds_left())),
+                connect_timeout=max(2, int(min(cfg.connect_timeout.total_seconds(), ctx.seconds_left()))),
                 **params,
             )
         except psycopg.Error as exc:
@@ -114,6 +112,7 @@ class ResetConnections:
 
 
 def _params(cfg: ResetConfig, ctx: ActionContext) -> dict[str, Any]:
+    """libpq keywords from params over ``target``'s connection, as the postgres check reads them."""
     conn: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     if cfg.target is not None:
@@ -123,11 +122,14 @@ def _params(cfg: ResetConfig, ctx: ActionContext) -> dict[str, Any]:
             raise Refused(f"the plan has no target {cfg.target!r}") from None
         conn, secrets = dict(target.connection), dict(target.secrets)
     params: dict[str, Any] = {
-        "host": cfg.host or conn.get("host") or "127.0.0.1",
+        "host": cfg.host or conn.get("host"),
         "port": cfg.port or conn.get("port") or 5432,
         "dbname": cfg.database or conn.get("database") or conn.get("dbname") or "postgres",
         "user": cfg.user or conn.get("user"),
+        "sslmode": cfg.sslmode or conn.get("sslmode"),
     }
+    if params["host"] is None:
+        raise Refused("no host: set params.host, or name a target whose connection has one")
     if cfg.password_secret in secrets:
         params["password"] = secrets[cfg.password_secret].resolve()
     return {k: v for k, v in params.items() if v is not None}
