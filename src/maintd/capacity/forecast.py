@@ -22,6 +22,7 @@ from maintd.capacity.models import (
 )
 from maintd.capacity.resample import Grid, resample
 from maintd.capacity.series import Series
+from maintd.capacity.threads import single_blas_thread
 
 if TYPE_CHECKING:
     from maintd.capacity.models import Array
@@ -44,6 +45,7 @@ class Settings:
 
 
 def forecast(series: Series, settings: Settings) -> Forecast:
+    single_blas_thread()  # before numpy is first imported (see threads.py)
     grid = resample(series.points, settings.step)
     values = grid.values
     result = Forecast(
