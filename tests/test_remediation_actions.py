@@ -24,6 +24,7 @@ from aiohttp import web
 
 from maintd.checks.base import Resources, Status
 from maintd.clock import FakeClock
+from maintd.plan.models import Target
 from maintd.remediation.base import ActionContext, ActionResult, Refused, TaskOutcome
 from maintd.remediation.circuits import StoreCircuits
 from maintd.remediation.registry import builtin
@@ -385,3 +386,29 @@ def test_every_action_is_documented_with_every_param(kind: Any):
     rows = "\n".join(line for line in section.splitlines() if line.startswith("| `"))
     missing = [f for f in kind.config.model_fields if f"`{f}`" not in rows]
     assert not missing, f"docs/remediation.md's {kind.name} section does not document {missing}"
+
+
+def test_a_cluster_named_by_a_plan_target_is_reached_with_its_server_and_token_secret(monkeypatch):  # type: ignore[no-untyped-def]
+    fake = FakeKubeApi(objects=cluster("crashloop"))
+    monkeypatch.setenv("MAINTD_TEST_KUBE_TOKEN", "maintd-test-token")
+
+    async def go() -> ActionResult:
+        async with fake.serve() as base:
+            target = Target.model_validate(
+                {
+                    "name": "prod-cluster",
+                    "kind": "cluster",
+                    "connection": {"server": base},
+                    "secrets": {"token": "env:MAINTD_TEST_KUBE_TOKEN"},
+                }
+            )
+            kind = builtin().get("restart_pod")
+            params = {"namespace": "production", "pod": CRASHING, "cluster_target": "prod-cluster"}
+            config = kind.config.model_validate(params)
+            found = {"prod-cluster": target}
+            return await kind.build(config).execute(context(config, plan_target=found.__getitem__))
+
+    result: ActionResult = run(go())
+    assert result.ok, result.output
+    assert fake.requests[-1].headers["Authorization"] == "Bearer maintd-test-token"
+    assert fake.writes() == [(f"DELETE /api/v1/namespaces/production/pods/{CRASHING}", None)]

@@ -13,20 +13,22 @@ from typing import Any
 import aiohttp
 from pydantic import Field
 
+from maintd.checks.kubernetes.access import ClusterAccess, connection_settings
 from maintd.checks.kubernetes.api import ApiFailure, Cluster, ConnectionSettings, connect, list_all
-from maintd.plan.base import StrictModel
+from maintd.plan.models import Target, TargetKind
 from maintd.remediation.base import ActionContext, Refused, one_line
 
 NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
-class ClusterParams(StrictModel):
-    kubeconfig: str | None = Field(default=None, description="kubeconfig file of the cluster")
-    context: str | None = Field(default=None, description="kubeconfig context; default: current-context")
+class ClusterParams(ClusterAccess):
+    """The kubernetes check's ways to reach a cluster (kubeconfig, context, in-cluster, server and
+    token), over the connection of the plan target ``cluster_target`` names."""
+
     cluster_target: str | None = Field(
         default=None,
-        description="instead of kubeconfig: a plan target with connection.server (and ca_file) "
-        "and the secret token",
+        description="a plan target whose connection (kubeconfig, context, server, ca_file, ...) and "
+        "secrets (the token) are the defaults",
     )
 
 
@@ -35,20 +37,27 @@ class KubeError(Exception):
 
 
 def settings(params: ClusterParams, ctx: ActionContext) -> ConnectionSettings:
-    if params.cluster_target is None:
-        return ConnectionSettings("kubeconfig", kubeconfig=params.kubeconfig, context=params.context)
-    try:
-        target = ctx.plan_target(params.cluster_target)
-    except KeyError:
-        raise Refused(f"the plan has no target {params.cluster_target!r}") from None
-    server = target.connection.get("server")
-    if not isinstance(server, str):
-        raise Refused(f"target {target.name} has no connection.server")
-    token = target.secrets["token"].resolve() if "token" in target.secrets else None
-    ca = target.connection.get("ca_file")
-    return ConnectionSettings(
-        "server", server=server, token=token, ca_file=ca if isinstance(ca, str) else None
-    )
+    """``connection_settings`` of the kubernetes check, with ``cluster_target`` as the run's target."""
+    target = Target(name="none", kind=TargetKind.cluster)
+    if params.cluster_target is not None:
+        try:
+            target = ctx.plan_target(params.cluster_target)
+        except KeyError:
+            raise Refused(f"the plan has no target {params.cluster_target!r}") from None
+    return connection_settings(params, _TargetOnly(target))  # type: ignore[arg-type]
+
+
+class _TargetOnly:
+    """The two things ``connection_settings`` reads of a run: its target's connection and secrets."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def secret(self, name: str) -> str:
+        try:
+            return self.target.secrets[name].resolve()
+        except KeyError:
+            raise LookupError(f"target {self.target.name} has no secret named {name!r}") from None
 
 
 async def open_cluster(params: ClusterParams, ctx: ActionContext) -> Cluster:
