@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +170,50 @@ def test_a_change_through_the_cli_completes_and_counts_in_the_kpi(engine: Engine
         assert len(events.query(s, subject="change:1", kind="change.completed")) == 1
     figure = report.get("seed.patch_deployment_success")
     assert (figure.value, figure.samples) == (100.0, 1)
+
+
+def test_execute_wait_runs_the_watch_in_the_command_on_the_file_clock(
+    engine: Engine,
+    cli,
+    web: Service,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    clock_file = tmp_path / "clock"
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    clock_file.write_text(now.isoformat())
+    monkeypatch.setenv("MAINTD_CLOCK", f"file:{clock_file}")
+    create = [
+        "create",
+        "--type",
+        "standard",
+        "--title",
+        "t",
+        "--procedure",
+        "swap-config",
+        "-p",
+        f"new={web.good}",
+    ]
+    assert cli(*create, "-t", "web", who="rob").output.strip() == "change 1 is approved"
+    result: list[Any] = []
+    command = threading.Thread(target=lambda: result.append(cli("execute", "1", "--wait", who="rob")))
+    command.start()
+
+    def count(kind: str) -> int:
+        with engine.store.read() as s:
+            return len(events.query(s, subject="change:1", kind=kind))
+
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not condition():
+            assert time.monotonic() < deadline, f"gave up waiting until {what}: {result}"
+            time.sleep(0.01)
+
+    wait_for(lambda: count("change.watching") == 1, "watching")
+    for minute in range(1, 6):
+        clock_file.write_text((now + timedelta(minutes=minute)).isoformat())
+        wait_for(lambda: count("change.checked") == minute, f"round {minute}")  # noqa: B023 (used at once)
+    command.join(timeout=20)
+    assert not command.is_alive()
+    (done,) = result
+    assert (done.exit_code, done.output.strip().splitlines()[-1]) == (0, "change 1 is completed")

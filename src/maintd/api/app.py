@@ -15,7 +15,6 @@ from maintd.api import capacity as capacity_api  # capacity (maintd.capacity)
 from maintd.api import changes as changes_api
 from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
 from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle)
-from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle)
 from maintd.api import remediation as remediation_api
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
@@ -50,7 +49,6 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(capacity_api.router(), prefix="/api/v1")  # capacity (maintd.capacity)
     app.include_router(changes_api.router(), prefix="/api/v1")  # change requests (maintd.changes)
     app.include_router(remediation_api.router(), prefix="/api/v1")  # remediation: playbooks' decisions
-    app.include_router(lifecycle_api.router(), prefix="/api/v1")  # lifecycle, docs, training
     app.include_router(lifecycle_api.router(), prefix="/api/v1")  # lifecycle, docs, training
     ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -24,11 +25,12 @@ from maintd.changes.model import ChangeError, ChangeRequest, ChangeState
 from maintd.changes.worker import ChangeWorker
 from maintd.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store, table, when
 from maintd.cli.run import resolve_plan
-from maintd.clock import SystemClock
+from maintd.clock import Clock, clock_from_spec
 from maintd.engine import instance_name
 from maintd.plan.loader import LoadedPlan
 from maintd.registry import Registry
 from maintd.runner.runner import Runner
+from maintd.settings import Settings
 from maintd.store.db import Store
 
 app = typer.Typer(help="Change requests: create, approve, execute, roll back.", no_args_is_help=True)
@@ -278,7 +280,7 @@ def rollback(
 
 
 async def _run_here(store: Store, loaded: LoadedPlan, change_id: int) -> str:
-    clock, owner = SystemClock(), instance_name()
+    clock, owner = _clock(), instance_name()
     runner = Runner(store=store, registry=Registry.default(), clock=clock, owner=owner)
     checks = RunnerChecks(store=store, runner=runner, clock=clock, owner=owner)
     worker = ChangeWorker(store=store, clock=clock, checks=checks, owner=owner, plan=lambda: loaded)
@@ -296,8 +298,13 @@ def _plan(store: Store, plan_path: str | None) -> LoadedPlan:
     return resolve_plan(store, Registry.default(), plan_path)
 
 
-def _now() -> Any:
-    return SystemClock().now()
+def _clock() -> Clock:
+    """The system clock, or the file clock process tests give ``maintd serve`` too (MAINTD_CLOCK)."""
+    return clock_from_spec(Settings.from_env().clock)
+
+
+def _now() -> datetime:
+    return _clock().now()
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:
