@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from maintd.cli import app
 from maintd.engine import Engine
+from maintd.incidents import service
 from maintd.kpi.report import compute
 from maintd.remediation.circuits import open_circuit
 from maintd.store.db import Store
@@ -147,3 +148,22 @@ def test_open_circuits_and_breakers_are_listed_for_viewers(engine: Engine, clien
     assert reset.status_code == 200 and reset.json()["opened_at"] is None
     missing = client.post("/api/v1/remediations/breakers/nope/reset", headers=as_(tokens, "rob"))
     assert missing.status_code == 404
+
+
+def test_an_execution_cannot_be_approved_once_its_incident_resolved(engine: Engine):
+    incident_id = alert(engine, alertname="high_memory", target="web-1")
+    remediate(engine)
+    (row,) = rows(engine.store)
+    with engine.store.write() as s:
+        assert engine.loaded is not None
+        settings = engine.loaded.plan.incidents
+        service.resolve(
+            s, incident_id=incident_id, actor="user:rob", now=engine.clock.now(), settings=settings
+        )
+    db = {"MAINTD_DATABASE_URL": engine.store.url}
+    refused = CliRunner().invoke(app, ["remediation", "approve", str(row.id)], env=db)
+    assert refused.exit_code == 1
+    assert (
+        f"incident {incident_id} is resolved: nothing left to remediate (deny it instead)" in refused.output
+    )
+    assert CliRunner().invoke(app, ["remediation", "deny", str(row.id)], env=db).exit_code == 0

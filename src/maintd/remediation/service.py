@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from maintd.remediation.guardrails import State, Verdict
 from maintd.remediation.intake import decision_event
 from maintd.store.events import Event, append
-from maintd.store.models import RemediationBreakerRow, RemediationRow
+from maintd.store.models import IncidentRow, RemediationBreakerRow, RemediationRow
 
 
 class RemediationError(Exception):
@@ -108,6 +108,11 @@ def _decide(
     if row.state != State.awaiting_approval.value:
         raise RemediationError(
             f"remediation {row.id} is {row.state}; only one awaiting approval can be decided"
+        )
+    incident = session.get(IncidentRow, row.incident_id) if row.incident_id is not None else None
+    if to is State.queued and incident is not None and incident.state in ("resolved", "closed"):
+        raise RemediationError(
+            f"incident {incident.id} is {incident.state}: nothing left to remediate (deny it instead)"
         )
     row.state, row.decided_by, row.decided_at = to.value, actor, now
     verb = "approved" if to is State.queued else "denied"
