@@ -8,6 +8,7 @@
 #   examples/maintenance/setup.sh --pebble   # ... and start pebble (ACME test CA) on 127.0.0.1:14000
 #   examples/maintenance/setup.sh --stop-pebble
 #   examples/maintenance/setup.sh --fresh    # drop the database, roles and directory first
+#   examples/maintenance/setup.sh --remove   # drop and remove everything it made, and stop
 #
 # Idempotent: what exists is kept (a renewed certificate, a rotated password, rotated logs); only
 # the backups are written anew on every run, as the nightly backup job would.
@@ -36,13 +37,14 @@ else
     maintd=(python3 -m maintd)
 fi
 
-pebble=no fresh=no stop_pebble=no
+pebble=no fresh=no stop_pebble=no remove=no
 for arg in "$@"; do
     case $arg in
         --pebble) pebble=yes ;;
         --stop-pebble) stop_pebble=yes ;;
         --fresh) fresh=yes ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        --remove) fresh=yes remove=yes ;;
+        -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -50,7 +52,7 @@ done
 [[ $BASE == /* ]] || { echo "setup.sh: MAINTD_EXAMPLE_DIR must be absolute" >&2; exit 2; }
 
 say() { echo "setup: $*" >&2; }
-psql_() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+psql_() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 stop_pebble_now() {
     local pid_file=$BASE/pebble/pebble.pid
@@ -75,7 +77,10 @@ if [[ $fresh == yes ]]; then
     for role in "${DB}_blue" "${DB}_green" "${DB}_app"; do
         psql_ -d postgres -c "DROP ROLE IF EXISTS \"$role\""
     done
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n 0 --scan --pattern "$DB:*" \
+        | xargs -r redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n 0 del >/dev/null
     rm -rf "$BASE"
+    [[ $remove == no ]] || exit 0
 fi
 
 # --- directories: readable by the postgres user, whose server programs the DR drill runs -------
