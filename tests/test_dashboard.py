@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -15,12 +16,13 @@ from fastapi.testclient import TestClient
 from maintd.alerts.model import AlertIn, Severity
 from maintd.api.app import create_app
 from maintd.api.deps import AppContext
-from maintd.auth import revoke_token
+from maintd.auth import Role, create_token, revoke_token
 from maintd.engine import Engine
 from maintd.incidents import service
 from maintd.incidents.pipeline import ingest
+from maintd.store.db import Store
 from maintd.store.events import query
-from maintd.web import auth
+from maintd.web import auth, charts
 
 PLAN = """
 incidents:
@@ -37,6 +39,12 @@ people:
   - {name: bob, email: bob@example.com}
 """
 PAGES = ("/", "/incidents", "/tasks", "/runs", "/changes", "/postmortems", "/kpis")
+
+
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """SQLite here: one test below runs the acknowledge flow on PostgreSQL as well."""
+    return sqlite_store
 
 
 @pytest.fixture
@@ -58,7 +66,7 @@ def browser(app: FastAPI) -> Iterator[TestClient]:
         yield c
 
 
-def opened(engine: Engine, summary: str = "API answers 503") -> int:
+def opened(engine: Engine, summary: str = "API answers 503", name: str = "ApiDown") -> int:
     with engine.store.write() as s:
         assert engine.loaded is not None
         (delivery,) = ingest(
@@ -66,7 +74,7 @@ def opened(engine: Engine, summary: str = "API answers 503") -> int:
             [
                 AlertIn(
                     source="native",
-                    labels={"alertname": "ApiDown"},
+                    labels={"alertname": name},
                     severity=Severity.critical,
                     summary=summary,
                 )
@@ -241,7 +249,18 @@ def test_a_revoked_token_or_an_expired_session_ends_at_once(app, browser, tokens
 
 
 def test_every_page_renders_for_a_viewer(browser, tokens, engine):
-    opened(engine)
+    answered = opened(engine)
+    with engine.store.write() as s:
+        assert engine.loaded is not None
+        service.acknowledge(
+            s,
+            incident_id=answered,
+            actor="test",
+            now=engine.clock.now(),
+            settings=engine.loaded.plan.incidents,
+        )
+    opened(engine, summary="a second one", name="WebDown")
+    engine.clock.advance(timedelta(minutes=1))  # the KPI period ends before now
     log_in(browser, tokens["vera"])
     for path in PAGES:
         response = browser.get(path)
@@ -251,8 +270,37 @@ def test_every_page_renders_for_a_viewer(browser, tokens, engine):
 
     assert "primary: <strong>ann</strong>" in overview  # on call now
     assert "db-upgrade" in overview and "2026-11-29 03:00 UTC" in overview  # the next window
-    assert "P1: 1" in overview
+    assert "P1: 2" in overview
     kpis = browser.get("/kpis").text
-    assert kpis.count("<svg") == 2
+    assert kpis.count("<svg") == 2  # the percentages (acknowledged in time: 100 %) and incidents per day
+    assert "Acknowledged within the response deadline" in kpis and "100 %" in kpis
     assert browser.get("/incidents/999").status_code == 404
     assert browser.get("/static/style.css").status_code == 200
+
+
+def test_incidents_per_day_become_columns_scaled_to_the_busiest_day():
+    end = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    moments = [end, end - timedelta(hours=1), end - timedelta(days=2), end - timedelta(days=40)]
+    chart = charts.per_day(moments, end, 30)
+    assert len(chart.columns) == 30 and chart.peak == 2
+    last, two_days_ago = chart.columns[-1], chart.columns[-3]
+    assert (last.label, last.value, last.height) == ("11-27", 2, charts.BAR_AREA)
+    assert (two_days_ago.value, two_days_ago.height) == (1, charts.BAR_AREA / 2)
+    assert sum(c.value for c in chart.columns) == 3  # 40 days ago is outside the chart
+    assert [c.label for c in chart.columns if c.show_label][-1] == "11-27"
+    assert all(c.x + c.width <= charts.WIDTH for c in chart.columns)
+
+
+def test_acknowledging_from_the_page_works_on_postgresql_too(pg_store, write_plan, make_engine):
+    engine = make_engine(pg_store, write_plan(PLAN))
+    assert engine.reload().ok
+    with pg_store.write() as s:
+        token = create_token(s, name="rob", role=Role.responder, now=engine.clock.now(), actor="test")
+    incident_id = opened(engine)
+    app = create_app(AppContext(engine.store, engine.clock, engine.metrics, engine))
+    with TestClient(app, follow_redirects=False) as client:
+        csrf = log_in(client, token)
+        assert client.post(f"/incidents/{incident_id}/acknowledge", data={}).status_code == 403
+        assert client.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf}).status_code == 303
+        assert 'data-state="acknowledged"' in client.get(f"/incidents/{incident_id}").text
+    assert state_of(engine, incident_id) == "acknowledged"

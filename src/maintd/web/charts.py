@@ -15,6 +15,7 @@ from maintd.kpi.model import Figure
 WIDTH = 640
 BAR_AREA = 160  # the height of the columns' area
 ROW = 22  # one horizontal bar per row
+MARGIN = 20  # left and right of the columns, so the first and last day's labels fit
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Column:
     label: str  # the day, shown under every 7th column
     value: int
     show_label: bool
+
+    @property
+    def middle(self) -> float:
+        return round(self.x + self.width / 2, 1)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def per_day(moments: Sequence[datetime], end: datetime, days: int) -> Columns:
     first = last - timedelta(days=days - 1)
     counts = Counter(m.date() for m in moments if first <= m.date() <= last)
     peak = max(counts.values(), default=0)
-    step = WIDTH / days
+    step = (WIDTH - 2 * MARGIN) / days
     out = []
     for i in range(days):
         day: date = first + timedelta(days=i)
@@ -68,8 +73,8 @@ def per_day(moments: Sequence[datetime], end: datetime, days: int) -> Columns:
         height = BAR_AREA * value / peak if peak else 0.0
         out.append(
             Column(
-                x=round(i * step + 1, 1),
-                y=round(BAR_AREA - height, 1),
+                x=round(MARGIN + i * step + 1, 1),
+                y=round(14 + BAR_AREA - height, 1),
                 width=round(max(step - 2, 1), 1),
                 height=round(height, 1),
                 label=day.strftime("%m-%d"),
@@ -77,7 +82,7 @@ def per_day(moments: Sequence[datetime], end: datetime, days: int) -> Columns:
                 show_label=(days - 1 - i) % 7 == 0,
             )
         )
-    return Columns(out, peak, WIDTH, BAR_AREA + 20)
+    return Columns(out, peak, WIDTH, BAR_AREA + 34)
 
 
 def percentages(figures: Sequence[Figure], label_width: int = 260) -> Bars:

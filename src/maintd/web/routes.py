@@ -31,6 +31,7 @@ ACTIONS = {  # form path → (service call, the state it leads to, button label)
 }
 STATES = ("open", *(s.value for s in State), "all")
 LIST_LIMIT = 200
+SHOWN = 20  # open incidents per priority on the overview; the counts include the rest
 
 
 def router() -> APIRouter:
@@ -39,7 +40,9 @@ def router() -> APIRouter:
 
     @r.get("/")
     def overview(request: Request, ctx: Ctx) -> Response:
-        return show(request, ctx, "overview.html", "/", lambda s, now, _: {"o": gather(s, now)})
+        return show(
+            request, ctx, "overview.html", "/", lambda s, now, _: {"o": gather(s, now), "shown": SHOWN}
+        )
 
     @r.get("/incidents")
     def incidents(
