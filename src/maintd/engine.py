@@ -29,8 +29,6 @@ from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.incidents.recipients import Roster
-from maintd.lifecycle import reminders as lifecycle_reminders
-from maintd.lifecycle.records import Catalog
 from maintd.metrics import Metrics
 from maintd.notify.dispatcher import Dispatcher, Job
 from maintd.notify.transport import Notifier
@@ -213,7 +211,6 @@ class Engine:
                     "warnings": [str(w) for w in loaded.warnings],
                 }
                 append(session, Event("plan.loaded", "plan", now, actor, payload))
-            _schedule_lifecycle(session, loaded, now)  # lifecycle reminders, EOL notices
         self.loaded = loaded
         self.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
         release_memory()
@@ -335,9 +332,6 @@ class Engine:
                     settings=loaded.plan.postmortems,
                     base_url=self.settings.base_url,
                 )
-            )
-            handlers.update(  # lifecycle: document reviews, trainings due, end-of-life notices
-                lifecycle_reminders.handlers(loaded.plan, base_url=self.settings.base_url)
             )
             self._handlers = (loaded, handlers)
         return self._handlers[1]
@@ -545,18 +539,6 @@ class Engine:
                 session,
                 Event("engine.stopped", "engine", self.clock.now(), "system", {"instance": self.instance}),
             )
-
-
-def _schedule_lifecycle(session: Session, loaded: LoadedPlan, now: datetime) -> None:
-    """The lifecycle's timers for the plan being activated; a failure must not refuse the plan."""
-    plan = loaded.plan
-    if not (plan.components or plan.documents or plan.trainings):
-        return
-    try:
-        with session.begin_nested():
-            lifecycle_reminders.schedule_all(session, Catalog.of(plan), now)
-    except Exception:
-        log.exception("scheduling lifecycle reminders failed; they are set again at the next load or record")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
