@@ -27,7 +27,7 @@ from maintd.changes.proposals import draft_proposals
 from maintd.clock import Clock
 from maintd.plan.loader import LoadedPlan
 from maintd.store.db import Store, rowcount
-from maintd.store.models import ChangeRow, TimerRow
+from maintd.store.models import ChangeRow, EventRow, TimerRow
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,13 @@ class ChangeWorker:
 
     def propose(self, loaded: LoadedPlan) -> list[int]:
         """Draft change requests for the patch updates security scans proposed since the last look."""
+        if self._proposals_after is not None:
+            with self.store.read() as session:  # the common case, nothing new: no write transaction
+                newer = select(EventRow.id).where(
+                    EventRow.id > self._proposals_after, EventRow.kind == "action.applied"
+                )
+                if session.scalar(newer.limit(1)) is None:
+                    return []
         with self.store.write() as session:
             drafted, self._proposals_after = draft_proposals(
                 session, plan=loaded.plan, after_id=self._proposals_after, now=self.clock.now()
