@@ -1,13 +1,12 @@
 """Compress a rotated log, prove the archive holds every byte of it, and only then remove it.
 
-The log is cut into 2 MiB segments compressed in parallel, each one a complete zstd frame (or
-gzip member): concatenated frames and members are valid files that ``zstd -d``, ``zcat`` and
-``gzip -d`` read whole. Each worker decompresses the frame it just made and compares it with
-the segment it read (decompress-and-compare, in memory, while the other workers compress),
-and a CRC-32 of every frame written is checked again against the archive read back after
-``fsync``: the bytes on disk are the bytes that were proved. The archive is written under a
-temporary name and renamed into place; the original is removed only after that, and only if
-it did not change while it was read.
+``frames`` cuts the log into 2 MiB segments and compresses them on a pool of threads; each
+frame is decompressed and compared with the segment it came from before it is handed back.
+Here the proved frames are written in order under a temporary name, each checked to begin
+where the one before it ended, and the file is fsynced; its size must be the sum of the frames
+and the name must still be the file written (no read-back: docs/kinds/logs.md says why). It is
+renamed into place; the original is removed only after that, and only if it did not change
+while it was read.
 
 An archive found already in place beside its original (a run stopped between the rename and
 the removal) is checked by decompressing it and comparing it with the original byte for byte.
@@ -17,22 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from maintd.tasks.logs.config import Codec
+from maintd.tasks.logs.frames import FrameError, frames
 
-# Small enough that a segment is still in the CPU cache when its frame is decompressed and compared
-# (measured: 2 MiB costs 22 % less CPU than 16 MiB, compression and verification together), large
-# enough for zstd -3's 2 MiB window (the ratio is 0.15 % under 16 MiB frames' and above the zstd command's).
-SEGMENT = 2 << 20
 READ = 1 << 20
+VERIFIED = "every frame decompressed and compared in memory before it was written"
 
 
 class ArchiveError(Exception):
@@ -56,9 +50,11 @@ def compress(src: Path, dest: Path, *, codec: Codec, level: int, threads: int) -
         raise ArchiveError(f"cannot read {src}: {exc.strerror}") from None
     try:
         before = os.fstat(fd)
-        crc, written = _write_segments(fd, before.st_size, tmp, codec, level, threads or os.cpu_count() or 1)
-        if _crc_of(tmp) != crc:
-            raise ArchiveError(f"{tmp} read back differs from what was written and verified")
+        written, identity = _write_frames(
+            fd, before.st_size, tmp, codec, level, threads or os.cpu_count() or 1
+        )
+        if _identity(os.stat(tmp)) != identity:
+            raise ArchiveError(f"{tmp} was replaced while it was written; {src} kept")
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise ArchiveError(f"{src} changed while it was compressed; it is still being written")
@@ -72,7 +68,7 @@ def compress(src: Path, dest: Path, *, codec: Codec, level: int, threads: int) -
     finally:
         os.close(fd)
     _remove(src)
-    return Archived(before.st_size, written, "decompressed and compared in memory, CRC-32 read back")
+    return Archived(before.st_size, written, VERIFIED)
 
 
 def adopt(src: Path, dest: Path, codec: Codec) -> Archived:
@@ -127,77 +123,44 @@ def _decoder(codec: Codec) -> Callable[[], Any]:
     return dctx.decompressobj
 
 
-def _write_segments(fd: int, size: int, tmp: Path, codec: Codec, level: int, threads: int) -> tuple[int, int]:
-    """Compress ``size`` bytes of ``fd`` into ``tmp`` in order; the CRC-32 and length written."""
-    squeeze = _squeezer(codec, level)
-    crc = written = 0
-    with ThreadPoolExecutor(threads, thread_name_prefix="maintd-logs") as pool, open(tmp, "xb") as out:
-        pending: deque[Future[bytes]] = deque()
-        for offset in range(0, max(size, 1), SEGMENT):
-            pending.append(pool.submit(_segment, fd, offset, min(SEGMENT, size - offset), squeeze, codec))
-            while len(pending) > threads * 2 or (pending and offset + SEGMENT >= size):
-                frame = pending.popleft().result()
-                out.write(frame)
-                crc, written = zlib.crc32(frame, crc), written + len(frame)
-        out.flush()
-        os.fsync(out.fileno())
-    return crc, written
-
-
-def _segment(fd: int, offset: int, length: int, squeeze: Callable[[bytes], bytes], codec: Codec) -> bytes:
-    data = os.pread(fd, length, offset)
-    if len(data) != length:
-        raise ArchiveError(f"short read at byte {offset}: the log shrank while it was compressed")
-    frame = squeeze(data)
-    if _expand(frame, codec, length) != data:
-        raise ArchiveError(f"segment at byte {offset} does not decompress to what was read; nothing removed")
-    return frame
-
-
-_local = threading.local()
-
-
-def _squeezer(codec: Codec, level: int) -> Callable[[bytes], bytes]:
-    if codec is Codec.gzip:
-        return lambda data: _gzip(data, level)
-    import zstandard
-
-    def squeeze(data: bytes) -> bytes:
-        # A compressor is not thread-safe; one per worker thread, reused for every segment.
-        key = f"zstd{level}"
-        cctx: Any = getattr(_local, key, None)
-        if cctx is None:
-            cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
-            setattr(_local, key, cctx)
-        return bytes(cctx.compress(data))
-
-    return squeeze
-
-
-def _gzip(data: bytes, level: int) -> bytes:
-    deflate = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return deflate.compress(data) + deflate.flush()
-
-
-def _expand(frame: bytes, codec: Codec, length: int) -> bytes:
+def _write_frames(
+    fd: int, size: int, tmp: Path, codec: Codec, level: int, threads: int
+) -> tuple[int, tuple[int, int]]:
+    """Write the proved frames of ``fd`` into a new ``tmp`` and fsync it; bytes written, and its identity."""
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        if codec is Codec.gzip:
-            inflate = zlib.decompressobj(31)
-            data = inflate.decompress(frame)
-            return data if inflate.eof and not inflate.unused_data else b""
-        import zstandard
+        held = written = 0
+        with contextlib.closing(frames(fd, size, codec, level, threads)) as proved:
+            for frame in proved:
+                if frame.offset != held:  # the frames must tile the log: none missing, none twice
+                    raise ArchiveError(
+                        f"the frame for byte {frame.offset} came where byte {held} belongs; nothing removed"
+                    )
+                _write_all(out, frame.data)
+                held, written = held + frame.length, written + len(frame.data)
+        if held != size:
+            raise ArchiveError(f"the frames hold {held} bytes of {size}; nothing removed")
+        os.fsync(out)  # an I/O error on the way to the disk is raised here
+        done = os.fstat(out)
+        if done.st_size != written:
+            raise ArchiveError(f"{tmp} holds {done.st_size} bytes after fsync, {written} were written")
+        return written, _identity(done)
+    except FrameError as exc:
+        raise ArchiveError(f"{exc}; nothing removed") from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot write {tmp}: {exc.strerror}") from None
+    finally:
+        os.close(out)
 
-        return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=length))
-    except Exception as exc:  # zlib.error, zstandard.ZstdError
-        return f"{exc}".encode()  # anything but the segment: reported as a mismatch
+
+def _write_all(out: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(out, view) :]
 
 
-def _crc_of(path: Path) -> int:
-    crc = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ):
-            crc = zlib.crc32(chunk, crc)
-    return crc
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _remove(path: Path) -> None:
