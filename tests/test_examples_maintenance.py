@@ -298,6 +298,7 @@ def test_each_task_changes_nothing_in_a_dry_run_then_does_its_work(example: Exam
     dry = _run(example, name, dry_run=True)
     assert (dry.status, dry.actions) == ("ok", want.planned), dry.output
     assert _world(example) == before, f"the dry run of {name} changed something"
+    assert not [c for c in dry.changes if "{" in c["target"]], "a planned change names a placeholder"
 
     real = _run(example, name, dry_run=False)
     assert (real.status, real.actions) == (want.status, want.applied), real.output

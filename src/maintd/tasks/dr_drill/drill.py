@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -18,6 +18,9 @@ from maintd.checks.base import Change, CheckResult, RunContext, Status
 from maintd.plan.types import format_duration
 from maintd.tasks.dr_drill import DrDrillConfig, Limits
 from maintd.tasks.dr_drill.source import DrillError, one_line, params, where
+
+if TYPE_CHECKING:
+    from maintd.tasks.dr_drill.instance import Programs
 
 T = TypeVar("T")
 
@@ -137,7 +140,8 @@ async def _dry_run(
             ("start", str(root / "data"), {"port": cfg.drill_port or "free", "run_as": progs.run_as}),
         ]
         if cfg.failover_command:
-            steps.append(("failover", cfg.failover_command[0], {"argv": cfg.failover_command}))
+            argv = _planned_failover(cfg, root, progs)
+            steps.append(("failover", argv[0], {"argv": argv}))
         steps += [("stop", str(root / "data"), {}), ("remove", str(root), {})]
     else:
         needed = ["pg_dump", "pg_restore"]
@@ -152,6 +156,18 @@ async def _dry_run(
     drill.changes += [Change(action, target, detail) for action, target, detail in steps]
     plan = ", ".join(f"{action} {target}" for action, target, _ in steps)
     return CheckResult(Status.ok, f"{head}\ndry run: would {plan}", {}, drill.changes)
+
+
+def _planned_failover(cfg: DrDrillConfig, root: Path, progs: Programs) -> list[str]:
+    """The failover command as the drill would run it (the real run's audit shows it expanded too)."""
+    from maintd.tasks.dr_drill.basebackup import failover_argv
+    from maintd.tasks.dr_drill.instance import Layout
+
+    assert cfg.failover_command is not None
+    argv = failover_argv(cfg.failover_command, Layout(root, cfg.drill_port or 0), progs, cfg.bin_dir)
+    if cfg.drill_port is None:  # a free port is chosen when the drill runs: keep its placeholder
+        argv = [old if "{port}" in old else new for old, new in zip(cfg.failover_command, argv, strict=True)]
+    return argv
 
 
 def _key(ctx: RunContext) -> str:
