@@ -155,4 +155,3 @@ def test_a_bad_history_is_refused(sqlite_store):
                 assert "history must be positive" in str(exc)
             else:
                 raise AssertionError(f"history {bad} accepted")
-
