@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from maintd.alerts.model import AlertIn, Severity
 from maintd.auth import Role
-from maintd.changes import matrix, service
+from maintd.changes import matrix, orders, service
 from maintd.changes.model import (
     TRANSITIONS,
     ChangeError,
@@ -211,7 +211,7 @@ def test_a_config_update_needs_its_evidence_then_a_team_lead_who_is_not_the_requ
     with pytest.raises(ChangeForbidden, match="approved by team-lead; rob is responder"):
         act(engine, service.approve, change_id=change_id, who=ROB)
     with pytest.raises(ChangeError, match="only an approved change can be executed"):
-        act(engine, service.request_execution, change_id=change_id, who=ROB)
+        act(engine, orders.request_execution, change_id=change_id, who=ROB)
     assert act(engine, service.approve, change_id=change_id, who=MIA) == "approved"
     with pytest.raises(ChangeError, match="only a change pending approval"):
         act(engine, service.approve, change_id=change_id, who=DIRK)
@@ -296,15 +296,13 @@ def test_an_open_p1_freezes_changes_and_only_a_director_overrides_it_with_a_reas
     change_id = create(engine, request(web, type="standard"))
     incident = open_p1(engine)
     with pytest.raises(ChangeFrozen, match=f"#{incident} \\(P1\\)"):
-        act(engine, service.request_execution, change_id=change_id, who=ROB)
+        act(engine, orders.request_execution, change_id=change_id, who=ROB)
     with pytest.raises(ChangeForbidden, match="needs the director role; mia is manager"):
-        act(engine, service.request_execution, change_id=change_id, who=MIA, override_reason="urgent")
+        act(engine, orders.request_execution, change_id=change_id, who=MIA, override_reason="urgent")
     with pytest.raises(ChangeFrozen):
-        act(engine, service.request_execution, change_id=change_id, who=DIRK, override_reason="  ")
+        act(engine, orders.request_execution, change_id=change_id, who=DIRK, override_reason="  ")
     assert (
-        act(
-            engine, service.request_execution, change_id=change_id, who=DIRK, override_reason="the fix for it"
-        )
+        act(engine, orders.request_execution, change_id=change_id, who=DIRK, override_reason="the fix for it")
         == "executing"
     )
     with engine.store.read() as s:
@@ -328,14 +326,14 @@ def test_a_freeze_exempt_type_runs_during_a_p1_and_a_resolved_incident_lifts_the
     assert engine.reload().ok, engine.last_reload
     incident = open_p1(engine)
     exempt = create(engine, request(web, type="critical-security-patch"))
-    assert act(engine, service.request_execution, change_id=exempt, who=ROB) == "executing"
+    assert act(engine, orders.request_execution, change_id=exempt, who=ROB) == "executing"
     frozen = create(engine, request(web, type="standard"))
     with pytest.raises(ChangeFrozen):
-        act(engine, service.request_execution, change_id=frozen, who=ROB)
+        act(engine, orders.request_execution, change_id=frozen, who=ROB)
     with engine.store.write() as s:
         settings = incidents.stored_settings(s)
         incidents.resolve(s, incident_id=incident, actor="t", now=engine.clock.now(), settings=settings)
-    assert act(engine, service.request_execution, change_id=frozen, who=ROB) == "executing"
+    assert act(engine, orders.request_execution, change_id=frozen, who=ROB) == "executing"
     with engine.store.read() as s:
         assert service.load(s, frozen).freeze_override is None
 
@@ -396,7 +394,7 @@ def test_a_draft_is_submitted_with_its_evidence_and_a_link_must_be_http(engine: 
 def test_two_workers_never_take_the_same_changes_step(engine: Engine, web: Service) -> None:
     assert engine.loaded is not None
     change_id = create(engine, request(web, type="standard"))
-    act(engine, service.request_execution, change_id=change_id, who=ROB)
+    act(engine, orders.request_execution, change_id=change_id, who=ROB)
     first, _ = make_worker(engine)
     second, _ = make_worker(engine)
     second.owner = "another-process"

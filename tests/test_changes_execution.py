@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from maintd import timers
-from maintd.changes import service
+from maintd.changes import orders, service
 from maintd.changes.model import ChangeRequest
 from maintd.changes.preview import plan_steps
 from maintd.changes.worker import ChangeWorker
@@ -60,7 +60,7 @@ def approved(engine: Engine, web: Service, new: str, **fields: Any) -> int:
     with engine.store.write() as s:
         row = service.create(s, request=ChangeRequest.model_validate(values), who=ROB, plan=plan, now=T0)
         service.approve(s, change_id=row.id, who=TESS, settings=plan.changes, now=T0)
-        service.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
+        orders.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
         return row.id
 
 
@@ -202,7 +202,7 @@ def test_a_failing_apply_rolls_back_what_it_touched(engine: Engine, web: Service
     with engine.store.write() as s:
         req = ChangeRequest.model_validate({**values, "targets": ["web", "web2"], "canary": ["web2"]})
         row = service.create(s, request=req, who=ROB, plan=plan, now=T0)
-        service.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
+        orders.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
         change_id = row.id
         steps = plan_steps(row, plan)
     assert steps[2].startswith("apply (canary) on web2: cp /nonexistent ")
@@ -290,7 +290,7 @@ def test_unknown_results_beyond_max_errors_roll_back_and_a_check_still_failing_a
             plan=plan,
             now=T0,
         )
-        service.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
+        orders.request_execution(s, change_id=row.id, who=ROB, settings=plan.changes, now=T0)
         change_id = row.id
 
     async def go(worker: ChangeWorker) -> None:

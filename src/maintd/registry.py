@@ -34,7 +34,6 @@ BUILTIN_KINDS = (
     "maintd.tasks.dr_drill",
     "maintd.tasks.redis_upkeep",
     "maintd.tasks.drift",
-    "maintd.tasks.capacity_review",  # capacity reports on the plan's schedule (maintd.capacity)
 )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from maintd import views
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
-from maintd.changes import preview, service
+from maintd.changes import orders, preview, service
 from maintd.changes.model import (
     ChangeError,
     ChangeForbidden,
@@ -174,7 +174,7 @@ def router() -> APIRouter:
         with _answers(), ctx.store.write() as session:
             settings = _plan(ctx, session).changes
             override = body.override_freeze if body else None
-            service.request_execution(
+            orders.request_execution(
                 session,
                 change_id=change_id,
                 who=who,
@@ -190,9 +190,7 @@ def router() -> APIRouter:
     def rollback(change_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             reason = body.note if body else ""
-            service.request_rollback(
-                session, change_id=change_id, who=who, now=ctx.clock.now(), reason=reason
-            )
+            orders.request_rollback(session, change_id=change_id, who=who, now=ctx.clock.now(), reason=reason)
         _wake(ctx)
         with ctx.store.read() as session:
             return service.get(session, change_id=change_id)

@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from maintd import timers
-from maintd.changes import commands, notices, service
+from maintd.changes import commands, notices, orders, service
 from maintd.changes.health import Health, HealthChecks
 from maintd.changes.model import ChangeState, subject
 from maintd.checks.base import Status
@@ -183,14 +183,14 @@ class Executor:
                 checks=row.checks,
             )
             first = min(now + watch.interval, row.watch_until)
-            service.schedule_step(session, row, f"watch.{row.executions}.1", first, now)
+            orders.schedule_step(session, row, f"watch.{row.executions}.1", first, now)
 
     def _start_rollback(self, step: Step, reason: str) -> None:
         with self.store.write() as session:
             if not self._claim(session, step):
                 return
             row = service.load(session, step.change_id, for_update=True)
-            service.start_rollback(session, row, actor=ACTOR, now=self.clock.now(), reason=reason)
+            orders.start_rollback(session, row, actor=ACTOR, now=self.clock.now(), reason=reason)
 
     # -- watch ----------------------------------------------------------------------------------
 
@@ -213,12 +213,12 @@ class Executor:
             append(session, Event("change.checked", subject(row.id), now, ACTOR, payload))
             if critical:
                 reason = "; ".join(h.describe() for h in critical[:5])
-                service.start_rollback(session, row, actor=ACTOR, now=now, reason=reason)
+                orders.start_rollback(session, row, actor=ACTOR, now=now, reason=reason)
             elif row.errors > watch.max_errors:
                 reason = (
                     f"{row.errors} unknown results in the watch, more than max_errors ({watch.max_errors})"
                 )
-                service.start_rollback(session, row, actor=ACTOR, now=now, reason=reason)
+                orders.start_rollback(session, row, actor=ACTOR, now=now, reason=reason)
             elif row.watch_until is not None and step.due_at >= row.watch_until:
                 row.finished_at = now
                 row.outcome = f"healthy through the {watch.window} watch"
@@ -228,7 +228,7 @@ class Executor:
                 _, execution, number = step.name.split(".")
                 assert row.watch_started_at is not None and row.watch_until is not None
                 due = min(row.watch_started_at + watch.interval * (int(number) + 1), row.watch_until)
-                service.schedule_step(session, row, f"watch.{execution}.{int(number) + 1}", due, now)
+                orders.schedule_step(session, row, f"watch.{execution}.{int(number) + 1}", due, now)
 
     # -- rollback ------------------------------------------------------------------------------
 

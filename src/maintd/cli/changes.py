@@ -19,7 +19,7 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from maintd.auth import Principal, authenticate
-from maintd.changes import preview, service
+from maintd.changes import orders, preview, service
 from maintd.changes.health import RunnerChecks
 from maintd.changes.model import ChangeError, ChangeRequest, ChangeState
 from maintd.changes.worker import ChangeWorker
@@ -256,7 +256,7 @@ def execute(
     _state(
         store,
         token,
-        lambda s, who: service.request_execution(
+        lambda s, who: orders.request_execution(
             s, change_id=change_id, who=who, settings=settings, now=_now(), override_reason=override_freeze
         ),
     )
@@ -275,7 +275,7 @@ def rollback(
     _state(
         store,
         token,
-        lambda s, who: service.request_rollback(s, change_id=change_id, who=who, now=_now(), reason=note),
+        lambda s, who: orders.request_rollback(s, change_id=change_id, who=who, now=_now(), reason=note),
     )
 
 
