@@ -22,6 +22,7 @@ from maintd.incidents import service
 from maintd.incidents.pipeline import ingest
 from maintd.store.db import Store
 from maintd.store.events import query
+from maintd.store.models import RunRow
 from maintd.web import auth, charts
 
 PLAN = """
@@ -37,8 +38,16 @@ schedules:
 people:
   - {name: ann, email: ann@example.com}
   - {name: bob, email: bob@example.com}
+components:
+  - name: api
+    owner: ann
+    category: framework
+    stage: production
+    versions: [{version: "3.2.0", released: 2026-06-01}]
+documents:
+  - {name: api-runbook, title: API <i>incident</i> runbook, kind: runbook, owner: ann, location: docs/rb.md}
 """
-PAGES = ("/", "/incidents", "/tasks", "/runs", "/changes", "/postmortems", "/kpis")
+PAGES = ("/", "/incidents", "/tasks", "/runs", "/changes", "/postmortems", "/kpis", "/capacity", "/inventory")
 
 
 @pytest.fixture
@@ -274,6 +283,8 @@ def test_every_page_renders_for_a_viewer(browser, tokens, engine):
     kpis = browser.get("/kpis").text
     assert kpis.count("<svg") == 2  # the percentages (acknowledged in time: 100 %) and incidents per day
     assert "Acknowledged within the response deadline" in kpis and "100 %" in kpis
+    inventory = browser.get("/inventory").text
+    assert "3.2.0" in inventory and "API &lt;i&gt;incident&lt;/i&gt; runbook" in inventory
     assert browser.get("/incidents/999").status_code == 404
     assert browser.get("/static/style.css").status_code == 200
 
@@ -304,3 +315,25 @@ def test_acknowledging_from_the_page_works_on_postgresql_too(pg_store, write_pla
         assert client.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf}).status_code == 303
         assert 'data-state="acknowledged"' in client.get(f"/incidents/{incident_id}").text
     assert state_of(engine, incident_id) == "acknowledged"
+
+
+def test_the_capacity_page_draws_each_series_and_says_when_it_is_full(browser, tokens, engine):
+    gib = 2.0**30
+    start = engine.clock.now() - timedelta(days=60)
+    with engine.store.write() as s:
+        for i in range(60):
+            at = start + timedelta(days=i)
+            used = (100 + i) * gib
+            s.add(
+                RunRow(
+                    id=f"cap{i}", task="disk", target="db1", kind="disk", dry_run=False, trigger="schedule",
+                    attempt=1, scheduled_for=at, started_at=at, finished_at=at, state="finished", status="ok",
+                    in_window=True, preventive=True, output="", owner="test", duration_ms=1.0,
+                    metrics={"used_bytes:/": used, "free_bytes:/": 300 * gib - used},
+                )
+            )  # fmt: skip
+    log_in(browser, tokens["vera"])
+    page = browser.get("/capacity").text
+    assert "<h3>disk/db1/used_bytes:/</h3>" in page
+    assert page.count("<svg") == 1 and '<polyline class="history"' in page
+    assert "Limit" in page

@@ -20,7 +20,7 @@ from tests.harness import Harness, cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-PAGES = ("incidents", "tasks", "runs", "changes", "postmortems", "kpis")
+PAGES = ("incidents", "tasks", "runs", "changes", "postmortems", "kpis", "capacity", "inventory")
 TITLE = "Checkout API answers 503 <b>not bold</b>"
 PLAN = f"""
 targets:
@@ -48,6 +48,15 @@ incidents:
 people:
   - {{name: ann, email: ann@example.com}}
   - {{name: bob, email: bob@example.com}}
+components:
+  - name: shop-api
+    owner: ann
+    category: framework
+    stage: production
+    versions: [{{version: "3.2.0", released: 2026-06-01}}, {{version: "2.9.0", released: 2024-01-10}}]
+    in_use: "2.9.0"
+documents:
+  - {{name: shop-runbook, title: Checkout runbook, kind: runbook, owner: ann, location: docs/shop.md}}
 schedules:
   - name: ops
     layers:

@@ -1,7 +1,8 @@
 """The web dashboard: server-rendered pages for people, beside the API for programs.
 
 ``install(app)`` mounts it at ``/``: ``/login``, the overview ``/``, ``/incidents``,
-``/tasks``, ``/runs``, ``/changes``, ``/postmortems``, ``/kpis`` and ``/static``.
+``/tasks``, ``/runs``, ``/changes``, ``/postmortems``, ``/kpis``, ``/capacity``,
+``/inventory`` and ``/static``.
 Pages stay out of the OpenAPI document (they are not an API). No JavaScript, no
 CDN: the stylesheet is the only static file, charts are inline SVG.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from maintd.web import pages, routes
+from maintd.web import pages, planning, routes
 
 STATIC = Path(__file__).parent / "static"
 
@@ -21,4 +22,5 @@ STATIC = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     app.include_router(routes.router())
     app.include_router(pages.router())
+    app.include_router(planning.router())  # capacity and inventory
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -21,7 +21,7 @@ Ctx = Annotated[AppContext, Depends(context)]
 MAX_FORM = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 
-# The navigation bar: (path, label); pages not built yet are simply absent.
+# The navigation bar: (path, label).
 NAV = (
     ("/", "Overview"),
     ("/incidents", "Incidents"),
@@ -30,6 +30,8 @@ NAV = (
     ("/changes", "Changes"),
     ("/postmortems", "Post-mortems"),
     ("/kpis", "KPIs"),
+    ("/capacity", "Capacity"),
+    ("/inventory", "Inventory"),
 )
 
 
