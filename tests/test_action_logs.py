@@ -21,7 +21,7 @@ from maintd.clock import FakeClock
 from maintd.scheduler.claims import claim_manual
 from maintd.scheduler.orders import RunOrder
 from maintd.store.models import EventRow
-from maintd.tasks.logs import archive
+from maintd.tasks.logs import archive, frames
 from maintd.tasks.logs.config import Codec
 from tests.conftest import T0, run
 from tests.kinds import REGISTRY, make_target, run_kind
@@ -221,6 +221,102 @@ def test_a_log_larger_than_a_segment_is_one_file_the_standard_tools_read(tmp_pat
     tool = ["zstd", "-dc"] if codec is Codec.zstd else ["gzip", "-dc"]
     assert subprocess.run([*tool, str(dest)], capture_output=True, check=True).stdout == body.encode()
     assert (done.bytes_before, done.bytes_after) == (len(body), dest.stat().st_size)
+
+
+def squeezing(monkeypatch: pytest.MonkeyPatch, spoil: Any) -> None:
+    """The seam between compression and verification: every frame made is passed through ``spoil``."""
+    real = frames._squeezer
+
+    def spoiled(codec: Codec, level: int) -> frames.Squeeze:
+        squeeze = real(codec, level)
+        return lambda data: spoil(squeeze(data), data)
+
+    monkeypatch.setattr(frames, "_squeezer", spoiled)
+
+
+def flip_a_bit(frame: bytes, _data: bytearray) -> bytes:
+    spoilt = bytearray(frame)
+    spoilt[len(spoilt) // 2] ^= 0x10
+    return bytes(spoilt)
+
+
+def another_line(_frame: bytes, data: bytearray) -> bytes:
+    # A valid frame, checksum and all, of content that differs from the segment in one byte.
+    changed = bytearray(data)
+    changed[-2:-1] = b"X"
+    return zstandard.ZstdCompressor(write_checksum=True, write_content_size=True).compress(changed)
+
+
+@pytest.mark.parametrize("spoil", [flip_a_bit, another_line])
+def test_a_frame_that_does_not_decompress_to_its_segment_stops_the_run(tmp_path, monkeypatch, spoil):
+    original = write(tmp_path / "app.log-20261020", lines(5000), days_old=38)
+    expired = write(tmp_path / "api.log-20260701", "expired\n", days_old=149)
+    squeezing(monkeypatch, spoil)
+    result = logs({"path": str(tmp_path)})
+    assert result.status is Status.critical
+    first = result.output.splitlines()[0]
+    size = len(lines(5000))
+    assert first.startswith(f"stopped: the frame for bytes 0-{size} does not decompress")
+    assert first.endswith("; nothing removed; nothing after it was done")
+    assert original.read_text() == lines(5000) and expired.exists()
+    assert sorted(tree(tmp_path)) == ["api.log-20260701", "app.log-20261020"]  # no archive, no .partial
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_a_cut_short_last_frame_of_a_long_log_is_caught_and_named_by_its_bytes(tmp_path, monkeypatch, codec):
+    body = lines(200_000) * 2  # 13 segments, the last one short
+    src = write(tmp_path / "big.log-20261001", body)
+    made: list[int] = []
+
+    def last_cut_short(frame: bytes, data: bytearray) -> bytes:
+        made.append(len(data))
+        return frame[:-3] if len(data) < frames.SEGMENT else frame  # the last, short segment cut short
+
+    squeezing(monkeypatch, last_cut_short)
+    last = len(body) // frames.SEGMENT * frames.SEGMENT
+    dest = tmp_path / f"big.log-20261001{codec.suffix}"
+    with pytest.raises(
+        archive.ArchiveError, match=rf"the frame for bytes {last}-{len(body)} does not decompress \("
+    ):
+        archive.compress(src, dest, codec=codec, level=1, threads=2)
+    assert src.read_text() == body and sorted(tree(tmp_path)) == ["big.log-20261001"]
+    assert len(body) - last in made
+
+
+def test_frames_written_out_of_order_are_refused(tmp_path, monkeypatch):
+    body = lines(200_000) * 2
+    src = write(tmp_path / "big.log-20261001", body)
+    real = frames.frames
+
+    def swapped(*args: Any) -> Any:
+        made = list(real(*args))
+        yield from [made[1], made[0], *made[2:]]
+
+    monkeypatch.setattr(archive, "frames", swapped)
+    with pytest.raises(
+        archive.ArchiveError, match=rf"the frame for byte {frames.SEGMENT} came where byte 0 belongs"
+    ):
+        archive.compress(src, tmp_path / "big.log-20261001.zst", codec=Codec.zstd, level=1, threads=2)
+    assert src.read_text() == body and sorted(tree(tmp_path)) == ["big.log-20261001"]
+
+
+def test_an_archive_renamed_away_while_written_keeps_the_original(tmp_path, monkeypatch):
+    # Another process replacing the temporary file: the name no longer holds what was written.
+    src = write(tmp_path / "app.log-20261020", lines(3000))
+    dest = tmp_path / "app.log-20261020.zst"
+    tmp = tmp_path / ".app.log-20261020.zst.partial"
+    real = archive._write_frames
+
+    def then_replaced(*args: Any) -> Any:
+        done = real(*args)
+        tmp.rename(tmp_path / "elsewhere")
+        tmp.write_bytes(b"not ours")
+        return done
+
+    monkeypatch.setattr(archive, "_write_frames", then_replaced)
+    with pytest.raises(archive.ArchiveError, match=f"{tmp} was replaced while it was written; {src} kept"):
+        archive.compress(src, dest, codec=Codec.zstd, level=3, threads=1)
+    assert src.read_text() == lines(3000) and not dest.exists()
 
 
 def test_a_corrupt_archive_keeps_its_original_and_the_run_is_critical(tmp_path):
