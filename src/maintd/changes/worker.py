@@ -149,6 +149,9 @@ class ChangeWorker:
 
     def _take(self, loaded: LoadedPlan, now: datetime) -> list[Step]:
         """The earliest due step of each change this process can lease."""
+        due = self._next_due()  # a read first: no write transaction every poll when nothing is due
+        if due is None or due > now:
+            return []
         with self.store.write() as session:
             ids = timers.due(session, now, kinds=[KIND], limit=100)
             rows = session.scalars(
