@@ -148,20 +148,16 @@ def _run(example: Example, name: str, *, dry_run: bool) -> Outcome:
         await example.engine.runner.stop(0)
 
     run(go())
+    example.clock.advance(1)  # the next run starts later, as it would
     with example.engine.store.read() as s:
-        row = s.scalars(
-            select(RunRow)
-            .where(RunRow.task == name, RunRow.dry_run == dry_run)
-            .order_by(RunRow.started_at.desc())
-        ).first()
+        row = s.get(RunRow, order.run_id)
         assert row is not None and row.state == "finished", row and row.output
         kind = "action.planned" if dry_run else "action.applied"
-        event = s.scalars(
-            select(EventRow)
-            .where(EventRow.kind == kind, EventRow.subject == f"task:{name}/{target}")
-            .order_by(EventRow.id.desc())
-        ).first()
-        changes = list(event.payload["changes"]) if event is not None else []
+        events = s.scalars(
+            select(EventRow).where(EventRow.kind == kind, EventRow.subject == f"task:{name}/{target}")
+        ).all()
+        # A run that changed nothing writes no event.
+        changes = [c for e in events if e.payload["run_id"] == order.run_id for c in e.payload["changes"]]
     return Outcome(str(row.status), row.output, changes)
 
 
@@ -222,12 +218,12 @@ class Expect:
     applied: frozenset[str]  # the actions of the real run's action.applied event
     planned: frozenset[str]  # ... of the dry run's action.planned event
     status: str = "ok"
+    again: str | None = None  # idempotent: a second real run changes nothing and says this
 
 
-def expect(line: str, applied: str = "", planned: str | None = None) -> Expect:
-    return Expect(
-        line, frozenset(applied.split()), frozenset((applied if planned is None else planned).split())
-    )
+def expect(line: str, applied: str = "", planned: str | None = None, again: str | None = None) -> Expect:
+    planned_ = applied if planned is None else planned
+    return Expect(line, frozenset(applied.split()), frozenset(planned_.split()), again=again)
 
 
 DRILL = "create mark dump restore drop remove report"
@@ -243,8 +239,13 @@ EXPECTED: dict[str, Expect] = {
         "PostgreSQL postgres@127.0.0.1:5432/{db}: rotated {db}_blue -> {db}_green",
         "set-password write retire",
         "set-password write verify retire",
+        again=", within min_interval 1h: nothing to do",
     ),
-    "weekly-log-retention": expect("rotated 2, compressed 1 (36.0 KiB -> ", "mkdir rotate compress delete"),
+    "weekly-log-retention": expect(
+        "rotated 2, compressed 1 (36.0 KiB -> ",
+        "mkdir rotate compress delete",
+        again="rotated 0, compressed 0 (0 B -> 0 B), deleted 0 (0 B), held 1",
+    ),
     "monthly-config-drift": expect("2 items as desired"),
     "monthly-security-compliance": expect(
         "0 open findings (0 new), 0 fixed; 0 critical, 0 high", "write-report"
@@ -257,7 +258,10 @@ EXPECTED: dict[str, Expect] = {
         "manifest {base}/backups/files/MANIFEST.json: 4 files, 1.0 MiB verified (blake3)"
     ),
     "monthly-certificates": expect(
-        "renewed {base}/tls/fullchain.pem through ACME ", "create-account-key issue write", "renew write"
+        "renewed {base}/tls/fullchain.pem through ACME ",
+        "create-account-key issue write",
+        "renew write",
+        again="nothing due: the earliest expires in ",
     ),
     "quarterly-failover-drill": expect(
         "DR drill of 127.0.0.1:5432/{db} (basebackup, standby + failover): restored and verified, RTO ",
@@ -305,3 +309,7 @@ def test_each_task_changes_nothing_in_a_dry_run_then_does_its_work(example: Exam
     assert want.line.format(base=example.base, db=example.db) in real.output, real.output
     if not want.applied:  # a task that only observes leaves everything as it was
         assert _world(example) == before, f"{name} changed something"
+    if want.again is not None:
+        again = _run(example, name, dry_run=False)
+        assert (again.status, again.actions) == ("ok", frozenset()), again.output
+        assert want.again in again.output, again.output
