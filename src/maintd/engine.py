@@ -16,6 +16,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -29,6 +30,9 @@ from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.incidents.recipients import Roster
+from maintd.lifecycle import coverage as lifecycle_coverage
+from maintd.lifecycle import reminders as lifecycle_reminders
+from maintd.lifecycle.records import Catalog
 from maintd.metrics import Metrics
 from maintd.notify.dispatcher import Dispatcher, Job
 from maintd.notify.transport import Notifier
@@ -211,6 +215,8 @@ class Engine:
                     "warnings": [str(w) for w in loaded.warnings],
                 }
                 append(session, Event("plan.loaded", "plan", now, actor, payload))
+            previous = stored.document if changed and stored is not None else None
+            _lifecycle(session, loaded, now, changed=changed, previous=previous)  # reminders, EOL notices
         self.loaded = loaded
         self.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
         release_memory()
@@ -332,6 +338,9 @@ class Engine:
                     settings=loaded.plan.postmortems,
                     base_url=self.settings.base_url,
                 )
+            )
+            handlers.update(  # lifecycle: document reviews, trainings due, end-of-life notices
+                lifecycle_reminders.handlers(loaded.plan, base_url=self.settings.base_url)
             )
             self._handlers = (loaded, handlers)
         return self._handlers[1]
@@ -539,6 +548,23 @@ class Engine:
                 session,
                 Event("engine.stopped", "engine", self.clock.now(), "system", {"instance": self.instance}),
             )
+
+
+def _lifecycle(
+    session: Session, loaded: LoadedPlan, now: datetime, *, changed: bool, previous: dict[str, Any] | None
+) -> None:
+    """A plan being activated: what changed under its documents (against the stored plan), then the
+    lifecycle's timers. A failure must not refuse the plan."""
+    plan = loaded.plan
+    if not (plan.components or plan.documents or plan.trainings):
+        return
+    try:
+        with session.begin_nested():
+            if changed:
+                lifecycle_coverage.record_plan(session, previous, plan, digest=loaded.digest, now=now)
+            lifecycle_reminders.schedule_all(session, Catalog.of(plan), now)
+    except Exception:
+        log.exception("scheduling lifecycle reminders failed; they are set again at the next load or record")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

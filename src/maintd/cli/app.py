@@ -23,6 +23,7 @@ from maintd.cli import (
     windows,
 )
 from maintd.cli import changes as changes_cli
+from maintd.cli import lifecycle as lifecycle_cli  # lifecycle (maintd.lifecycle)
 from maintd.cli import remediation as remediation_cli
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
@@ -48,6 +49,9 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(postmortems.app, name="postmortem")
 app.add_typer(remediation_cli.app, name="remediation")
 app.add_typer(changes_cli.app, name="change")
+app.add_typer(lifecycle_cli.app, name="lifecycle")  # lifecycle: components, docs, training
+app.add_typer(lifecycle_cli.docs_app, name="docs")
+app.add_typer(lifecycle_cli.training_app, name="training")
 app.command("run")(run.run)
 app.command("tasks")(query.tasks)
 app.command("runs")(query.runs)

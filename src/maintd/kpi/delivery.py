@@ -1,5 +1,5 @@
 """Figures of what reached people: notifications delivered, post-mortem action items done on time,
-and the seed KPIs maintd does not track yet (shown, with why, rather than left out)."""
+documentation kept current and people trained (maintd.kpi.lifecycle)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from maintd.kpi.lifecycle import lifecycle_figures
 from maintd.kpi.model import Figure, share
 from maintd.notify.outbox import FAILED, SENT
 from maintd.store.models import NotificationRow, PostmortemActionRow
@@ -49,8 +50,7 @@ def delivery_figures(session: Session, start: datetime, end: datetime) -> list[F
             target=95.0,
             better="higher",
         ),
-        _untracked("seed.documentation_currency", "Documentation updated within 48 hours", 100.0),
-        _untracked("seed.training_completion", "Team trained in the last year", 100.0),
+        *lifecycle_figures(session, start, end),  # documentation currency, training (maintd.lifecycle)
     ]
 
 
@@ -67,17 +67,3 @@ def _actions(session: Session, start: datetime, end: datetime) -> tuple[int, int
     ).all()
     on_time = sum(1 for status, in_time in rows if status == "done" and in_time)
     return on_time, len(rows) - on_time
-
-
-def _untracked(name: str, title: str, target: float) -> Figure:
-    return Figure(
-        name=name,
-        group="seed",
-        title=title,
-        value=None,
-        unit="%",
-        how="not tracked yet: the documentation registry and training matrix are not built",
-        samples=0,
-        target=target,
-        better="higher",
-    )

@@ -13,6 +13,8 @@ from maintd.plan.base import StrictModel
 from maintd.plan.changes import ChangeSettings
 from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings, TaskAlert
+from maintd.plan.lifecycle import Component, Document, Training  # lifecycle (maintd.lifecycle)
+from maintd.plan.lifecycle import Stage as Stage  # re-exported: it was defined here
 from maintd.plan.notify import Channel
 from maintd.plan.oncall import OnCallSchedule, Person
 from maintd.plan.playbooks import Playbook
@@ -40,18 +42,6 @@ class TargetKind(StrEnum):
     backup_set = "backup_set"
     log_directory = "log_directory"
     directory = "directory"
-
-
-class Stage(StrEnum):
-    """The seed's component lifecycle."""
-
-    development = "development"
-    testing = "testing"
-    staging = "staging"
-    production = "production"
-    maintenance = "maintenance"
-    deprecation = "deprecation"
-    retirement = "retirement"
 
 
 class Target(StrictModel):
@@ -219,6 +209,10 @@ class Plan(StrictModel):
     changes: ChangeSettings = Field(  # change management (maintd.changes)
         default=ChangeSettings(), description="the approval matrix, procedures, health watch and freeze"
     )
+    # lifecycle (maintd.lifecycle): inventory and versions, the documentation registry, the training matrix
+    components: list[Component] = Field(default=[], description="components: stage, versions, owner")
+    documents: list[Document] = Field(default=[], description="documents with review cadence and owner")
+    trainings: list[Training] = Field(default=[], description="the training matrix: role → training")
 
     def target(self, name: str) -> Target:
         for target in self.targets:

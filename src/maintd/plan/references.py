@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from maintd.plan.lifecycle import lifecycle_problems
 from maintd.plan.oncall import Loc
 from maintd.plan.playbooks import playbook_problems
 
@@ -51,6 +52,7 @@ def escalation_problems(plan: Plan) -> list[tuple[Loc, str]]:
                 )
             )
     problems += playbook_problems(plan)  # playbooks: the step before a human is paged
+    problems += lifecycle_problems(plan)  # components, documents, trainings (maintd.lifecycle)
     return problems
 
 
