@@ -15,6 +15,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
+import bench.capacity  # capacity projections (maintd.capacity)
 import bench.dr_drill
 import bench.logs
 from bench import backup_verify, dispatch, ingest, latency, memory, nagios, probe, services, tick, timers
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "backup-verify": (backup_verify.run, backup_verify.TARGET),
     "logs": (bench.logs.run, bench.logs.TARGET),
     "dr-drill": (bench.dr_drill.run, bench.dr_drill.TARGET),
+    "capacity": (bench.capacity.run, bench.capacity.TARGET),  # capacity projections (no store needed)
 }
 
 # Throughput varies from run to run more than latency: run these several times (not with --quick).
@@ -47,6 +49,7 @@ OWN_PLAN = {
     "backup-verify": "sqlite",
     "logs": "sqlite",
     "dr-drill": "sqlite",
+    "capacity": "sqlite",  # in-memory series: the store is not used
 }
 # These start their own servers on their own databases (and repeat inside): once per store, no shapes.
 OWN_SERVERS = {"ingest", "latency"}

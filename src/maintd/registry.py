@@ -34,6 +34,7 @@ BUILTIN_KINDS = (
     "maintd.tasks.dr_drill",
     "maintd.tasks.redis_upkeep",
     "maintd.tasks.drift",
+    "maintd.tasks.capacity_review",  # capacity reports on the plan's schedule (maintd.capacity)
 )
 
 

@@ -1,6 +1,6 @@
 """One series as an SVG chart, written by hand: history, projection, its interval and the limit.
 
-No plotting library: matplotlib costs about a second to import and a font cache on first use, for
+No plotting library (matplotlib would be one more heavy dependency to pin and import lazily) for
 four lines and a band that a few polylines draw.
 """
 

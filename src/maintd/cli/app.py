@@ -22,9 +22,11 @@ from maintd.cli import (
     silences,
     windows,
 )
+from maintd.cli import capacity as capacity_cli  # capacity (maintd.capacity)
 from maintd.cli import changes as changes_cli
 from maintd.cli import lifecycle as lifecycle_cli  # lifecycle (maintd.lifecycle)
 from maintd.cli import remediation as remediation_cli
+from maintd.cli import report as report_cli  # reports written as files: `maintd report capacity`
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
@@ -59,6 +61,8 @@ app.command("events")(query.events)
 app.command("alerts")(incidents.alerts)
 app.command("windows")(windows.windows)
 app.command("kpi")(kpi.kpi)
+app.command("capacity")(capacity_cli.capacity)  # capacity (maintd.capacity)
+app.add_typer(report_cli.app, name="report")  # reports written as files (maintd report NAME)
 
 
 @app.command()
