@@ -405,3 +405,28 @@ def test_every_lifecycle_plan_field_is_documented(model: type[BaseModel]) -> Non
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))  # as tests/test_docs.py
     missing = set(model.model_fields) - documented
     assert not missing, f"docs/plan.md does not document {model.__name__} fields {sorted(missing)}"
+
+
+def test_an_upgrade_before_the_notice_date_means_no_notice_for_the_old_version(engine: Engine) -> None:
+    move(engine, "pg", None, Z("2027-01-10T00:00"), version="17.0", released=date(2026, 12, 1))
+    for at in (Z("2027-01-10T00:00"), Z("2028-03-01T00:00")):  # 16.0's notice would have been due 1 Mar 2028
+        engine.clock.set(at)  # type: ignore[attr-defined]
+        engine.tick(at)
+    assert [n for n in notifications(engine) if n[1] == "component:pg"] == []
+    with engine.store.read() as s:
+        (pg,) = [c for c in inventory.states(s, catalog(engine), Z("2028-03-01T00:00")) if c.name == "pg"]
+    assert (pg.version, pg.end_of_support, pg.notice_from, pg.on_notice) == (
+        "17.0",
+        date(2028, 12, 1),
+        date(2028, 6, 1),
+        False,
+    )
+
+
+def test_a_transition_queues_a_review_reminder_to_the_owner_of_each_covering_document(engine: Engine) -> None:
+    engine.tick(engine.clock.now())  # the notices and training reminders due at once
+    move(engine, "pg", Stage.maintenance, Z("2026-11-28T10:00"))
+    engine.clock.set(Z("2026-11-28T10:00"))  # type: ignore[attr-defined]
+    engine.tick(Z("2026-11-28T10:00"))
+    docs = [n for n in notifications(engine) if n[1].startswith("doc:")]
+    assert docs == [("person:tess", "doc:arch", "reminder", "document arch: review due")]
