@@ -8,13 +8,14 @@ removed, as a retention run does it:
 - ``logrotate+zstd``: the same with ``compresscmd zstd``, ``compressoptions -3 -T0``;
 - ``zstd -T0 -3 --rm``: the command line alone, every core, no verification;
 - ``maintd zstd-3`` / ``maintd zstd-1`` / ``maintd gzip-6``: the ``logs`` action's own ``run``
-  on a rotated log 40 days old, every core, each archive decompressed and compared before the
-  original goes (see docs/kinds/logs.md).
+  on a rotated log 40 days old, every core, every frame decompressed and compared before it is
+  written, the original removed only after that (see docs/kinds/logs.md).
 
 Each copy is made and ``sync``ed before its timing (so write-back of the copy does not land in
 it); the copies are in the page cache for everyone. Contenders alternate, REPEATS rounds; the
 figure is the median wall time as MB/s (10^6 bytes/s), with the CPU seconds (user + system,
-children or threads included) and the ratio (original bytes / archive bytes). Every archive
+children or threads included), the load average when each round started, and the ratio
+(original bytes / archive bytes). Every archive
 is checked to decompress to the original with the standard tool before it counts.
 The target, for maintd zstd-3 (the default) and zstd-1: >= 0.9x the MB/s of ``zstd -T0 -3`` at an
 equal or better ratio; the CPU seconds say more than the wall time on a busy machine.
@@ -39,10 +40,11 @@ from pathlib import Path
 
 from bench.common import T0, Result, Shape
 from bench.logsdata import CACHE, SIZE, corpus
-from maintd.checks.base import Resources, RunContext, Status
+from maintd.checks.base import CheckResult, Resources, RunContext, Status
 from maintd.clock import FakeClock
 from maintd.plan.models import Target, Task
-from maintd.tasks.logs import KIND, LogsConfig
+from maintd.tasks.logs import KIND
+from maintd.tasks.logs.config import LogsConfig
 
 TARGET_RATIO = 0.9
 TARGET = f">= {TARGET_RATIO:g}x zstd -T0 -3 MB/s, ratio >= its"
@@ -74,7 +76,7 @@ def run(url: str, store_kind: str, shape: Shape, quick: bool) -> list[Result]:
     if shutil.which("logrotate") is None and Path("/usr/sbin/logrotate").exists():
         os.environ["PATH"] += ":/usr/sbin"
     digest = _sha256(source)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
     sizes: dict[str, int] = {}
     for _ in range(1 if quick else REPEATS):
         for name, contender in contenders.items():
@@ -92,12 +94,15 @@ def run(url: str, store_kind: str, shape: Shape, quick: bool) -> list[Result]:
     return _results(times, sizes, source.stat().st_size)
 
 
-def _timed(contender: Callable[[Path], tuple[Path, float]], work: Path) -> tuple[Path, tuple[float, float]]:
+def _timed(
+    contender: Callable[[Path], tuple[Path, float]], work: Path
+) -> tuple[Path, tuple[float, float, float]]:
+    load = os.getloadavg()[0]  # the machine is shared: every figure says how busy it was
     before = _cpu()
     started = time.perf_counter()
     archive, wall = contender(work)
     wall = wall or time.perf_counter() - started
-    return archive, (wall, _cpu() - before)
+    return archive, (wall, _cpu() - before, load)
 
 
 def _cpu() -> float:
@@ -130,7 +135,7 @@ def _maintd(work: Path, params: dict[str, object]) -> tuple[Path, float]:
     return work / f"{ROTATED}{suffix}", 0.0
 
 
-async def _run_action(work: Path, params: dict[str, object]) -> object:
+async def _run_action(work: Path, params: dict[str, object]) -> CheckResult:
     config = LogsConfig.model_validate({"path": str(work), **params})
     task = Task.model_validate(
         {"name": "bench", "kind": "logs", "targets": ["logs"], "schedule": {"every": "1w"}, "params": params}
@@ -164,18 +169,21 @@ def _sha256_of_decoded(archive: Path) -> str:
     return digest.hexdigest()
 
 
-def _results(times: dict[str, list[tuple[float, float]]], sizes: dict[str, int], total: int) -> list[Result]:
+def _results(
+    times: dict[str, list[tuple[float, float, float]]], sizes: dict[str, int], total: int
+) -> list[Result]:
     figures = {}
     for name, runs in times.items():
-        wall = statistics.median(w for w, _ in runs)
-        cpu = statistics.median(c for _, c in runs)
+        wall = statistics.median(w for w, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
         figures[name] = (total / 1e6 / wall, total / sizes[name], wall, cpu, runs)
-    cli_mbps, cli_ratio = figures["zstd -T0 -3 --rm"][:2]
+    cli_mbps, cli_ratio, _, cli_cpu, _ = figures["zstd -T0 -3 --rm"]
     results = []
     for name, (mbps, ratio, wall, cpu, runs) in figures.items():
-        walls = ", ".join(f"{w:.2f}" for w, _ in runs)
-        note = f"ratio {ratio:.2f}, {wall:.2f} s wall ({walls}), {cpu:.2f} CPU s"
-        note += f", {mbps / cli_mbps:.2f}x zstd CLI"
+        walls = ", ".join(f"{w:.2f}" for w, _, _ in runs)
+        loads = ", ".join(f"{load:.1f}" for _, _, load in runs)
+        note = f"ratio {ratio:.2f}, {wall:.2f} s wall ({walls}), {cpu:.2f} CPU s, load {loads}"
+        note += f", {mbps / cli_mbps:.2f}x zstd CLI, {cpu / cli_cpu:.2f}x its CPU"
         judged = name.startswith("maintd zstd")  # the default level 3, and level 1
         # The other rows are the comparison, not judged: shown as passing so they never fail the run.
         passed = mbps >= TARGET_RATIO * cli_mbps and ratio >= cli_ratio if judged else True
@@ -183,7 +191,7 @@ def _results(times: dict[str, list[tuple[float, float]]], sizes: dict[str, int],
             "logs", "-", name, f"{mbps:,.0f} MB/s", TARGET if judged else "(reference)", passed, note
         )
         result.details.update(
-            mb_per_s=round(mbps, 1), ratio=round(ratio, 3), wall_s=wall, cpu_s=round(cpu, 3)
+            mb_per_s=round(mbps, 1), ratio=round(ratio, 3), wall_s=wall, cpu_s=round(cpu, 3), load=loads
         )
         results.append(result)
     return results
