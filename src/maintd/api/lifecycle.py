@@ -62,7 +62,7 @@ def router() -> APIRouter:
 
     @r.get("/lifecycle/components", tags=["lifecycle"], summary="Components: stage, version in use, support")
     def components(ctx: Ctx, _: Viewer) -> list[inventory.ComponentState]:
-        with ctx.store.read() as session:
+        with _answers(), ctx.store.read() as session:
             return inventory.states(session, _catalog(ctx, session), ctx.clock.now())
 
     @r.post(
@@ -93,17 +93,17 @@ def router() -> APIRouter:
         summary="The annual technology review: live components by area, soonest end of support first",
     )
     def review(ctx: Ctx, _: Viewer) -> list[inventory.ComponentState]:
-        with ctx.store.read() as session:
+        with _answers(), ctx.store.read() as session:
             return inventory.review_list(session, _catalog(ctx, session), ctx.clock.now())
 
     @r.get("/docs", tags=["docs"], summary="The documentation registry: owner, cadence, last review, stale")
     def docs(ctx: Ctx, _: Viewer) -> list[documents.DocStatus]:
-        with ctx.store.read() as session:
+        with _answers(), ctx.store.read() as session:
             return documents.statuses(session, _catalog(ctx, session), until=ctx.clock.now())
 
     @r.get("/docs/stale", tags=["docs"], summary="Documents needing a review, stale longest first")
     def stale(ctx: Ctx, _: Viewer) -> list[documents.DocStatus]:
-        with ctx.store.read() as session:
+        with _answers(), ctx.store.read() as session:
             found = documents.statuses(session, _catalog(ctx, session), until=ctx.clock.now())
         return sorted((d for d in found if d.stale_since), key=lambda d: (d.stale_since, d.name))
 
@@ -125,13 +125,13 @@ def router() -> APIRouter:
 
     @r.get("/training/matrix", tags=["training"], summary="Role → required training → frequency, with people")
     def matrix(ctx: Ctx, _: Viewer) -> list[training.MatrixRow]:
-        with ctx.store.read() as session:
+        with _answers(), ctx.store.read() as session:
             return training.matrix(_catalog(ctx, session))
 
     @r.get("/training/overdue", tags=["training"], summary="Required trainings not current, oldest due first")
     def overdue(ctx: Ctx, _: Viewer) -> list[training.TrainingStatus]:
         now = ctx.clock.now()
-        with ctx.store.read() as session:
+        with _answers(), ctx.store.read() as session:
             found = training.statuses(session, _catalog(ctx, session), at=now)
         return sorted((s for s in found if not s.current), key=lambda s: (s.due_at or now, s.person))
 

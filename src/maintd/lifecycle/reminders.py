@@ -15,6 +15,7 @@ timers stale: a handler re-checks the state when it fires and queues nothing if 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -114,7 +115,8 @@ def _recipient(catalog: Catalog, name: str) -> Recipient:
 
 def _doc(session: Session, timer: TimerRow, now: datetime, catalog: Catalog, base: str) -> None:
     name = str(timer.payload["document"])
-    found = [d for d in documents.statuses(session, catalog, until=now) if d.name == name]
+    only = replace(catalog, documents=[d for d in catalog.documents if d.name == name])  # not every one
+    found = documents.statuses(session, only, until=now)
     if not found or found[0].stale_since is None or found[0].stale_since.isoformat() != timer.payload["due"]:
         return  # reviewed (or gone from the plan) since the timer was set
     doc = found[0]
@@ -178,7 +180,9 @@ def _training(session: Session, timer: TimerRow, now: datetime, catalog: Catalog
 
 def _eol(session: Session, timer: TimerRow, now: datetime, catalog: Catalog, base: str) -> None:
     name = str(timer.payload["component"])
-    found = [c for c in inventory.states(session, catalog, now) if c.name == name]
+    found = inventory.states(
+        session, replace(catalog, components=[c for c in catalog.components if c.name == name]), now
+    )
     if not found or found[0].version != timer.payload["version"] or found[0].stage == Stage.retirement:
         return  # upgraded, retired or gone since
     c = found[0]
