@@ -44,6 +44,17 @@ if ! pg_up; then
 fi
 wait_for PostgreSQL pg_up
 
+# The DR drill takes a pg_basebackup of the local server: allow replication connections from
+# loopback (trust, as the machine's other local connections are), then reload.
+for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    if ! grep -Eq '^host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32' "$hba"; then
+        echo "services: allowing loopback replication in $hba" >&2
+        printf 'host    replication     all             127.0.0.1/32            trust\n' >> "$hba"
+        version=$(basename "$(dirname "$(dirname "$hba")")")
+        pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    fi
+done
+
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
 if ! redis_up; then
     echo "services: starting Redis" >&2
