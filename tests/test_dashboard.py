@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
 from maintd.alerts.model import AlertIn, Severity
 from maintd.api.app import create_app
 from maintd.api.deps import AppContext
-from maintd.auth import Role, create_token, revoke_token
+from maintd.auth import Principal, Role, create_token, revoke_token
+from maintd.changes import service as changes
+from maintd.changes.model import ChangeRequest
 from maintd.engine import Engine
 from maintd.incidents import service
 from maintd.incidents.pipeline import ingest
@@ -44,6 +46,19 @@ components:
     category: framework
     stage: production
     versions: [{version: "3.2.0", released: 2026-06-01}]
+targets:
+  - {name: web1, kind: host, connection: {path: /srv}}
+tasks:
+  - name: web-health
+    kind: command
+    targets: [web1]
+    schedule: {every: 1h}
+    params: {argv: [/bin/true], read_only: true}
+changes:
+  procedures:
+    - {name: noop, apply: [/bin/true], rollback: [/bin/true]}
+  types:
+    tweak: {description: a small change, approvals: [{role: team-lead, count: 1}]}
 documents:
   - {name: api-runbook, title: API <i>incident</i> runbook, kind: runbook, owner: ann, location: docs/rb.md}
 """
@@ -337,3 +352,48 @@ def test_the_capacity_page_draws_each_series_and_says_when_it_is_full(browser, t
     assert "<h3>disk/db1/used_bytes:/</h3>" in page
     assert page.count("<svg") == 1 and '<polyline class="history"' in page
     assert "Limit" in page
+
+
+def requested(engine: Engine, title: str) -> int:
+    assert engine.loaded is not None
+    request = ChangeRequest(
+        type="tweak", title=title, procedure="noop", targets=["web1"], checks=["web-health"]
+    )
+    with engine.store.write() as s:
+        row = changes.create(
+            s,
+            request=request,
+            who=Principal("rob", Role.responder),
+            plan=engine.loaded.plan,
+            now=engine.clock.now(),
+        )
+        return row.id
+
+
+def test_a_team_lead_approves_or_rejects_a_change_from_its_page_and_others_are_refused(
+    app, browser, tokens, engine
+):
+    first, second = requested(engine, "raise the pool size"), requested(engine, "<script>x</script>")
+    with TestClient(app, follow_redirects=False) as rob:
+        csrf = log_in(rob, tokens["rob"])
+        assert (
+            ">Approve</button>" in rob.get(f"/changes/{first}").text
+        )  # a responder may try; the matrix decides
+        refused = rob.post(f"/changes/{first}/approve", data={"csrf": csrf})
+        assert refused.status_code == 403 and "the requester cannot approve it" in refused.text
+    with TestClient(app, follow_redirects=False) as vera:
+        csrf = log_in(vera, tokens["vera"])
+        assert ">Approve</button>" not in vera.get(f"/changes/{first}").text
+        assert vera.post(f"/changes/{first}/approve", data={"csrf": csrf}).status_code == 403
+    csrf = log_in(browser, tokens["tess"])
+    assert browser.post(f"/changes/{first}/approve", data={}).status_code == 403  # no CSRF token
+    done = browser.post(f"/changes/{first}/approve", data={"csrf": csrf, "note": "looks fine"})
+    assert (done.status_code, done.headers["location"]) == (303, f"/changes/{first}")
+    assert browser.post(f"/changes/{second}/reject", data={"csrf": csrf}).status_code == 303
+    page = browser.get(f"/changes/{first}").text
+    assert "approved" in page and "looks fine" in page and ">Approve</button>" not in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in browser.get("/changes").text
+    with engine.store.read() as s:
+        assert [changes.get(s, change_id=i).state for i in (first, second)] == ["approved", "rejected"]
+    again = browser.post(f"/changes/{second}/approve", data={"csrf": csrf})
+    assert again.status_code == 409

@@ -3,7 +3,7 @@ form bodies, and the answers for "log in first", "not allowed" and "not found"."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -93,6 +93,33 @@ def check_post(web: WebSession | None, fields: dict[str, str], role: Role) -> Re
     if not web.may(role):
         return refuse(403, "Not allowed", f"This needs the {role} role; you are {web.principal.role}.", web)
     return None
+
+
+def act(
+    request: Request,
+    ctx: AppContext,
+    fields: dict[str, str],
+    role: Role,
+    do: Callable[[Session, WebSession, datetime], None],
+    back: str,
+    refusals: Sequence[tuple[type[Exception], int]],
+) -> Response:
+    """Check the session, its CSRF token and the role, act in one write transaction, and go back
+    to ``back`` (POST-redirect-GET). A domain refusal (the first of ``refusals`` it is an instance
+    of, with its HTTP status) is raised out of the transaction, so nothing of it is committed."""
+    now = ctx.clock.now()
+    web: WebSession | None = None
+    try:
+        with ctx.store.write() as session:
+            web = session_of(request, session, now)
+            refused = check_post(web, fields, role)
+            if refused is not None or web is None:
+                return refused or refuse(401, "Logged out", "Log in again.", None)
+            do(session, web, now)
+    except tuple(kind for kind, _ in refusals) as exc:
+        status = next(code for kind, code in refusals if isinstance(exc, kind))
+        return refuse(status, "Not found" if status == 404 else "Refused", str(exc), web)
+    return RedirectResponse(back, status_code=303)
 
 
 def refuse(status: int, title: str, message: str, web: WebSession | None) -> HTMLResponse:

@@ -1,9 +1,10 @@
-"""The dashboard's read-only pages: tasks, runs, changes and approvals, post-mortems and their
-action items, KPIs with charts. Each renders from one read session through the rooms' own
-services, never a query of its own where a service has one."""
+"""The dashboard's other pages: tasks, runs, changes and approvals (approve or reject: the change
+type's matrix decides who may), post-mortems and their action items, KPIs with charts. Each page
+renders from one read session through the rooms' own services."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -14,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from maintd import views
 from maintd.api.deps import AppContext
+from maintd.auth import Role
 from maintd.changes import service as changes
-from maintd.changes.model import ChangeNotFound, ChangeState
+from maintd.changes.model import ChangeError, ChangeForbidden, ChangeNotFound, ChangeState
 from maintd.kpi.report import compute
 from maintd.plan.models import Plan
 from maintd.postmortems import actions
@@ -24,11 +26,13 @@ from maintd.postmortems.model import ActionStatus
 from maintd.store.models import IncidentRow, RunRow
 from maintd.web import charts
 from maintd.web.auth import WebSession
-from maintd.web.common import Ctx, NotFound, show
+from maintd.web.common import Ctx, Form, NotFound, act, show
 
 RUN_STATUSES = ("ok", "warning", "critical", "unknown", "running")
 KPI_PERIOD = timedelta(days=30)
 LIMIT = 100
+# The most specific first: each is a ChangeError too.
+CHANGE_REFUSALS = ((ChangeNotFound, 404), (ChangeForbidden, 403), (ChangeError, 409))
 
 
 def router() -> APIRouter:
@@ -72,7 +76,7 @@ def router() -> APIRouter:
 
     @r.get("/changes/{change_id}")
     def change(change_id: int, request: Request, ctx: Ctx) -> Response:
-        def values(session: Session, now: datetime, _: WebSession) -> dict[str, Any]:
+        def values(session: Session, now: datetime, web: WebSession) -> dict[str, Any]:
             plan = _plan(ctx, session)
             try:
                 found = changes.get(
@@ -80,9 +84,13 @@ def router() -> APIRouter:
                 )
             except ChangeNotFound as exc:
                 raise NotFound(str(exc)) from None
-            return {"change": found}
+            pending = found.state == ChangeState.pending_approval.value
+            return {"change": found, "may_decide": pending and web.may(Role.responder)}
 
         return show(request, ctx, "change.html", "/changes", values)
+
+    for verb, decide in (("approve", changes.approve), ("reject", changes.reject)):
+        _decision_route(r, verb, decide)
 
     @r.get("/postmortems")
     def postmortem_list(request: Request, ctx: Ctx) -> Response:
@@ -111,6 +119,27 @@ def router() -> APIRouter:
         return show(request, ctx, "kpis.html", "/kpis", values)
 
     return r
+
+
+def _decision_route(r: APIRouter, verb: str, decide: Callable[..., Any]) -> None:
+    """Approve or reject from the change's page; who may is the change type's matrix (the service's)."""
+
+    @r.post(f"/changes/{{change_id}}/{verb}", name=f"web_{verb}_change")
+    def decision(change_id: int, request: Request, ctx: Ctx, fields: Form) -> Response:
+        def do(session: Session, web: WebSession, now: datetime) -> None:
+            plan = _plan(ctx, session)
+            if plan is None:
+                raise ChangeError("no plan is loaded: start maintd serve with a plan")
+            decide(
+                session,
+                change_id=change_id,
+                who=web.principal,
+                settings=plan.changes,
+                now=now,
+                note=fields.get("note", ""),
+            )
+
+        return act(request, ctx, fields, Role.responder, do, f"/changes/{change_id}", CHANGE_REFUSALS)
 
 
 def _plan(ctx: AppContext, session: Session) -> Plan | None:

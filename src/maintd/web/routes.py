@@ -21,7 +21,7 @@ from maintd.incidents.states import TRANSITIONS, IncidentError, State
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.web import auth, render
 from maintd.web.auth import WebSession
-from maintd.web.common import NAV, Ctx, Form, NotFound, check_post, refuse, session_of, show
+from maintd.web.common import NAV, Ctx, Form, NotFound, act, refuse, session_of, show
 from maintd.web.overview import deadline, gather
 
 ACTIONS = {  # form path → (service call, the state it leads to, button label)
@@ -31,6 +31,8 @@ ACTIONS = {  # form path → (service call, the state it leads to, button label)
 }
 STATES = ("open", *(s.value for s in State), "all")
 LIST_LIMIT = 200
+# IncidentNotFound first: it is an IncidentError too.
+REFUSALS = ((service.IncidentNotFound, 404), (IncidentError, 409))
 SHOWN = 20  # open incidents per priority on the overview; the counts include the rest
 
 
@@ -100,7 +102,7 @@ def router() -> APIRouter:
                 now=now,
             )
 
-        return _act(request, ctx, fields, incident_id, do)
+        return act(request, ctx, fields, Role.responder, do, f"/incidents/{incident_id}", REFUSALS)
 
     return r
 
@@ -120,28 +122,10 @@ def _action_route(r: APIRouter, path: str) -> None:
                 note=fields.get("note", ""),
             )
 
-        response = _act(request, ctx, fields, incident_id, do)
+        response = act(request, ctx, fields, Role.responder, do, f"/incidents/{incident_id}", REFUSALS)
         if response.status_code == 303:
             poke(ctx)  # committed: a resolve queued notices to deliver
         return response
-
-
-def _act(request: Request, ctx: AppContext, fields: dict[str, str], incident_id: int, do: Any) -> Response:
-    """Check, act in one write transaction, and go back to the incident (POST-redirect-GET)."""
-    now = ctx.clock.now()
-    web: WebSession | None = None
-    try:
-        with ctx.store.write() as session:
-            web = session_of(request, session, now)
-            refused = check_post(web, fields, Role.responder)
-            if refused is not None or web is None:
-                return refused or refuse(401, "Logged out", "Log in again.", None)
-            do(session, web, now)
-    except service.IncidentNotFound as exc:
-        return refuse(404, "Not found", str(exc), web)
-    except IncidentError as exc:  # raised out of the transaction: nothing of it is committed
-        return refuse(409, "Refused", str(exc), web)
-    return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
 
 
 def _settings(ctx: AppContext, session: Session) -> IncidentSettings:
