@@ -247,8 +247,9 @@ def test_a_covered_component_transition_makes_its_documents_stale(engine: Engine
 
 
 def test_a_covered_task_defined_anew_by_a_plan_version_makes_its_documents_stale(
-    engine: Engine, write_plan: Callable[..., Path]
+    both: Engine, write_plan: Callable[..., Path]
 ) -> None:
+    engine = both
     engine.clock.set(Z("2026-11-28T12:00"))  # type: ignore[attr-defined]
     write_plan(PLAN.replace("schedule: {every: 1m}", "schedule: {every: 5m}"))
     assert engine.reload().ok
