@@ -7,8 +7,13 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
+from maintd.capacity.forecast import Settings, forecast
+from maintd.capacity.model import SeriesKey
 from maintd.capacity.resample import resample
 from maintd.capacity.review import review
+from maintd.capacity.series import Series
 from maintd.store.db import Store
 from maintd.store.models import RunRow
 from tests.conftest import T0
@@ -155,3 +160,23 @@ def test_a_bad_history_is_refused(sqlite_store):
                 assert "history must be positive" in str(exc)
             else:
                 raise AssertionError(f"history {bad} accepted")
+
+
+AWKWARD = {
+    "all zero": [0.0] * 20,
+    "a step": [0.0] * 10 + [100.0] * 10,
+    "falling": [-3.0 * i for i in range(20)],
+    "huge": [1e15 + 1e12 * i for i in range(30)],
+    "exact line, two seasons in training": [float(i) for i in range(18)],
+}
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("values", AWKWARD.values(), ids=AWKWARD.keys())
+def test_awkward_series_are_projected_without_errors_or_warnings(values):
+    points = [(T0 + i * DAY, v) for i, v in enumerate(values)]
+    f = forecast(Series(SeriesKey(task="t", target="x", metric="m"), "count", points, 50.0, "configured"),
+                 Settings())  # fmt: skip
+    assert f.chosen is not None and [p.months for p in f.projections] == [3, 6, 12]
+    assert all(math.isfinite(v) for p in f.projections for v in (p.value, p.lower, p.upper))
+    assert all(p.lower <= p.value <= p.upper for p in f.projections)

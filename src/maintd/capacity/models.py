@@ -95,7 +95,9 @@ def hw_train(train: Array, spec: HoltWinters) -> Any:
 def hw_holdout(trained: Any, h: int) -> Array:
     import numpy as np
 
-    return np.asarray(trained.forecast(h), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels takes log(SSE) for its AIC: -inf on a perfect fit
+        return np.asarray(trained.forecast(h), dtype=np.float64)
 
 
 def hw_path(values: Array, trained: Any, h: int, spec: HoltWinters) -> Path:
@@ -125,7 +127,7 @@ def hw_path(values: Array, trained: Any, h: int, spec: HoltWinters) -> Path:
         with model.fix_params({name: p[name] for name in names}):
             fitted = model.fit()
         runs = fitted.simulate(h, repetitions=SIMULATIONS, error="add", anchor="end", random_state=SEED)
-    point = np.asarray(fitted.forecast(h), dtype=np.float64)
+        point = np.asarray(fitted.forecast(h), dtype=np.float64)
     runs = np.asarray(runs, dtype=np.float64).reshape(h, SIMULATIONS)
     lower, upper = np.percentile(runs, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)], axis=1)
     # the simulated band is centred on the simulated paths: keep the point forecast inside it
