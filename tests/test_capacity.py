@@ -128,8 +128,11 @@ def test_a_limit_crossed_within_three_months_raises_a_recommendation(sqlite_stor
 def test_a_configured_limit_overrides_and_any_metric_can_be_asked_for(sqlite_store):
     insert(sqlite_store, daily(30, lambda i: {"queue_depth": 10.0 + i}, task="q", kind="command"))
     insert(sqlite_store, daily(30, lambda i: {"queue_depth": 99.0}, task="q", dry_run=True))
+    insert(sqlite_store, daily(30, lambda i: {"used_percent": 1.0, "json:queue_depth": 5.0}, kind="http"))
     with sqlite_store.read() as s:
-        assert review(s, now=T0).forecasts == []  # not a capacity metric unless asked for
+        assert review(s, now=T0).forecasts == []  # not capacity metrics unless asked for, nor probes' runs
+        [probe] = review(s, now=T0, metric="json:queue_depth").forecasts
+        assert probe.raw_points == 30
         [f] = review(s, now=T0, metric="queue_depth", limit=50.0).forecasts
     assert f.raw_points == 30  # the dry runs are not measurements
     assert f.exhaustion is not None and f.exhaustion.limit_source == "configured"

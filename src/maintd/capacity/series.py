@@ -60,6 +60,11 @@ KNOWN: dict[str, tuple[Unit, Limit]] = {
 }
 
 
+# Built-in kinds whose metrics are latencies, counts and flags, never a capacity: without
+# ``metric`` their runs (a probe a minute is half a million rows a year) are not read at all.
+PROBE_KINDS = ("http", "tcp", "dns", "tls", "mcp", "kubernetes")
+
+
 @dataclass
 class Series:
     key: SeriesKey
@@ -124,6 +129,8 @@ def load(
         query = query.where(RunRow.task == task)
     if target is not None:
         query = query.where(RunRow.target == target)
+    if metric is None:
+        query = query.where(RunRow.kind.not_in(PROBE_KINDS))
     found: dict[tuple[str, str, str], Series] = {}
     by_key: defaultdict[tuple[str, str, str], list[tuple[datetime, float]]] = defaultdict(list)
     for run_task, run_target, at, metrics in session.execute(query.order_by(RunRow.finished_at)):
