@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.incidents.recipients import Roster
+from maintd.lease import UNLEASED, Gate
 from maintd.lifecycle import coverage as lifecycle_coverage
 from maintd.lifecycle import reminders as lifecycle_reminders
 from maintd.lifecycle.records import Catalog
@@ -155,6 +157,10 @@ class Engine:
             on_queued=self.notify,
         )
         self._changes_task: asyncio.Task[None] | None = None
+        # [lease] Scale-out: the PostgreSQL lease that fences each tick (maintd.lease); set by serve.
+        self.lease: Gate = UNLEASED
+        # [lease] Tells the schedulers of other processes (maintd.wakeup); API replicas and standbys set it.
+        self.poke_others: Callable[[], None] = lambda: None
 
     # -- plan -------------------------------------------------------------
 
@@ -445,10 +451,13 @@ class Engine:
             poked, self._poked, self._leased = self._poked, False, False
             self._poked_tick, self._pages_at = poked, now  # unless the tick reads otherwise
             try:
-                orders, earliest = await asyncio.to_thread(self.tick, now)
+                orders, earliest = await asyncio.to_thread(self.lease.call, self.tick, now)
             except Exception:
                 log.exception("scheduler tick failed; retrying")
                 orders, earliest = [], None
+            if not self.lease.held():  # [lease] fenced: claim nothing more; serve steps down
+                log.error("the scheduler lease is lost: this process stops scheduling")
+                return
             if poked and not self._leased and self._pages_at is not None and self._pages_at <= now:
                 # Pages queued outside timers (resolution notices) are the dispatcher's. Only a
                 # claimable one wakes it (pages sent by the alert's transaction are not).
@@ -492,6 +501,7 @@ class Engine:
         itself: waking both meant a second write transaction per alert, claiming nothing.
         """
         self._poked = True
+        self.poke_others()  # [lease]
         if self.dispatcher is None or self._loop is None:
             self.notify()
         self.wake()

@@ -12,22 +12,27 @@ import contextlib
 import importlib.util
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
-from maintd.api.app import create_app
+from maintd import __version__, views
+from maintd.api.app import _health_routes, create_app
 from maintd.api.deps import AppContext
 from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.kpi.exporter import KpiCollector
+from maintd.lease import Lease
 from maintd.metrics import Metrics
 from maintd.notify.transport import AppriseNotifier
+from maintd.plan.loader import PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
 from maintd.settings import Settings
 from maintd.store.db import Store
 from maintd.store.events import Event, append
+from maintd.wakeup import Listener, sender
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,11 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings, clock: Clock, *, registry: Registry | None = None) -> None:
     store = Store(settings.database_url)
+    if store.dialect != "postgresql" and settings.role != "all":  # [lease]
+        raise StartupError(
+            f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "
+            "by definition; use --role all (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
+        )
     store.upgrade()
     engine = Engine(
         settings,
@@ -52,8 +62,111 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         registry=registry or Registry.default(),
         clock=clock,
         metrics=Metrics(),
-        notifier=AppriseNotifier(),
+        notifier=AppriseNotifier() if settings.schedules else None,
     )
+    # [lease] On PostgreSQL the scheduler runs only while this process holds the lease.
+    lease = _lease(settings, store, engine)
+    if store.dialect == "postgresql" and settings.serves_api:
+        engine.poke_others = _wake_the_holder(store, engine, lease)
+    if lease is None and settings.schedules:
+        _take_over(engine, clock)
+    else:  # an API replica or a standby: the plan in memory, nothing written
+        _load_plan(engine)
+    assert engine.loaded is not None
+
+    engine.metrics.registry.register(KpiCollector(store, clock))
+    ctx = AppContext(store, clock, engine.metrics, engine)
+    app = create_app(ctx) if settings.serves_api else _health_app(ctx)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", http=_http_parser()
+    )
+    api = _Server(config)
+    stop = asyncio.Event()
+    lost = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    scheduling = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(engine, scheduling.is_set())))
+
+    api_task = asyncio.create_task(api.serve(), name="maintd-api")
+    # The API first: a plan that checks maintd itself must find it listening.
+    while not api.started and not api_task.done():
+        await asyncio.sleep(0.01)
+    stopper = asyncio.create_task(stop.wait())
+    loser = asyncio.create_task(lost.wait(), name="maintd-lease")
+    waiting: set[asyncio.Task[Any]] = {api_task, stopper, loser}
+    listener: Listener | None = None
+    if lease is not None:
+
+        def on_lost() -> None:  # from the keeper thread or a tick's thread
+            loop.call_soon_threadsafe(lost.set)
+
+        lease.on_lost = on_lost
+        lease.start()
+        log.info("maintd (%s) is a standby until it holds the scheduler lease", settings.role)
+        while not lease.acquired.is_set() and not stop.is_set() and not api_task.done():
+            await asyncio.sleep(0.02)  # the keeper thread polls the database; this only looks at it
+        if lease.acquired.is_set() and not stop.is_set():
+            engine.lease = lease
+            await asyncio.to_thread(_take_over, engine, clock, lease.epoch)
+    if settings.schedules and (lease is None or engine.lease is lease):
+        waiting.add(engine.start())
+        scheduling.set()
+        if lease is not None:  # API replicas' alerts wake this scheduler (maintd.wakeup)
+            listener = Listener(store.url, engine.poke)
+            listener.start()
+    log.info(
+        "maintd (%s) serving http://%s:%d with plan %s",
+        settings.role,
+        settings.host,
+        settings.port,
+        engine.loaded.digest[:12],
+    )
+    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    failure = _failure(done, stopper)
+    if lost.is_set() and lease is not None:
+        # Fenced: stop at once (grace 0), its runs were or will be recovered by the new holder.
+        failure = f"lost the scheduler lease ({lease.reason}); exiting so the supervisor restarts it"
+    grace = 0.0 if lost.is_set() else engine.loaded.plan.runner.shutdown_grace.total_seconds()
+    if waiting - {api_task, stopper, loser}:
+        await engine.stop(grace)
+    if listener is not None:
+        listener.stop()
+    if lease is not None:
+        lease.stop(release=not lost.is_set())  # a clean stop hands over at once
+    api.should_exit = True
+    stopper.cancel()
+    loser.cancel()
+    tasks: tuple[asyncio.Task[Any], ...] = (api_task, stopper, loser)
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, SystemExit):
+            await task
+    store.dispose()
+    if failure:
+        raise StartupError(failure)
+
+
+def _lease(settings: Settings, store: Store, engine: Engine) -> Lease | None:
+    """[lease] The scheduler lease on PostgreSQL; None where one process is all there is."""
+    if not settings.schedules or store.dialect != "postgresql":
+        return None
+    return Lease(store.url, holder=engine.instance, ttl=settings.lease_ttl)
+
+
+def _wake_the_holder(store: Store, engine: Engine, lease: Lease | None) -> Callable[[], None]:
+    """[lease] ``poke`` for a process that is not the scheduler: NOTIFY the one that is."""
+    send = sender(store)
+
+    def poke_others() -> None:
+        if lease is None or engine.lease is not lease:
+            send()
+
+    return poke_others
+
+
+def _take_over(engine: Engine, clock: Clock, epoch: int | None = None) -> None:
+    """Become the scheduler: recover what a dead holder left running, sync the plan, say so."""
     recovered = engine.recover()
     if recovered:
         log.warning("%d run(s) were interrupted by an earlier stop; each will run again", len(recovered))
@@ -64,45 +177,39 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         )
     if not result.ok:
         log.error("plan on disk rejected, running the last good plan:\n%s", "\n".join(result.problems))
-    with store.write() as session:
-        append(
-            session, Event("engine.started", "engine", clock.now(), "system", {"instance": engine.instance})
-        )
+    payload: dict[str, Any] = {"instance": engine.instance, "role": engine.settings.role}
+    if epoch is not None:
+        payload["lease_epoch"] = epoch
+    with engine.store.write() as session:
+        append(session, Event("engine.started", "engine", clock.now(), "system", payload))
 
-    engine.metrics.registry.register(KpiCollector(store, clock))
-    app = create_app(AppContext(store, clock, engine.metrics, engine))
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", http=_http_parser()
-    )
-    api = _Server(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(engine)))
 
-    api_task = asyncio.create_task(api.serve(), name="maintd-api")
-    # The API first: a plan that checks maintd itself must find it listening.
-    while not api.started and not api_task.done():
-        await asyncio.sleep(0.01)
-    scheduler = engine.start()
-    stopper = asyncio.create_task(stop.wait())
-    log.info(
-        "maintd serving http://%s:%d with plan %s", settings.host, settings.port, engine.loaded.digest[:12]
-    )
-    done, _ = await asyncio.wait({scheduler, api_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    failure = _failure(done, stopper)
+def _load_plan(engine: Engine) -> None:
+    """[lease] The plan in memory only (API replicas, standbys): the lease holder stores and syncs it."""
+    problems: list[str] = []
+    loaded = None
+    if engine.settings.plan_path is not None:
+        try:
+            loaded = load_plan(engine.settings.plan_path, engine.registry)
+        except PlanError as exc:
+            problems = [str(p) for p in exc.problems]
+    if loaded is None:
+        with engine.store.read() as session:
+            stored = views.active_plan(session)
+        if stored is None:
+            raise StartupError("the plan is invalid and no earlier plan is stored:\n" + "\n".join(problems))
+        log.error("plan on disk rejected, using the last good plan:\n%s", "\n".join(problems))
+        loaded = plan_from_document(stored.document, engine.registry)
+    engine.loaded = loaded
+    engine.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
 
-    grace = engine.loaded.plan.runner.shutdown_grace.total_seconds()
-    await engine.stop(grace)
-    api.should_exit = True
-    stopper.cancel()
-    for task in (api_task, stopper):
-        with contextlib.suppress(asyncio.CancelledError, SystemExit):
-            await task
-    store.dispose()
-    if failure:
-        raise StartupError(failure)
+
+def _health_app(ctx: AppContext) -> FastAPI:
+    """[lease] The scheduler role's port: /healthz, /readyz and /metrics, no API."""
+    app = FastAPI(title="maintd scheduler", version=__version__)
+    app.state.ctx = ctx
+    app.include_router(_health_routes())
+    return app
 
 
 def _http_parser() -> str:
@@ -111,7 +218,10 @@ def _http_parser() -> str:
     return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
-async def _reload(engine: Engine) -> None:
+async def _reload(engine: Engine, scheduling: bool) -> None:
+    if not scheduling:  # [lease] an API replica or a standby: the holder stores the plan
+        await asyncio.to_thread(_load_plan, engine)
+        return
     result = await asyncio.to_thread(engine.reload, "signal:SIGHUP")
     if result.ok:
         log.info("plan reloaded (%s)", (result.digest or "")[:12])

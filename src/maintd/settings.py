@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 8470
+ROLES = ("all", "api", "scheduler")  # [lease] what ``maintd serve`` runs (docs/deployment.md)
+DEFAULT_LEASE_TTL = 15.0  # [lease] seconds a silent scheduler keeps the lease (maintd.lease)
 
 
 def default_state_dir() -> Path:
@@ -32,6 +34,25 @@ class Settings:
     ingest_rate: float = 100.0  # alert requests per second per integration (or token), sustained
     ingest_burst: int = 200  # ... and in a burst
     public_url: str | None = None  # how people reach this API (links in pages); None: http://host:port
+    # [lease] all: API + scheduler (the default); api: HTTP only; scheduler: no API, a health port.
+    role: str = "all"
+    lease_ttl: float = DEFAULT_LEASE_TTL  # [lease] on PostgreSQL: how long a paused holder keeps the lease
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:  # [lease]
+            raise ValueError(f"unknown role {self.role!r}: choose one of {', '.join(ROLES)}")
+        if self.lease_ttl <= 0:
+            raise ValueError(f"the lease timeout must be a positive number of seconds, not {self.lease_ttl}")
+
+    @property
+    def schedules(self) -> bool:
+        """[lease] This process runs the scheduler, timers, runner and dispatcher (holding the lease)."""
+        return self.role != "api"
+
+    @property
+    def serves_api(self) -> bool:
+        """[lease] This process serves the whole HTTP API (the scheduler role serves health only)."""
+        return self.role != "scheduler"
 
     @property
     def base_url(self) -> str:
@@ -50,6 +71,8 @@ class Settings:
             "ingest_rate": float(os.environ.get("MAINTD_INGEST_RATE", 100.0)),
             "ingest_burst": int(os.environ.get("MAINTD_INGEST_BURST", 200)),
             "public_url": os.environ.get("MAINTD_PUBLIC_URL") or None,
+            "role": os.environ.get("MAINTD_ROLE") or "all",  # [lease]
+            "lease_ttl": float(os.environ.get("MAINTD_LEASE_TTL") or DEFAULT_LEASE_TTL),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

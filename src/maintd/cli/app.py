@@ -72,8 +72,23 @@ def serve(
     host: str = typer.Option("127.0.0.1", envvar="MAINTD_HOST", help="Address to listen on."),
     port: int = typer.Option(8470, envvar="MAINTD_PORT", help="Port to listen on."),
     log_level: str = typer.Option("info", envvar="MAINTD_LOG_LEVEL", help="debug, info, warning, error."),
+    # [lease] scale-out roles (docs/deployment.md)
+    role: str = typer.Option(
+        "all",
+        "--role",
+        envvar="MAINTD_ROLE",
+        help="all: API + scheduler; api: the HTTP API only (several replicas); scheduler: scheduler, "
+        "timers, runner and notifications with a health-only port. Roles other than all need PostgreSQL.",
+    ),
+    lease_ttl: float = typer.Option(
+        15.0,
+        "--lease-ttl",
+        envvar="MAINTD_LEASE_TTL",
+        help="Seconds a scheduler that stopped renewing keeps the PostgreSQL lease before a standby "
+        "takes over (a dead one is replaced at once).",
+    ),
 ) -> None:
-    """Run the scheduler, the runner and the API in one process."""
+    """Run the scheduler, the runner and the API in one process (or one role of them)."""
     from maintd.server import StartupError
     from maintd.server import serve as serve_
 
@@ -81,8 +96,10 @@ def serve(
         fail("no plan: pass --plan PATH or set MAINTD_PLAN (try --plan examples/plan)")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = Settings.from_env(database_url=db, plan_path=plan_path, host=host, port=port)
     try:
+        settings = Settings.from_env(
+            database_url=db, plan_path=plan_path, host=host, port=port, role=role, lease_ttl=lease_ttl
+        )
         clock = clock_from_spec(settings.clock)
         asyncio.run(serve_(settings, clock))
     except StartupError as exc:

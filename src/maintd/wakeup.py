@@ -1,0 +1,72 @@
+"""Waking the scheduler of another process: PostgreSQL NOTIFY from API replicas, LISTEN by schedulers.
+
+In one process an alert that opens an incident pokes the engine directly (``Engine.poke``).
+Across processes (``--role api`` replicas, a standby ``--role all``), nothing would tell the
+scheduler until its next idle wake-up, and its dispatcher only looks every 30 seconds: the
+first page of a P1 would wait. So an API process sends ``NOTIFY`` after such a commit, and
+the scheduler listens on a connection of its own and pokes its engine. A lost notification
+(the listener reconnecting) costs only that delay: the database is still the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from maintd.store.db import Store
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "maintd_scheduler"
+RECONNECT = 1.0  # seconds between attempts while the database is away
+
+
+def sender(store: Store) -> Callable[[], None]:
+    """``poke`` for an API process: tell whichever scheduler holds the lease to look now."""
+
+    def send() -> None:
+        try:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+                conn.commit()
+        except SQLAlchemyError as exc:  # the scheduler finds the work at its next wake-up anyway
+            log.warning("could not wake the scheduler: %s", str(exc).splitlines()[0])
+
+    return send
+
+
+class Listener:
+    """A thread that calls ``on_wake`` for every notification on ``CHANNEL``."""
+
+    def __init__(self, url: str, on_wake: Callable[[], None]) -> None:
+        # psycopg wants a libpq URL: the SQLAlchemy driver suffix goes.
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.on_wake = on_wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="maintd-wakeup", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.on_wake()  # whatever was sent while this was not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.on_wake()
+            except psycopg.Error as exc:
+                log.warning("listening for wake-ups failed (retrying): %s", str(exc).splitlines()[0])
+                self._stop.wait(RECONNECT)
