@@ -17,6 +17,7 @@ from rich.table import Table
 
 import bench.capacity  # capacity projections (maintd.capacity)
 import bench.dr_drill
+import bench.lease  # scheduler lease takeover (maintd.lease)
 import bench.logs
 from bench import backup_verify, dispatch, ingest, latency, memory, nagios, probe, services, tick, timers
 from bench.common import PG_ADMIN_URL, STORES, Result, Shape, machine_info, scratch_store, shapes
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "logs": (bench.logs.run, bench.logs.TARGET),
     "dr-drill": (bench.dr_drill.run, bench.dr_drill.TARGET),
     "capacity": (bench.capacity.run, bench.capacity.TARGET),  # capacity projections (no store needed)
+    "lease-takeover": (bench.lease.run, bench.lease.TARGET),  # scheduler pair: SIGKILL the holder
 }
 
 # Throughput varies from run to run more than latency: run these several times (not with --quick).
@@ -50,6 +52,7 @@ OWN_PLAN = {
     "logs": "sqlite",
     "dr-drill": "sqlite",
     "capacity": "sqlite",  # in-memory series: the store is not used
+    "lease-takeover": "postgresql",  # the lease exists on PostgreSQL only
 }
 # These start their own servers on their own databases (and repeat inside): once per store, no shapes.
 OWN_SERVERS = {"ingest", "latency"}
