@@ -115,6 +115,7 @@ def test_an_expiring_certificate_is_renewed_verified_and_deployed_once(
     assert result.output.splitlines()[0].startswith(
         f"renewed {fullchain} through ACME {acme_server.directory_url} for {', '.join(NAMES)}: valid until "
     )
+    assert sum(line.startswith("renewed ") for line in result.output.splitlines()) == 1
     assert [(c.action, c.target) for c in result.changes] == [
         ("create-account-key", str(tmp_path / "account.key")),
         ("issue", str(fullchain)),

@@ -44,7 +44,8 @@ class Report:
     def result(self, fallback: str) -> CheckResult:
         worst_first = sorted(self.problems, key=lambda p: p[0].rank, reverse=True)
         head = "; ".join(text for _, text in worst_first) or self.headline or fallback
-        return CheckResult(self.status, "\n".join([head, *self.lines]), self.metrics, self.changes)
+        lines = [line for line in self.lines if line != head]  # the headline is said once
+        return CheckResult(self.status, "\n".join([head, *lines]), self.metrics, self.changes)
 
 
 @dataclass(frozen=True)
