@@ -181,6 +181,28 @@ def test_a_bloated_index_is_reindexed_concurrently_and_shrinks(db: str, method: 
     assert not upkeep(db, bloat_method=method).changes
 
 
+def test_index_bloat_that_shows_only_after_vacuum_is_reindexed_in_the_same_run(db: str):
+    # Dead tuples and an index over them: before VACUUM the index's pages hold the dead entries;
+    # after it, nine tenths of every leaf is free space. One run does both; the next has nothing.
+    execute(
+        db,
+        "CREATE TABLE sparse (id int PRIMARY KEY) WITH (autovacuum_enabled = false)",
+        "INSERT INTO sparse SELECT generate_series(1, 100000)",
+        "DELETE FROM sparse WHERE id % 10 <> 0",
+    )
+    wait_for("sparse's dead tuples in pg_stat", lambda: dead_tuples(db, "sparse") == 90000)
+    before = size(db, "sparse_pkey")
+    result = upkeep(db)
+    assert [(c.action, c.target) for c in result.changes] == [
+        ("vacuum", "public.sparse"),
+        ("reindex", "public.sparse_pkey"),
+    ], result.output
+    assert size(db, "sparse_pkey") < before / 5
+    assert result.metrics["operations_planned"] == 2 and result.metrics["operations_failed"] == 0
+    wait_for("sparse vacuumed in pg_stat", lambda: dead_tuples(db, "sparse") == 0)
+    assert not upkeep(db).changes
+
+
 def test_an_invalid_leftover_ccnew_index_is_dropped_and_a_valid_one_kept(db: str):
     execute(
         db,

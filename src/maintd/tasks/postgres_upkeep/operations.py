@@ -97,21 +97,7 @@ async def plan(
             why = f"{table.dead} dead tuples, {100 * table.dead_ratio:.1f}% of {table.live + table.dead}"
             ops.append(Op("vacuum", table.qualified, why, await table_figures(table, bloat), table=table))
     if cfg.reindex:
-        found: list[tuple[float, Op]] = []
-        for index in indexes:
-            if (
-                not index.valid
-                or index.busy
-                or _LEFTOVER.search(index.name)
-                or index.size < cfg.min_index_size
-            ):
-                continue
-            ratio = await bloat.index(index)
-            if ratio is not None and ratio >= cfg.reindex_bloat_ratio:
-                why = f"bloat {100 * ratio:.0f}% of {format_bytes(index.size)}"
-                figures = {"size_bytes": index.size, "bloat_percent": _pct(ratio)}
-                found.append((ratio * index.size, Op("reindex", index.qualified, why, figures, index=index)))
-        ops += [op for _, op in sorted(found, key=lambda pair: -pair[0])]
+        ops += await reindex_ops(cfg, indexes, bloat)
     if cfg.analyze:
         for table in big:
             stale = _stale(cfg, ctx.clock.now(), table) if table.oid not in vacuumed else None
@@ -123,6 +109,20 @@ async def plan(
                 }
                 ops.append(Op("analyze", table.qualified, why, before, table=table))
     return ops
+
+
+async def reindex_ops(cfg: PostgresUpkeepConfig, indexes: list[m.Index], bloat: m.Bloat) -> list[Op]:
+    """REINDEX for the indexes over the bloat threshold, the most wasted bytes first."""
+    found: list[tuple[float, Op]] = []
+    for index in indexes:
+        if not index.valid or index.busy or _LEFTOVER.search(index.name) or index.size < cfg.min_index_size:
+            continue
+        ratio = await bloat.index(index)
+        if ratio is not None and ratio >= cfg.reindex_bloat_ratio:
+            why = f"bloat {100 * ratio:.0f}% of {format_bytes(index.size)}"
+            figures = {"size_bytes": index.size, "bloat_percent": _pct(ratio)}
+            found.append((ratio * index.size, Op("reindex", index.qualified, why, figures, index=index)))
+    return [op for _, op in sorted(found, key=lambda pair: -pair[0])]
 
 
 def _stale(cfg: PostgresUpkeepConfig, now: datetime, table: m.Table) -> str | None:
