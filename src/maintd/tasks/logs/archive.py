@@ -26,6 +26,7 @@ from maintd.tasks.logs.config import Codec
 from maintd.tasks.logs.frames import FrameError, frames
 
 READ = 1 << 20
+FLUSH = 16 << 20  # of archive written: sent to the disk while compression goes on
 VERIFIED = "every frame decompressed and compared in memory before it was written"
 
 
@@ -129,7 +130,7 @@ def _write_frames(
     """Write the proved frames of ``fd`` into a new ``tmp`` and fsync it; bytes written, and its identity."""
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        held = written = 0
+        held = written = flushed = 0
         with contextlib.closing(frames(fd, size, codec, level, threads)) as proved:
             for frame in proved:
                 if frame.offset != held:  # the frames must tile the log: none missing, none twice
@@ -138,6 +139,9 @@ def _write_frames(
                     )
                 _write_all(out, frame.data)
                 held, written = held + frame.length, written + len(frame.data)
+                if written - flushed >= FLUSH:
+                    os.fdatasync(out)  # the workers keep compressing meanwhile; the last fsync waits less
+                    flushed = written
         if held != size:
             raise ArchiveError(f"the frames hold {held} bytes of {size}; nothing removed")
         os.fsync(out)  # an I/O error on the way to the disk is raised here
