@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TABLE = "maintd_leases"
+POLL = 0.5  # seconds between a standby's tries: the bound on a takeover from a dead holder
 SCHEDULER = "scheduler"  # the one lease so far: the scheduler loop with its timers, claims and dispatcher
 _CREATE_KEY = 0x6D61_696E_7464  # "maintd": serialises two processes creating the table at once
 
@@ -111,7 +112,7 @@ _fenced_by: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("maint
 class Lease:
     """This process's claim on one named lease, kept by a thread on a dedicated connection.
 
-    ``start()`` begins trying to acquire (a standby polls every ``poll`` seconds) and, once
+    ``start()`` begins trying to acquire (a standby tries every ``poll`` seconds, 0.5 by default) and, once
     held, renews every ``ttl / 3``. ``lost`` is set once a held lease is lost (the renewal
     or a fenced transaction found another holder or the expiry); it is never re-acquired by
     the same object: the process steps down (``maintd serve`` exits and its supervisor
@@ -126,7 +127,7 @@ class Lease:
         self.name = name
         self.holder = holder
         self.ttl = ttl
-        self.poll = poll if poll is not None else min(1.0, ttl / 4)
+        self.poll = poll if poll is not None else min(POLL, ttl / 4)
         self.epoch: int | None = None
         self.acquired = threading.Event()
         self.lost = threading.Event()
