@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from maintd.store import events as event_log
-from maintd.store.db import Store, alembic_config, normalise_url
+from maintd.store.db import Store, alembic_config, head_revision, normalise_url
 from maintd.store.events import Event
 from maintd.store.models import Base
 from tests.conftest import T0
@@ -19,6 +22,16 @@ def test_migrations_create_every_table_and_are_idempotent(store: Store):
     assert store.current_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
     tables = set(inspect(store.engine).get_table_names())
     assert {t.name for t in Base.metadata.sorted_tables} <= tables
+
+
+def test_a_store_at_the_head_is_opened_without_importing_alembic(sqlite_store: Store):
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    probe = (
+        "import sys; from maintd.store.db import Store; "
+        f"Store({sqlite_store.url!r}).upgrade(); print('alembic' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False", found.stderr
 
 
 def test_the_models_and_the_migrations_agree(store: Store):

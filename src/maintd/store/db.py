@@ -8,18 +8,20 @@ session only flush.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
@@ -77,7 +79,14 @@ class Store:
             raise StoreError(f"database unreachable: {_short(exc)}") from exc
 
     def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations up to ``revision`` (idempotent)."""
+        """Apply migrations up to ``revision`` (idempotent).
+
+        A database already at the head is recognised without Alembic, whose import (Mako,
+        Pygments) costs every CLI command half a second."""
+        if revision == "head" and self.current_revision() == head_revision():
+            return
+        from alembic import command
+
         with self.engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
@@ -98,7 +107,26 @@ class Store:
         return make_url(self.url).render_as_string(hide_password=True)
 
 
+def head_revision() -> str:
+    """The newest migration's revision: the one no other migration revises."""
+    revisions, revised = set(), set()
+    for path in Path(MIGRATIONS, "versions").glob("*.py"):
+        text_ = path.read_text()
+        if found := _REVISION.search(text_):
+            revisions.add(found.group(1))
+        if found := _DOWN_REVISION.search(text_):
+            revised.add(found.group(1))
+    (head,) = revisions - revised  # one head: migrations are a line, never a branch
+    return head
+
+
+_REVISION = re.compile(r'^revision = "([^"]+)"', re.M)
+_DOWN_REVISION = re.compile(r'^down_revision = "([^"]+)"', re.M)
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", MIGRATIONS)
     return cfg
