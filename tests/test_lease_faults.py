@@ -4,7 +4,8 @@ Two ``--role scheduler`` processes: one holds the lease and ticks, the other wai
 holder while runs and escalation steps are due: the standby takes over within the lease timeout,
 and every due run and every escalation level happens exactly once. SIGSTOP the holder past the
 lease timeout: the standby takes over; SIGCONT: the old holder does nothing and exits. An
-``--role api`` process serves the API and takes alerts in, and never ticks.
+``--role api`` process serves the API and takes alerts in, and never ticks; its alert wakes
+the scheduler (NOTIFY), which pages at once.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def _forget_the_lease(store: Store) -> None:
             s.execute(text(f"DELETE FROM {TABLE} WHERE name = :n"), {"n": SCHEDULER})
 
 
-def plan(h: Harness, box: Mailbox) -> str:
+def plan(h: Harness, box: Mailbox, group_wait: str = "30s") -> str:
     return f"""
         incidents:
           escalation_policy: platform
+          group_wait: {group_wait}
           rules: [{{match: {{service: auth}}, priority: P1}}]
         people:
           - {{name: ann, email: ann@example.test, notify: ["{box.url("ann@example.test")}"]}}
@@ -296,3 +298,24 @@ def test_an_api_replica_serves_and_takes_alerts_in_but_never_ticks(pg: Harness, 
     assert http_get(api.url + "/healthz")[0] == 200
     assert run_owners(h) == {instance: 1} and heartbeat(h) == instance and started_by(h) == [instance]
     assert (lease_holder(h) or ("", 0))[0] == instance
+
+
+# -- 4. a replica's alert wakes the holder ------------------------------------------------------
+
+
+def test_an_alert_through_a_replica_is_paged_at_once_by_the_scheduler_it_wakes(
+    pg: Harness, mailbox: Mailbox
+) -> None:
+    """The file clock stands still: only the replica's NOTIFY can wake the scheduler to page."""
+    h = pg
+    h.write_plan(plan(h, mailbox, group_wait="0s"))
+    bearer = token(h)
+    scheduler = h.serve("--role", "scheduler")
+    h.wait_for("run 1 to finish", lambda: h.finished("a", 1), scheduler)
+    api = h.serve("--role", "api")
+    h.wait_ready(api)
+
+    incident_id = alert(api, bearer)
+    h.wait_for("the page to ann, without the clock moving", lambda: mail_to(mailbox, "ann"), scheduler)
+    assert pages(h, incident_id) == {("person:ann", "triggered", "c0.l1"): 1}
+    assert h.now == T0
