@@ -14,16 +14,18 @@ import collections
 import re
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from maintd.lease import SCHEDULER, TABLE
-from maintd.store.db import Store
+from maintd.store.db import Store, normalise_url
 from maintd.store.models import HeartbeatRow, NotificationRow, RunRow
+from tests.conftest import PG_ADMIN_URL
 from tests.harness import T0, Harness, Server, cli, http_get
 from tests.notify_support import Mailbox
 from tests.processes import alive
@@ -319,3 +321,39 @@ def test_an_alert_through_a_replica_is_paged_at_once_by_the_scheduler_it_wakes(
     h.wait_for("the page to ann, without the clock moving", lambda: mail_to(mailbox, "ann"), scheduler)
     assert pages(h, incident_id) == {("person:ann", "triggered", "c0.l1"): 1}
     assert h.now == T0
+
+
+# -- 5. a new database, every process starting at once ----------------------------------------
+
+
+@pytest.fixture
+def new_database(tmp_path: Path) -> Iterator[str]:
+    """An empty PostgreSQL database (no schema yet), dropped afterwards."""
+    admin = create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"maintd_lease_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield normalise_url(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_processes_started_together_on_a_new_database_migrate_it_one_at_a_time(
+    new_database: str, tmp_path: Path
+) -> None:
+    store = Store(new_database)
+    h = Harness(store, tmp_path)
+    try:
+        h.env["MAINTD_LEASE_TTL"] = str(TTL)
+        h.write_plan("targets: []\ntasks: []\n")
+        servers = [h.serve("--role", role) for role in ("api", "api", "scheduler", "scheduler")]
+        for server in servers:
+            h.wait_for("/healthz", lambda s=server: http_get(s.url + "/healthz")[0] == 200, server)
+        assert lease_holder(h) is not None
+        assert len(started_by(h)) == 1
+    finally:
+        h.cleanup()
+        store.dispose()

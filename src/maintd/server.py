@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from maintd import __version__, views
 from maintd.api.app import _health_routes, create_app
@@ -35,6 +36,7 @@ from maintd.store.events import Event, append
 from maintd.wakeup import Listener, sender
 
 log = logging.getLogger(__name__)
+MIGRATE_KEY = 0x6D61_696E_7464_0001  # [lease] the advisory lock that serialises start-up migrations
 
 
 class StartupError(Exception):
@@ -55,7 +57,7 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
             f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "
             "by definition; use --role all (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
         )
-    store.upgrade()
+    _upgrade(store)
     engine = Engine(
         settings,
         store=store,
@@ -145,6 +147,19 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
     store.dispose()
     if failure:
         raise StartupError(failure)
+
+
+def _upgrade(store: Store) -> None:
+    """[lease] Migrate; on PostgreSQL one process at a time (API replicas and schedulers start together)."""
+    if store.dialect != "postgresql":
+        store.upgrade()
+        return
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_KEY})
+        try:
+            store.upgrade()
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_KEY})
 
 
 def _lease(settings: Settings, store: Store, engine: Engine) -> Lease | None:
