@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -341,6 +342,10 @@ def new_database(tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def _healthy(server: Server) -> bool:
+    return http_get(server.url + "/healthz")[0] == 200
+
+
 def test_processes_started_together_on_a_new_database_migrate_it_one_at_a_time(
     new_database: str, tmp_path: Path
 ) -> None:
@@ -351,7 +356,7 @@ def test_processes_started_together_on_a_new_database_migrate_it_one_at_a_time(
         h.write_plan("targets: []\ntasks: []\n")
         servers = [h.serve("--role", role) for role in ("api", "api", "scheduler", "scheduler")]
         for server in servers:
-            h.wait_for("/healthz", lambda s=server: http_get(s.url + "/healthz")[0] == 200, server)
+            h.wait_for("/healthz", partial(_healthy, server), server)
         assert lease_holder(h) is not None
         assert len(started_by(h)) == 1
     finally:
