@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
 from maintd.kpi.model import Report
-from maintd.kpi.report import compute
+from maintd.kpi.report import GROUPS, compute
 from maintd.plan.types import parse_duration
 
 Ctx = Annotated[AppContext, Depends(context)]
@@ -30,9 +30,7 @@ def router() -> APIRouter:
         end: Annotated[
             datetime | None, Query(description="the period's end (default: now), ISO 8601")
         ] = None,
-        group: Annotated[
-            str | None, Query(pattern="^(seed|availability|incidents|maintenance|delivery)$")
-        ] = None,
+        group: Annotated[str | None, Query(pattern="^(" + "|".join(GROUPS) + ")$")] = None,
     ) -> Report:
         now = ctx.clock.now()
         if end is not None and end.tzinfo is None:

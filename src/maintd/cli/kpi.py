@@ -44,6 +44,10 @@ def kpi(
         return
     title = f"KPIs {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC"
     t = table(title, ["group", "kpi", "value", "target", "met", "how"])
+    # "how" is long, explanatory text: it wraps, and the figures keep their width.
+    t.columns[-1].no_wrap, t.columns[-1].overflow, t.columns[-1].ratio = False, "fold", 1
+    for column, width in zip(t.columns, (11, 28, 12, 12, 3), strict=False):
+        column.min_width = width
     by_priority = [f for f in report.figures if f.name.split(".")[1] in BY_PRIORITY]
     for f in report.figures:
         if f not in by_priority:

@@ -13,9 +13,10 @@ from maintd.kpi.incidents import incident_figures
 from maintd.kpi.maintenance import maintenance_figures
 from maintd.kpi.model import Report
 from maintd.kpi.remediation import remediation_figures
+from maintd.kpi.trends import trend_figures
 
 MAX_PERIOD = timedelta(days=366 * 3)
-GROUPS = ("seed", "availability", "incidents", "maintenance", "delivery")
+GROUPS = ("seed", "availability", "incidents", "performance", "maintenance", "security", "delivery")
 
 
 def compute(session: Session, *, end: datetime, period: timedelta, now: datetime) -> Report:
@@ -30,8 +31,7 @@ def compute(session: Session, *, end: datetime, period: timedelta, now: datetime
         *availability_figures(session, start, end),
         *change_figures(session, start, end),  # patch deployment success (maintd.changes)
         *remediation_figures(session, start, end),  # auto-remediation success (maintd.remediation)
+        *trend_figures(session, start, end),  # against the period before; by incident type; findings
     ]
-    figures.sort(
-        key=lambda f: ("seed", "availability", "incidents", "maintenance", "delivery").index(f.group)
-    )
+    figures.sort(key=lambda f: GROUPS.index(f.group))
     return Report(start=start, end=end, computed_at=now, figures=figures)
