@@ -55,11 +55,10 @@ def _forget_the_lease(store: Store) -> None:
             s.execute(text(f"DELETE FROM {TABLE} WHERE name = :n"), {"n": SCHEDULER})
 
 
-def plan(h: Harness, box: Mailbox, group_wait: str = "30s") -> str:
+def plan(h: Harness, box: Mailbox) -> str:
     return f"""
         incidents:
           escalation_policy: platform
-          group_wait: {group_wait}
           rules: [{{match: {{service: auth}}, priority: P1}}]
         people:
           - {{name: ann, email: ann@example.test, notify: ["{box.url("ann@example.test")}"]}}
@@ -279,7 +278,6 @@ def test_an_api_replica_serves_and_takes_alerts_in_but_never_ticks(pg: Harness, 
     h.wait_ready(api)
 
     incident_id = alert(api, bearer)
-    h.set_clock(T0 + timedelta(seconds=45))  # past the plan's group_wait (30 s): the first page is due
     h.wait_for("the page to ann", lambda: mail_to(mailbox, "ann"), scheduler)
     assert pages(h, incident_id) == {("person:ann", "triggered", "c0.l1"): 1}
     assert server_of(h, instance) is scheduler
@@ -311,7 +309,7 @@ def test_an_alert_through_a_replica_is_paged_at_once_by_the_scheduler_it_wakes(
 ) -> None:
     """The file clock stands still: only the replica's NOTIFY can wake the scheduler to page."""
     h = pg
-    h.write_plan(plan(h, mailbox, group_wait="0s"))
+    h.write_plan(plan(h, mailbox))  # group_wait 0 (the default): the first page is due at once
     bearer = token(h)
     scheduler = h.serve("--role", "scheduler")
     h.wait_for("run 1 to finish", lambda: h.finished("a", 1), scheduler)
