@@ -35,6 +35,7 @@ BUILTIN_KINDS = (
     "maintd.tasks.redis_upkeep",
     "maintd.tasks.drift",
     "maintd.tasks.capacity_review",  # capacity reports on the plan's schedule (maintd.capacity)
+    "maintd.tasks.right_sizing",  # optimisation: requests/limits vs use, quotas, growth
 )
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 import yaml
 from aiohttp import web
 
+from tests.kubernetes_support import more
 from tests.servers import http_server
 
 OBJECTS = Path(__file__).parent / "objects"
@@ -104,6 +105,8 @@ class FakeKubeApi:
     requests: list[Seen] = field(default_factory=list)
     resource_version: int = 48300000
     refuse_evictions: set[str] = field(default_factory=set)  # "namespace/pod" a PDB protects (429)
+    # optimisation kinds: more collections by (API prefix, plural), see tests.kubernetes_support.more
+    more: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -131,6 +134,8 @@ class FakeKubeApi:
             await self.release.wait()
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        if (answer := more.handle(self, request.method, request.path, body)) is not None:  # optimisation
+            return answer
         if (
             request.method != "GET"
             and (answer := write(self, request.method, request.path, body)) is not None
