@@ -177,6 +177,7 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/notifications/{notification_id}",
         "/api/v1/kpis",
         "/api/v1/capacity",  # capacity (maintd.capacity)
+        "/api/v1/slos",  # SLOs (maintd.slo)
         "/api/v1/postmortems",
         "/api/v1/postmortem-actions",
         "/api/v1/postmortems/{incident_id}",

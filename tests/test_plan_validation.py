@@ -539,6 +539,9 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
         "components",  # lifecycle (maintd.lifecycle): inventory, documentation registry, training matrix
         "documents",
         "trainings",
+        "slos",  # service level objectives (maintd.slo)
+        "costs",  # the monthly audit and the ROI KPI (maintd.reports)
+        "compliance",
     }
 
 

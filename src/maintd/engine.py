@@ -52,6 +52,7 @@ from maintd.scheduler.claims import claim_due, next_due_at
 from maintd.scheduler.orders import RunOrder
 from maintd.scheduler.sync import sync_schedules
 from maintd.settings import Settings
+from maintd.slo.watch import SloWatch
 from maintd.store.db import Store, dialect_insert
 from maintd.store.events import Event, append
 from maintd.store.models import HeartbeatRow, PlanVersionRow
@@ -157,6 +158,7 @@ class Engine:
             on_queued=self.notify,
         )
         self._changes_task: asyncio.Task[None] | None = None
+        self.slos = SloWatch(store)  # [slo] burn-rate alerts, evaluated every minute by the tick
         # [lease] Scale-out: the PostgreSQL lease that fences each tick (maintd.lease); set by serve.
         self.lease: Gate = UNLEASED
         # [lease] Tells the schedulers of other processes (maintd.wakeup); API replicas and standbys set it.
@@ -298,6 +300,8 @@ class Engine:
         if self._overdue_alert:
             self._audit_escalations(now, loaded)
         self._remediate(loaded)
+        if self.slos.tick(now, loaded.plan, maintenance_tasks=self.maintenance_tasks):  # [slo]
+            timer_at = now  # the alerts' new incidents may have timers due now
         if earliest is None or earliest > now:
             return [], min((t for t in (earliest, breach_at, timer_at) if t is not None), default=None)
         with self.store.write() as session:

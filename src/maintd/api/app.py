@@ -16,6 +16,7 @@ from maintd.api import changes as changes_api
 from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
 from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle)
 from maintd.api import remediation as remediation_api
+from maintd.api import slos as slos_api  # SLO error budgets and burn rates (maintd.slo)
 from maintd.api.deps import AppContext, context, require
 from maintd.auth import Principal, Role
 from maintd.store import events as event_log
@@ -50,6 +51,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(changes_api.router(), prefix="/api/v1")  # change requests (maintd.changes)
     app.include_router(remediation_api.router(), prefix="/api/v1")  # remediation: playbooks' decisions
     app.include_router(lifecycle_api.router(), prefix="/api/v1")  # lifecycle, docs, training
+    app.include_router(slos_api.router(), prefix="/api/v1")  # SLOs (maintd.slo)
     ingest.install(app, ctx)  # first: the alert routes are matched before any other
     app.include_router(links.router())
     install_dashboard(app)  # the web dashboard at / (maintd.web): HTML pages, not in the OpenAPI document

@@ -27,6 +27,7 @@ from maintd.cli import changes as changes_cli
 from maintd.cli import lifecycle as lifecycle_cli  # lifecycle (maintd.lifecycle)
 from maintd.cli import remediation as remediation_cli
 from maintd.cli import report as report_cli  # reports written as files: `maintd report capacity`
+from maintd.cli import slo as slo_cli  # SLOs (maintd.slo)
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
@@ -61,6 +62,7 @@ app.command("events")(query.events)
 app.command("alerts")(incidents.alerts)
 app.command("windows")(windows.windows)
 app.command("kpi")(kpi.kpi)
+app.command("slo")(slo_cli.slo)  # SLO error budgets and burn rates (maintd.slo)
 app.command("capacity")(capacity_cli.capacity)  # capacity (maintd.capacity)
 app.add_typer(report_cli.app, name="report")  # reports written as files (maintd report NAME)
 

@@ -88,3 +88,42 @@ def _sweep(
         if task:
             statuses[task] = status
     return up, down
+
+
+Timeline = list[tuple[datetime, str, str]]  # (finished_at, task, status), in order
+
+
+def probe_timeline(
+    session: Session, target: str, start: datetime, end: datetime, *, tasks: tuple[str, ...] = ()
+) -> tuple[dict[str, str], Timeline]:
+    """One target's probe statuses holding at ``start`` and its probe runs in ``[start, end)``,
+    only those of ``tasks`` when given: the input of ``uptime`` (the SLOs of maintd.slo read it)."""
+    finished: tuple[object, ...] = (
+        RunRow.kind.in_(PROBE_KINDS),
+        RunRow.state == "finished",
+        RunRow.dry_run.is_(False),
+        RunRow.finished_at.is_not(None),
+        *((RunRow.task.in_(tasks),) if tasks else ()),
+    )
+    rows = session.execute(
+        select(RunRow.finished_at, RunRow.task, RunRow.status)
+        .where(*finished, RunRow.target == target, RunRow.finished_at >= start, RunRow.finished_at < end)  # type: ignore[arg-type]
+        .order_by(RunRow.finished_at)
+    ).all()
+    timeline = [(at, task, status or "unknown") for at, task, status in rows if at is not None]
+    return _statuses_at(session, target, start, finished), timeline
+
+
+def uptime(
+    timeline: Timeline, statuses: dict[str, str], start: datetime, end: datetime
+) -> tuple[float, float]:
+    """Seconds up and down in ``[start, end)`` (the same sweep as the availability KPI);
+    ``statuses`` hold at the timeline's beginning, which may be before ``start``."""
+    holding = dict(statuses)
+    within = []
+    for entry in timeline:
+        if entry[0] < start:
+            holding[entry[1]] = entry[2]
+        elif entry[0] < end:
+            within.append(entry)
+    return _sweep(within, holding, start, end)

@@ -15,7 +15,7 @@ class Figure(BaseModel):
     group: str  # availability, incidents, maintenance, delivery, seed
     title: str
     value: float | None  # None: nothing to compute it from in the period (see ``how``)
-    unit: Literal["%", "s", "count", "per day"]
+    unit: Literal["%", "s", "count", "per day", "x"]  # x: a ratio (an SLO's burn rate)
     how: str  # the inputs and the formula, with their numbers
     samples: int
     target: float | None = None

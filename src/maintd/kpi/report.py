@@ -14,6 +14,7 @@ from maintd.kpi.maintenance import maintenance_figures
 from maintd.kpi.model import Report
 from maintd.kpi.remediation import remediation_figures
 from maintd.kpi.trends import trend_figures
+from maintd.slo.figures import slo_figures  # SLO error budgets and burn rates (maintd.slo)
 
 MAX_PERIOD = timedelta(days=366 * 3)
 GROUPS = ("seed", "availability", "incidents", "performance", "maintenance", "security", "delivery")
@@ -31,6 +32,7 @@ def compute(session: Session, *, end: datetime, period: timedelta, now: datetime
         *availability_figures(session, start, end),
         *change_figures(session, start, end),  # patch deployment success (maintd.changes)
         *remediation_figures(session, start, end),  # auto-remediation success (maintd.remediation)
+        *slo_figures(session, end),  # each SLO over its own window ending at ``end`` (maintd.slo)
         *trend_figures(session, start, end),  # against the period before; by incident type; findings
     ]
     figures.sort(key=lambda f: GROUPS.index(f.group))

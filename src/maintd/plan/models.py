@@ -20,6 +20,7 @@ from maintd.plan.oncall import OnCallSchedule, Person
 from maintd.plan.playbooks import Playbook
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.plan.schedule import Schedule
+from maintd.plan.slos import Slo  # service level objectives (maintd.slo)
 from maintd.plan.types import Duration, SecretRef
 
 Name = Annotated[
@@ -213,6 +214,7 @@ class Plan(StrictModel):
     components: list[Component] = Field(default=[], description="components: stage, versions, owner")
     documents: list[Document] = Field(default=[], description="documents with review cadence and owner")
     trainings: list[Training] = Field(default=[], description="the training matrix: role → training")
+    slos: list[Slo] = Field(default=[], description="availability objectives: error budget, burn-rate alerts")
 
     def target(self, name: str) -> Target:
         for target in self.targets:
