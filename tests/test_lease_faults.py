@@ -286,6 +286,13 @@ def test_an_api_replica_serves_and_takes_alerts_in_but_never_ticks(pg: Harness, 
     assert http_get(scheduler.url + "/readyz")[0] == 200
     assert http_get(scheduler.url + "/api/v1/tasks")[0] == 404
 
+    # SIGHUP: the holder stores the changed plan (its reload is fenced like a tick).
+    (loaded,) = h.events("plan.loaded")
+    h.plan_file.write_text(h.plan_file.read_text().replace("every: 1m", "every: 2m"))
+    scheduler.signal(signal.SIGHUP)
+    h.wait_for("the holder to store the reloaded plan", lambda: len(h.events("plan.loaded")) == 2, scheduler)
+    assert h.events("plan.loaded")[1].payload["digest"] != loaded.payload["digest"]
+
     # Without a scheduler, the replica goes on serving but schedules nothing and beats for nobody.
     scheduler.signal(signal.SIGKILL)
     assert scheduler.wait_exit(10) == -signal.SIGKILL

@@ -25,7 +25,7 @@ from maintd.api.deps import AppContext
 from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.kpi.exporter import KpiCollector
-from maintd.lease import Lease
+from maintd.lease import Lease, LeaseLost
 from maintd.metrics import Metrics
 from maintd.notify.transport import AppriseNotifier
 from maintd.plan.loader import PlanError, load_plan, plan_from_document
@@ -237,7 +237,11 @@ async def _reload(engine: Engine, scheduling: bool) -> None:
     if not scheduling:  # [lease] an API replica or a standby: the holder stores the plan
         await asyncio.to_thread(_load_plan, engine)
         return
-    result = await asyncio.to_thread(engine.reload, "signal:SIGHUP")
+    try:  # [lease] fenced like a tick: a holder that lost the lease does not store a plan
+        result = await asyncio.to_thread(engine.lease.call, engine.reload, "signal:SIGHUP")
+    except LeaseLost as exc:
+        log.error("plan not reloaded: %s", exc)
+        return
     if result.ok:
         log.info("plan reloaded (%s)", (result.digest or "")[:12])
 
