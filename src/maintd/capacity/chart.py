@@ -1,20 +1,19 @@
 """One series as an SVG chart, written by hand: history, projection, its interval and the limit.
 
-No plotting library (matplotlib would be one more heavy dependency to pin and import lazily) for
-four lines and a band that a few polylines draw.
+The frame and lines are maintd.charts' (shared with maintd.reports).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 
 from maintd.capacity.format import amount
 from maintd.capacity.model import Forecast
-
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 70, 10, 20, 30  # margins for the axis labels
+from maintd.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, frame
+from maintd.charts import line as _line
+from maintd.charts import points as _points
 
 
 def svg(f: Forecast) -> str:
@@ -35,14 +34,7 @@ def svg(f: Forecast) -> str:
     def y(v: float) -> float:
         return TOP + (HEIGHT - TOP - BOTTOM) * (high - v) / (high - low)
 
-    title = escape(f.series.label())
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}">',
-        f"<title>{title}</title>",
-        f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{HEIGHT - TOP - BOTTOM}" '
-        'fill="none" stroke="#ccc"/>',
-    ]
+    parts = frame(f.series.label())
     if f.path:
         band = [(x(t), y(up)) for t, _, _, up in f.path] + [(x(t), y(lo)) for t, _, lo, _ in reversed(f.path)]
         parts.append(f'<polygon class="interval" points="{_points(band)}" fill="#f5c28a" opacity="0.5"/>')
@@ -55,16 +47,6 @@ def svg(f: Forecast) -> str:
     parts += _labels(f, low, high, times, y)
     parts.append("</svg>")
     return "\n".join(parts)
-
-
-def _points(points: Sequence[tuple[float, float]]) -> str:
-    return " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-
-
-def _line(name: str, points: Sequence[tuple[float, float]], colour: str, dashed: bool = False) -> str:
-    dash = ' stroke-dasharray="6 4"' if dashed else ""
-    return (f'<polyline class="{name}" points="{_points(points)}" fill="none" stroke="{colour}" '
-            f'stroke-width="1.5"{dash}/>')  # fmt: skip
 
 
 def _labels(

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, fie
 
 from maintd.plan.base import StrictModel
 from maintd.plan.changes import ChangeSettings
+from maintd.plan.costs import ComplianceCheck, CostModel  # the monthly audit (maintd.reports)
 from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.lifecycle import Component, Document, Training  # lifecycle (maintd.lifecycle)
@@ -215,6 +216,11 @@ class Plan(StrictModel):
     documents: list[Document] = Field(default=[], description="documents with review cadence and owner")
     trainings: list[Training] = Field(default=[], description="the training matrix: role → training")
     slos: list[Slo] = Field(default=[], description="availability objectives: error budget, burn-rate alerts")
+    # the monthly audit and the ROI KPI (maintd.reports, maintd.kpi.roi)
+    costs: CostModel = Field(default=CostModel(), description="the cost model behind the maintenance ROI")
+    compliance: list[ComplianceCheck] = Field(
+        default=[], description="the monthly audit's checks: a task's latest run ok, or a KPI within bounds"
+    )
 
     def target(self, name: str) -> Target:
         for target in self.targets:

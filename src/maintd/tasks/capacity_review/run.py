@@ -6,23 +6,21 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from maintd.capacity.model import CapacityReport, Exhaustion
 from maintd.capacity.render import CHARTS, chart_name, write
 from maintd.capacity.review import review
 from maintd.checks.base import Change, CheckResult, RunContext, Status
-from maintd.settings import Settings
-from maintd.store.db import Store, StoreError
+from maintd.store.db import StoreError
 from maintd.tasks.capacity_review import CapacityReviewConfig
+from maintd.tasks.store_access import database_url, read
 
 FILES = ("capacity.html", "capacity.md")
 
 
 async def run(config: CapacityReviewConfig, ctx: RunContext) -> CheckResult:
-    url = config.database or Settings.from_env().database_url
-    shown = make_url(url).render_as_string(hide_password=True)
+    url, shown = database_url(config.database)
     try:
         report = await asyncio.to_thread(_review, url, config, ctx)  # CPU-bound: off the event loop
     except (StoreError, SQLAlchemyError, OSError) as exc:  # refused, no such database, no runs table
@@ -48,15 +46,10 @@ async def run(config: CapacityReviewConfig, ctx: RunContext) -> CheckResult:
 
 
 def _review(url: str, config: CapacityReviewConfig, ctx: RunContext) -> CapacityReport:
-    store = Store(url)
-    try:
-        with store.read() as session:
-            return review(
-                session, now=ctx.clock.now(), history=config.history, task=config.task,
-                target=config.series_target, metric=config.metric, limit=config.limit,
-            )  # fmt: skip
-    finally:
-        store.dispose()
+    return read(url, lambda session: review(
+        session, now=ctx.clock.now(), history=config.history, task=config.task,
+        target=config.series_target, metric=config.metric, limit=config.limit,
+    ))  # fmt: skip
 
 
 def _judge(report: CapacityReport, config: CapacityReviewConfig) -> tuple[Status, float | None, list[str]]:
