@@ -128,6 +128,7 @@ def test_the_monthly_review_finds_anomalies_and_ranks_opportunities_by_impact_ov
     ]
     page = html(doc)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in markdown(doc) and "&lt;script&gt;" in markdown(doc)
     assert "<svg" in page
 
 

@@ -24,18 +24,23 @@ def chart_file(doc: Document, chart: Chart) -> str:
     return f"{doc.name}-charts/" + re.sub(r"[^A-Za-z0-9_.-]+", "_", chart.name) + ".svg"
 
 
+def _md(text: str) -> str:
+    """Markdown renderers pass raw HTML through: a recorded title must not become markup there either."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_block(doc: Document, block: Block) -> list[str]:
     if isinstance(block, Text):
-        return [block.text, ""]
+        return [_md(block.text), ""]
     if isinstance(block, Bullets):
-        return [*(f"- {item}" for item in block.items), ""]
+        return [*(f"- {_md(item)}" for item in block.items), ""]
     if isinstance(block, Table):
         if not block.rows:
-            return [block.empty, ""]
+            return [_md(block.empty), ""]
         return [
             "| " + " | ".join(_md_cell(c) for c in block.columns) + " |",
             "|" + "---|" * len(block.columns),
@@ -46,9 +51,9 @@ def _md_block(doc: Document, block: Block) -> list[str]:
 
 
 def markdown(doc: Document) -> str:
-    lines = [f"# {doc.title}", "", _head(doc), ""]
+    lines = [f"# {_md(doc.title)}", "", _md(_head(doc)), ""]
     for section in doc.sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {_md(section.title)}", ""]
         for block in section.blocks:
             lines += _md_block(doc, block)
     return "\n".join(lines)
