@@ -26,6 +26,7 @@ from maintd import timers, views
 from maintd.changes.health import RunnerChecks
 from maintd.changes.worker import ChangeWorker
 from maintd.clock import Clock
+from maintd.executor import Executor
 from maintd.incidents import auditor, escalation
 from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
@@ -158,6 +159,8 @@ class Engine:
             on_queued=self.notify,
         )
         self._changes_task: asyncio.Task[None] | None = None
+        # [executor] Where the scheduler's claimed runs go: this runner, or Celery workers (set by serve).
+        self.executor: Executor = self.runner
         self.slos = SloWatch(store)  # [slo] burn-rate alerts, evaluated every minute by the tick
         # [lease] Scale-out: the PostgreSQL lease that fences each tick (maintd.lease); set by serve.
         self.lease: Gate = UNLEASED
@@ -470,7 +473,7 @@ class Engine:
             if self.loaded is not None and self.loaded.plan.playbooks:
                 self.remediator.kick()  # queued and approved executions run beside the loop
             for order in orders:
-                self.runner.submit(order)
+                self.executor.submit(order)  # [executor]
             if orders:
                 continue  # a full batch may mean more is due
             wake_at = now + IDLE_WAKE if earliest is None else min(earliest, now + IDLE_WAKE)
@@ -554,6 +557,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._changes_task
         await self.remediator.aclose(grace)  # executions still running then are failed later as abandoned
+        if (close := getattr(self.executor, "aclose", None)) is not None:  # [executor] messages being sent
+            await close()
         await self.runner.stop(grace)
         if self.dispatcher is not None:
             await self.dispatcher.stop(min(grace, DISPATCH_GRACE))

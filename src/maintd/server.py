@@ -24,6 +24,7 @@ from maintd.api.app import _health_routes, create_app
 from maintd.api.deps import AppContext
 from maintd.clock import Clock
 from maintd.engine import Engine
+from maintd.executor import Executor
 from maintd.kpi.exporter import KpiCollector
 from maintd.lease import Lease, LeaseLost
 from maintd.metrics import Metrics
@@ -57,6 +58,11 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
             f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "
             "by definition; use --role all (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
         )
+    if store.dialect != "postgresql" and settings.executor != "local":  # [executor]
+        raise StartupError(
+            f"--executor {settings.executor} needs PostgreSQL: workers record runs in the same database; "
+            "use --executor local (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
+        )
     _upgrade(store)
     engine = Engine(
         settings,
@@ -66,6 +72,8 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         metrics=Metrics(),
         notifier=AppriseNotifier() if settings.schedules else None,
     )
+    if settings.executor == "celery" and settings.schedules:  # [executor]
+        engine.executor = _celery_executor(settings, engine)
     # [lease] On PostgreSQL the scheduler runs only while this process holds the lease.
     lease = _lease(settings, store, engine)
     if store.dialect == "postgresql" and settings.serves_api:
@@ -160,6 +168,22 @@ def _upgrade(store: Store) -> None:
             store.upgrade()
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_KEY})
+
+
+def _celery_executor(settings: Settings, engine: Engine) -> Executor:
+    """[executor] Claimed runs go to Celery workers; the runner takes them while the broker is down."""
+    from maintd.executor.celery_app import make_app
+    from maintd.executor.dispatch import CeleryExecutor
+
+    return CeleryExecutor(
+        app=make_app(settings),
+        queue=settings.queue,
+        runner=engine.runner,
+        store=engine.store,
+        clock=engine.clock,
+        loaded=lambda: engine.loaded,
+        on_alert=engine.poke,
+    )
 
 
 def _lease(settings: Settings, store: Store, engine: Engine) -> Lease | None:

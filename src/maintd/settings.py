@@ -13,6 +13,9 @@ from pathlib import Path
 DEFAULT_PORT = 8470
 ROLES = ("all", "api", "scheduler")  # [lease] what ``maintd serve`` runs (docs/deployment.md)
 DEFAULT_LEASE_TTL = 15.0  # [lease] seconds a silent scheduler keeps the lease (maintd.lease)
+EXECUTORS = ("local", "celery")  # [executor] where claimed runs execute (maintd.executor)
+DEFAULT_QUEUE = "maintd"  # [executor] the Celery queue runs are sent to
+DEFAULT_VISIBILITY = 3600.0  # [executor] seconds before Redis hands an unacknowledged run to another worker
 
 
 def default_state_dir() -> Path:
@@ -37,12 +40,21 @@ class Settings:
     # [lease] all: API + scheduler (the default); api: HTTP only; scheduler: no API, a health port.
     role: str = "all"
     lease_ttl: float = DEFAULT_LEASE_TTL  # [lease] on PostgreSQL: how long a paused holder keeps the lease
+    # [executor] local: the scheduler's own runner (the default); celery: `maintd worker` processes.
+    executor: str = "local"
+    broker_url: str | None = None  # [executor] the Celery broker (redis://...), for executor celery
+    queue: str = DEFAULT_QUEUE  # [executor]
+    visibility_timeout: float = DEFAULT_VISIBILITY  # [executor] longer than the longest task timeout
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:  # [lease]
             raise ValueError(f"unknown role {self.role!r}: choose one of {', '.join(ROLES)}")
         if self.lease_ttl <= 0:
             raise ValueError(f"the lease timeout must be a positive number of seconds, not {self.lease_ttl}")
+        if self.executor not in EXECUTORS:  # [executor]
+            raise ValueError(f"unknown executor {self.executor!r}: choose one of {', '.join(EXECUTORS)}")
+        if self.executor == "celery" and not self.broker_url:
+            raise ValueError("--executor celery needs a broker: set --broker-url or MAINTD_BROKER_URL")
 
     @property
     def schedules(self) -> bool:
@@ -73,6 +85,10 @@ class Settings:
             "public_url": os.environ.get("MAINTD_PUBLIC_URL") or None,
             "role": os.environ.get("MAINTD_ROLE") or "all",  # [lease]
             "lease_ttl": float(os.environ.get("MAINTD_LEASE_TTL") or DEFAULT_LEASE_TTL),
+            "executor": os.environ.get("MAINTD_EXECUTOR") or "local",  # [executor]
+            "broker_url": os.environ.get("MAINTD_BROKER_URL") or None,
+            "queue": os.environ.get("MAINTD_QUEUE") or DEFAULT_QUEUE,
+            "visibility_timeout": float(os.environ.get("MAINTD_BROKER_VISIBILITY") or DEFAULT_VISIBILITY),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from maintd.cli import lifecycle as lifecycle_cli  # lifecycle (maintd.lifecycle
 from maintd.cli import remediation as remediation_cli
 from maintd.cli import report as report_cli  # reports written as files: `maintd report capacity`
 from maintd.cli import slo as slo_cli  # SLOs (maintd.slo)
+from maintd.cli import worker as worker_cli  # [executor] Celery workers (maintd.executor)
 from maintd.cli.common import DbOption, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
@@ -65,6 +66,7 @@ app.command("kpi")(kpi.kpi)
 app.command("slo")(slo_cli.slo)  # SLO error budgets and burn rates (maintd.slo)
 app.command("capacity")(capacity_cli.capacity)  # capacity (maintd.capacity)
 app.add_typer(report_cli.app, name="report")  # reports written as files (maintd report NAME)
+app.command("worker")(worker_cli.worker)  # [executor]
 
 
 @app.command()
@@ -89,6 +91,17 @@ def serve(
         help="Seconds a scheduler that stopped renewing keeps the PostgreSQL lease before a standby "
         "takes over (a dead one is replaced at once).",
     ),
+    # [executor] where claimed runs execute (docs/deployment.md)
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        envvar="MAINTD_EXECUTOR",
+        help="local: this process runs checks and actions; celery: `maintd worker` processes do "
+        "(PostgreSQL and --broker-url).",
+    ),
+    broker_url: str = typer.Option(
+        None, "--broker-url", envvar="MAINTD_BROKER_URL", help="The Celery broker for --executor celery."
+    ),
 ) -> None:
     """Run the scheduler, the runner and the API in one process (or one role of them)."""
     from maintd.server import StartupError
@@ -100,7 +113,14 @@ def serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env(
-            database_url=db, plan_path=plan_path, host=host, port=port, role=role, lease_ttl=lease_ttl
+            database_url=db,
+            plan_path=plan_path,
+            host=host,
+            port=port,
+            role=role,
+            lease_ttl=lease_ttl,
+            executor=executor,  # [executor]
+            broker_url=broker_url,
         )
         clock = clock_from_spec(settings.clock)
         asyncio.run(serve_(settings, clock))

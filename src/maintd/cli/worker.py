@@ -1,0 +1,89 @@
+"""``maintd worker``: a Celery worker executing the runs a ``--executor celery`` scheduler sends."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from maintd.cli.common import DbOption, fail
+from maintd.settings import DEFAULT_QUEUE, DEFAULT_VISIBILITY
+
+
+def worker(
+    db: str | None = DbOption,
+    broker_url: str = typer.Option(
+        None,
+        "--broker-url",
+        envvar="MAINTD_BROKER_URL",
+        help="The Celery broker (redis://HOST:6379/0).",
+    ),
+    queue: str = typer.Option(
+        DEFAULT_QUEUE, "--queue", envvar="MAINTD_QUEUE", help="Queue to take runs from."
+    ),
+    concurrency: int = typer.Option(
+        4,
+        "--concurrency",
+        envvar="MAINTD_WORKER_CONCURRENCY",
+        help="Runs at once (1: solo pool).",
+    ),
+    visibility: float = typer.Option(
+        DEFAULT_VISIBILITY,
+        "--visibility-timeout",
+        envvar="MAINTD_BROKER_VISIBILITY",
+        help="Seconds before Redis gives a dead worker's unfinished run to another worker; "
+        "longer than the longest task timeout.",
+    ),
+    log_level: str = typer.Option("info", envvar="MAINTD_LOG_LEVEL", help="debug, info, warning, error."),
+) -> None:
+    """Execute checks and actions sent by a scheduler running with --executor celery (PostgreSQL)."""
+    from maintd.clock import clock_from_spec
+    from maintd.engine import instance_name
+    from maintd.executor.celery_app import make_app
+    from maintd.executor.consumer import register, start
+    from maintd.executor.worker import WorkerRuntime
+    from maintd.registry import Registry
+    from maintd.runner.children import Children
+    from maintd.server import _upgrade
+    from maintd.settings import Settings
+    from maintd.store.db import Store
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if concurrency < 1:
+        fail("--concurrency must be at least 1", 2)
+    try:
+        settings = Settings.from_env(
+            database_url=db,
+            executor="celery",
+            broker_url=broker_url,
+            queue=queue,
+            visibility_timeout=visibility,
+        )
+    except ValueError as exc:
+        fail(str(exc), 2)
+    store = Store(settings.database_url)
+    if store.dialect != "postgresql":
+        fail("maintd worker needs PostgreSQL (MAINTD_DATABASE_URL): the scheduler and workers share it", 2)
+    _upgrade(store)  # one process at a time, as serve does
+    name = instance_name()
+    runtime = WorkerRuntime(
+        store=store,
+        registry=Registry.default(),
+        clock=clock_from_spec(settings.clock),
+        owner=name,
+        children=Children(settings.state_dir / "children") if settings.state_dir else None,
+    )
+    app = make_app(settings)
+    register(app, runtime)
+    logging.getLogger(__name__).info("maintd worker %s takes runs from %s", name, settings.queue)
+    try:
+        start(
+            app,
+            queue=settings.queue,
+            concurrency=concurrency,
+            name="maintd-" + name.replace(":", "-"),
+            log_level=log_level,
+        )
+    finally:
+        runtime.close()
+        store.dispose()
