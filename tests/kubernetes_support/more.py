@@ -5,7 +5,8 @@
 PodMetrics, NetworkPolicies, Namespaces...), keyed by their collection's API prefix
 and plural (``("/api/v1", "persistentvolumeclaims")``). Answered as a real server
 does: lists (namespaced or everywhere), GET / PUT / PATCH (JSON merge patch) /
-DELETE of one object, POST to create one (409 when it exists); 404 Status otherwise.
+DELETE of one object, POST to create one (409 when it exists), server-side apply (PATCH with
+``application/apply-patch+yaml``: creates a missing object); 404 Status otherwise.
 ``objects/optimisation/*.json`` are recorded list responses written after the API
 reference, times relative to tests.conftest.T0.
 """
@@ -76,8 +77,14 @@ def handle(fake: FakeKubeApi, method: str, path: str, body: Any) -> web.Response
             return web.json_response(created, status=201)
         return _status(405, "MethodNotAllowed", f"{method} is not allowed on a list")
     found = _find(items, namespace, name)
-    if method == "PUT" and isinstance(body, dict) and found is None:
-        return _status(404, "NotFound", f'{plural} "{name}" not found')
+    applying = fake.requests[-1].headers.get("Content-Type", "").startswith("application/apply-patch")
+    if method == "PATCH" and applying and found is None and isinstance(body, dict):
+        # Server-side apply creates what is missing (the fake merges; a real server tracks field owners).
+        created = copy.deepcopy(body)
+        if namespace and plural not in _CLUSTER_SCOPED:
+            created["metadata"]["namespace"] = namespace
+        items.append(created)
+        return web.json_response(created, status=201)
     if found is None:
         return _status(404, "NotFound", f'{plural} "{name}" not found')
     if method == "GET":
