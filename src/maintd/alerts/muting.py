@@ -193,6 +193,8 @@ class InhibitMuter:
             if not any(_all_match(r.target, labels) for r in self.rules):
                 return [{} for _ in self.rules]  # not a target of any rule: no need to read sources
             self._sources = [{} for _ in self.rules]
+            # The alerts this batch opened before are sources too; the pipeline runs without autoflush.
+            self._session.flush()
             rows = self._session.execute(
                 select(AlertRow.id, AlertRow.fingerprint, AlertRow.labels)
                 .where(AlertRow.status == AlertStatus.firing.value, AlertRow.muted_by.is_(None))

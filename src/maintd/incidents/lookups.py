@@ -43,6 +43,7 @@ class OpenRows:
         self._no_incident: set[str] = set()  # group keys known to have none open
         self._ids: list[int] = []  # alert ids reserved for rows not yet created, in ascending order
         self._last_id: int | None = None  # the last one handed out
+        self._last_incident_id: int | None = None  # SQLite: the last incident id handed out
         self._transaction: object = None
 
     def prefetch(self, identities: Iterable[str]) -> None:
@@ -65,6 +66,7 @@ class OpenRows:
             row = self._alerts[identity]
             if row is None or row.status == AlertStatus.firing.value:
                 return row
+        self._session.flush()  # the pipeline runs without autoflush; the query must see this batch
         found = self._session.scalar(
             select(AlertRow)
             .where(AlertRow.dedup_key == identity, AlertRow.status == AlertStatus.firing.value)
@@ -79,7 +81,8 @@ class OpenRows:
 
         The rows reach the database on the next flush, many in one statement. PostgreSQL hands
         the ids out from the table's sequence; on SQLite this transaction holds the write lock
-        and only ``dedup`` creates alerts, so the ids after the largest one are free.
+        and only ``dedup`` creates alerts (and only ``group`` incidents), so the ids after the
+        largest one are free.
         """
         missing = count - len(self._ids)
         if missing <= 0:
@@ -97,6 +100,15 @@ class OpenRows:
             self.reserve_alert_ids(1)
         self._last_id = self._ids.pop(0)
         return self._last_id
+
+    def new_incident_id(self) -> int:
+        """An id for a new incident, so that it needs no flush to get one (see ``reserve_alert_ids``)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            return int(self._session.scalars(_NEXTVAL_INCIDENT).one())
+        if self._last_incident_id is None:
+            self._last_incident_id = self._session.scalar(select(func.max(IncidentRow.id))) or 0
+        self._last_incident_id += 1
+        return self._last_incident_id
 
     def alert_opened(self, row: AlertRow) -> None:
         self._alerts[row.dedup_key] = row
@@ -122,6 +134,7 @@ class OpenRows:
             return found
         if found is None and key in self._no_incident:
             return None
+        self._session.flush()
         found = self._session.scalar(
             select(IncidentRow)
             .where(IncidentRow.group_key == key, IncidentRow.state.in_(_OPEN_STATES))
@@ -147,6 +160,7 @@ class OpenRows:
 
 _KEY = "maintd.open_rows"
 _NEXTVAL = text("SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)")
+_NEXTVAL_INCIDENT = text("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))")
 
 
 def new_row(cls: type[R], **values: object) -> R:

@@ -87,7 +87,36 @@ def ingest_requests(
     maintenance_tasks: Collection[str] = (),
 ) -> list[list[Delivery]]:
     """``ingest`` for several senders' ``(alerts, actor)`` at once, in order: one lock, one read of
-    the muters and of the open alerts and incidents, one write of the events. Flushes only."""
+    the muters and of the open alerts and incidents, one write of the events. Flushes only.
+
+    The stages run without autoflush: ``OpenRows`` already knows what is pending, so new alerts
+    and incidents are inserted once, whole, by the flush at the end (with autoflush every read
+    inserted the rows added since, and each later change to them was one more UPDATE). A read
+    that must see this batch's changes flushes first: ``OpenRows`` on a miss, the inhibition
+    sources, and ``follow_up``, which runs with autoflush as before.
+    """
+    session.flush()  # the caller's pending changes, as the first query would have autoflushed them
+    autoflush, session.autoflush = session.autoflush, False
+    try:
+        answers, events = _run(
+            session, requests, now=now, settings=settings, maintenance_tasks=maintenance_tasks
+        )
+    finally:
+        session.autoflush = autoflush
+    session.flush()
+    append(session, events)
+    return answers
+
+
+def _run(
+    session: Session,
+    requests: Sequence[tuple[Iterable[AlertIn], str]],
+    *,
+    now: datetime,
+    settings: IncidentSettings,
+    maintenance_tasks: Collection[str],
+) -> tuple[list[list[Delivery]], list[Event]]:
+    """The stages for every delivery (autoflush off); their events, still to be written."""
     _one_ingest_at_a_time(session)
     stages = build_pipeline()
     muters = Muters(session, now=now, settings=settings, maintenance_tasks=maintenance_tasks)
@@ -105,17 +134,30 @@ def ingest_requests(
             delivery = Delivery(alert, now, settings, actor, muters=muters)
             for stage in stages:
                 if stage is follow_up and not delivery.new and delivery.row is not None:
-                    # follow_up may write events itself and change incidents in ways not tracked here.
+                    # follow_up reads what this batch changed, may write events itself and changes
+                    # incidents in ways not tracked here: everything before it goes to the database.
+                    session.flush()
                     append(session, events)
                     events.clear()
                     lookups.forget()
-                if not stage(session, delivery):
+                    if not _with_autoflush(session, follow_up, delivery):
+                        break
+                elif not stage(session, delivery):
                     break
             events.extend(delivery.events)
             done.append(delivery)
         answers.append(done)
-    append(session, events)
-    return answers
+    return answers, events
+
+
+def _with_autoflush(session: Session, stage: Stage, delivery: Delivery) -> bool:
+    session.autoflush = True
+    try:
+        go = stage(session, delivery)
+        session.flush()  # what it changed, before the next delivery's reads (autoflush is off again)
+    finally:
+        session.autoflush = False
+    return go
 
 
 # pg_advisory_xact_lock key for "one ingest at a time" ("maintd" in ASCII).
@@ -255,7 +297,9 @@ def group(session: Session, d: Delivery) -> bool:
     lookups = OpenRows.of(session)
     incident = lookups.incident(key)
     if incident is None:
-        incident = IncidentRow(
+        incident = new_row(
+            IncidentRow,
+            id=lookups.new_incident_id(),  # known now: no flush, so no INSERT and then UPDATE of alerts
             title=d.row.summary,
             priority=d.priority.value,
             state=State.triggered.value,
@@ -265,8 +309,7 @@ def group(session: Session, d: Delivery) -> bool:
             postmortem_required=d.priority in (Priority.P0, Priority.P1),
             labels=key_labels,
         )
-        session.add(incident)
-        session.flush()
+        session.add(incident)  # inserted with this batch's other new rows, at its end
         lookups.incident_opened(key, incident)
         d.events.append(
             Event(
