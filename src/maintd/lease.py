@@ -18,8 +18,8 @@ both halves:
   the transaction: a holder paused in the middle of one is disconnected by PostgreSQL after
   ``ttl`` instead of blocking the takeover.
 
-The table is created here (``CREATE TABLE IF NOT EXISTS``) rather than by a migration: it
-exists only on PostgreSQL, where the lease is used; SQLite has one process by definition.
+The table is ``LeaseRow`` (migration 0008); only PostgreSQL uses it: SQLite has one process
+by definition.
 """
 
 from __future__ import annotations
@@ -44,17 +44,6 @@ T = TypeVar("T")
 TABLE = "maintd_leases"
 POLL = 0.5  # seconds between a standby's tries: the bound on a takeover from a dead holder
 SCHEDULER = "scheduler"  # the one lease so far: the scheduler loop with its timers, claims and dispatcher
-_CREATE_KEY = 0x6D61_696E_7464  # "maintd": serialises two processes creating the table at once
-
-_CREATE = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    name text PRIMARY KEY,
-    holder text NOT NULL,
-    epoch bigint NOT NULL,
-    holder_pid integer NOT NULL,
-    acquired_at timestamptz NOT NULL,
-    expires_at timestamptz NOT NULL
-)"""
 # Free when expired, or when the holder's lease connection is gone (it died): no wait for expiry.
 _TAKE = f"""
 UPDATE {TABLE} AS l SET holder = :holder, epoch = l.epoch + 1, holder_pid = pg_backend_pid(),
@@ -180,12 +169,6 @@ class Lease:
             self._conn = self._db.connect()
             # Never hang behind a paused holder's transaction longer than a lease period.
             self._conn.execute(text(f"SET lock_timeout = {int(self.ttl * 1000)}"))
-            # AUTOCOMMIT: each statement commits by itself, so the lock is the session's.
-            self._conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _CREATE_KEY})
-            try:
-                self._conn.execute(text(_CREATE))
-            finally:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _CREATE_KEY})
         return self._conn
 
     def _drop_connection(self) -> None:

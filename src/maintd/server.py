@@ -237,7 +237,12 @@ def _load_plan(engine: Engine) -> None:
             stored = views.active_plan(session)
         if stored is None:
             raise StartupError("the plan is invalid and no earlier plan is stored:\n" + "\n".join(problems))
-        log.error("plan on disk rejected, using the last good plan:\n%s", "\n".join(problems))
+        # The same words as a lone process's start (Engine.start_plan), whichever role starts.
+        log.warning(
+            "starting with the last good plan (%s) from the database; the plan on disk is rejected:\n%s",
+            stored.digest[:12],
+            "\n".join(problems),
+        )
         loaded = plan_from_document(stored.document, engine.registry)
     engine.loaded = loaded
     engine.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -568,3 +569,20 @@ class ChangeApprovalRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("change_id", "person", name="uq_change_approvals_change_id_person"),)
+
+
+# -- the scheduler lease (maintd.lease) -----------------------------------------------------------
+
+
+class LeaseRow(Base):
+    """Who runs the scheduler: one row per lease, written only with maintd.lease's SQL, which
+    uses the database's clock for ``expires_at`` and the holder's backend pid to see it die."""
+
+    __tablename__ = "maintd_leases"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    epoch: Mapped[int] = mapped_column(BigInteger, doc="the fencing token: +1 at every takeover")
+    holder_pid: Mapped[int] = mapped_column(Integer, doc="the holder's lease connection's backend")
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
