@@ -39,6 +39,7 @@ BUILTIN_KINDS = (
     "maintd.tasks.unused_resources",  # optimisation: stale claims, Released volumes, old files
     "maintd.tasks.security_policies",  # security updates: policy manifests applied by change
     "maintd.tasks.rotate_credentials.generic",  # security updates: hook-based credential rotation
+    "maintd.tasks.scanner_updates",  # security updates: the scanners' own pins bumped by change
     "maintd.tasks.report",  # KPI report, monthly review, monthly audit on schedule (maintd.reports)
 )
 
