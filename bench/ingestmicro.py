@@ -1,6 +1,7 @@
 """maintd's own CPU per alert request, in-process: the ASGI app called directly, no HTTP, no driver.
 
-``python -m bench.ingestmicro [--route webhook] [--batch 1] [-n 3000] [--concurrency 16] [--profile FILE]``
+``python -m bench.ingestmicro [--route webhook] [--batch 1] [-n 3000] [--concurrency 16] [--silences 0]
+[--profile FILE]``
 
 The app (``create_app``, SQLite in a temporary directory, no engine) takes N distinct alerts in
 bodies of BATCH, CONCURRENCY requests in flight as the HTTP benchmark's 16 connections keep
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +82,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--profile", help="write a cProfile of the event loop's thread here")
+    parser.add_argument(
+        "--silences", type=int, default=0, help="active silences matching none of the alerts (default 0)"
+    )
     args = parser.parse_args(argv)
 
     from maintd.alerts.integrations import IntegrationKind, create_integration
+    from maintd.alerts.silences import create_silence
     from maintd.api.app import create_app
     from maintd.api.deps import AppContext
     from maintd.auth import Role, create_token
     from maintd.clock import SystemClock
     from maintd.metrics import Metrics
+    from maintd.plan.incidents import Matcher
     from maintd.store.db import Store
 
     with tempfile.TemporaryDirectory(prefix="maintd-micro-") as tmp:
@@ -99,6 +106,16 @@ def main(argv: list[str] | None = None) -> None:
                 session, name="am", kind=IntegrationKind.alertmanager, now=clock.now(), actor="bench"
             )
             token = create_token(session, name="bench", role=Role.responder, now=clock.now(), actor="bench")
+            for i in range(args.silences):
+                create_silence(
+                    session,
+                    matchers=[Matcher.parse(f"team=bench-{i}"), Matcher.parse("severity=~info|warning")],
+                    starts_at=clock.now() - timedelta(minutes=1),
+                    ends_at=clock.now() + timedelta(days=1),
+                    created_by="bench",
+                    comment="mutes nothing here: costs a look at each new alert",
+                    now=clock.now(),
+                )
         # No engine, so no settings: raise the rate limit as the HTTP benchmark does through the env.
         from maintd.api import ingest
         from maintd.api.ratelimit import RateLimiter

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from maintd.alerts.fingerprint import fingerprint
 from maintd.alerts.model import AlertStatus
-from maintd.alerts.silences import active_silences
+from maintd.alerts.silences import active_matchers
 from maintd.plan.incidents import IncidentSettings, InhibitRule, MaintenanceWindow, Matcher
 from maintd.plan.windows import Span, Window, parse_window
 from maintd.store.models import AlertRow, RunRow
@@ -44,10 +44,7 @@ class SilenceMuter:
 
     @classmethod
     def load(cls, session: Session, now: datetime) -> SilenceMuter:
-        return cls(
-            (row.id, [Matcher.model_validate(m) for m in row.matchers])
-            for row in active_silences(session, now)
-        )
+        return cls(active_matchers(session, now))
 
     def muted_by(self, labels: dict[str, str]) -> str | None:
         for silence_id, matchers in self.silences:
