@@ -202,3 +202,95 @@ def test_a_missing_directory_or_an_unreachable_cluster_is_reported(tmp_path):
               "kubernetes": {"kubeconfig": str(tmp_path / "none.yaml")}}  # fmt: skip
     result = run(run_kind("security-policies", params))
     assert result.status is Status.unknown and "no such file" in result.output
+
+
+# -- end to end: the drafted change submitted, approved, executed by the change worker --------------
+
+WORKER_PLAN = """
+targets:
+  - {{name: prod-cluster, kind: cluster}}
+tasks:
+  - name: staging-not-restricted
+    kind: command
+    description: the staging workloads break under the restricted PodSecurity profile (as a check)
+    targets: [prod-cluster]
+    schedule: {{every: 1h}}
+    params: {{argv: ["{py}", "{check}"]}}
+people:
+  - {{name: rob, email: rob@example.com}}
+  - {{name: tess, email: tess@example.com}}
+changes:
+  watch: {{window: 2m, interval: 1m, checks: [staging-not-restricted]}}
+  types:
+    policy-update: {{approvals: [{{role: team-lead}}]}}
+  procedures:
+    - name: apply-policies
+      apply: ["{py}", -m, {helper}, apply, "{{bundle}}", "{{sha256}}"]
+      rollback: ["{py}", -m, {helper}, rollback, "{{bundle}}", "{{sha256}}"]
+"""
+# Exit 2 (critical) while staging enforces "restricted": the URL and token come from files the test
+# writes once the fake API server listens.
+CHECK = """
+import json, pathlib, sys, urllib.request
+here = pathlib.Path(__file__).parent
+request = urllib.request.Request(here.joinpath("api-url").read_text() + "/api/v1/namespaces/staging",
+                                 headers={"Authorization": "Bearer maintd-test-token"})
+labels = json.load(urllib.request.urlopen(request, timeout=10))["metadata"].get("labels", {})
+enforce = labels.get("pod-security.kubernetes.io/enforce")
+print(f"staging enforce={enforce}")
+sys.exit(2 if enforce == "restricted" else 0)
+"""
+
+
+def test_an_approved_policy_change_that_breaks_a_check_is_rolled_back_by_the_change_worker(
+    tmp_path, sqlite_store: Store, write_plan, make_engine
+):
+    from maintd.changes import orders, service
+    from maintd.changes.worker import ChangeWorker
+    from maintd.store import events
+    from tests.changes_support import ROB, TESS, run_with_worker
+
+    check = tmp_path / "check.py"
+    check.write_text(CHECK)
+    plan_dir = write_plan(WORKER_PLAN.format(py=PY, helper=HELPER, check=check))
+    engine = make_engine(sqlite_store, plan_dir)
+    assert engine.reload().ok, engine.last_reload
+    api = FakeKubeApi(more=recorded())
+    original = copy.deepcopy(api.more)
+    directory = policies(tmp_path)
+
+    async def go(worker: ChangeWorker) -> tuple[int, list[str]]:
+        async with api.serve() as base:
+            (tmp_path / "api-url").write_text(base)
+            params = {
+                "directory": str(directory),
+                "bundles_dir": str(tmp_path / "bundles"),
+                "kubernetes": {"kubeconfig": str(write_kubeconfig(tmp_path, base))},
+                "change": {"procedure": "apply-policies", "type": "policy-update", "plan": str(plan_dir),
+                           "database": sqlite_store.url},
+            }  # fmt: skip
+            drafted: CheckResult = await run_kind("security-policies", params)
+            change_id = int(drafted.metrics["change_id"])
+            assert engine.loaded is not None
+            settings, now = engine.loaded.plan.changes, engine.clock.now()
+            with sqlite_store.write() as s:
+                service.submit(s, change_id=change_id, who=ROB, settings=settings, now=now)
+                service.approve(s, change_id=change_id, who=TESS, settings=settings, now=now)
+                orders.request_execution(s, change_id=change_id, who=ROB, settings=settings, now=now)
+            ran = [step.name for step in await worker.run_due()]  # pre-check ok, apply, watch begins
+            engine.clock.advance(timedelta(minutes=1))
+            ran += [step.name for step in await worker.run_due()]  # the check is critical: roll back
+            return change_id, ran
+
+    change_id, ran = run_with_worker(engine, go)
+    assert ran == ["execute.1", "watch.1.1", "rollback.1"]
+    with sqlite_store.read() as s:
+        row = service.load(s, change_id)
+        kinds = [e.kind for e in events.query(s, subject=f"change:{change_id}", limit=100)]
+    assert row.state == "rolled_back" and row.requested_by == "security-policies"
+    assert kinds[:2] == ["change.created", "change.pending_approval"] and "change.applied" in kinds
+    assert kinds[-3:] == ["change.rollback_applied", "change.rechecked", "change.rolled_back"]
+    staging = next(o for o in api.more[NAMESPACES] if o["metadata"]["name"] == "staging")
+    assert staging["metadata"]["labels"] == {"kubernetes.io/metadata.name": "staging"}
+    assert [o["metadata"]["name"] for o in api.more[NETPOL]] == ["default-deny-ingress"]
+    assert api.more[NETPOL][0]["spec"] == original[NETPOL][0]["spec"]
