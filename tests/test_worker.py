@@ -69,7 +69,9 @@ def count(store: Store, model: type[RunRow] | type[EventRow], *where: object) ->
         return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)  # type: ignore[arg-type]
 
 
-def test_a_duplicate_message_records_nothing(engine: Engine, runtime: WorkerRuntime, clock: FakeClock) -> None:
+def test_a_duplicate_message_records_nothing(
+    engine: Engine, runtime: WorkerRuntime, clock: FakeClock
+) -> None:
     order = claim(engine, clock)
     assert engine.loaded is not None
     message = to_message(order, engine.loaded.digest)
