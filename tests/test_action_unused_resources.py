@@ -117,6 +117,13 @@ def test_claims_unmounted_for_days_and_released_volumes_are_listed(tmp_path):
     # First sight of the unmounted claims: remembered, not yet stale; the Released volume has its time.
     assert first.output.splitlines()[0] == "1 unused (100.0 GiB)"
     assert "PersistentVolume pvc-77e6d5c4-b3a2-4918-8776-655443322110: Released 27.6 days ago" in first.output
+    # Images a node holds that no pod there runs: listed apart, never part of a removal list.
+    assert first.metrics["unused_images"] == 2
+    assert (
+        "  image docker.io/library/postgres:16.4 on node-a: no pod on node-a runs it; the kubelet's image GC "
+        "or crictl rmi on the node removes it (151.4 MiB)"
+    ) in first.output.splitlines()
+    assert "on node-c" not in first.output  # postgres-0 runs there
     since = first.memo["unmounted_since"]  # type: ignore[index]
     assert set(since) == {"production/scratch-reindex-2026-09", "staging/uploads-old"}
     week_ago = {k: (T0 - timedelta(days=8)).isoformat() for k in since}

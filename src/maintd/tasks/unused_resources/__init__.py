@@ -53,6 +53,9 @@ class UnusedResourcesConfig(StrictModel):
     released_after: Duration = Field(
         default=timedelta(days=7), description="a Released volume is listed this long after it was released"
     )
+    images: bool = Field(
+        default=True, description="list images a node holds that no pod on that node runs (listed only)"
+    )
     files: list[FileRule] = Field(default=[], description="file rules: roots, patterns, ages, retention")
     lists_dir: str = Field(description="where the removal lists are written (one file per list, by digest)")
     change: ChangeDraftSettings | None = Field(

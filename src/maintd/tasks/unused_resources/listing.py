@@ -139,6 +139,32 @@ def released_volumes(
     return found, seen
 
 
+def unused_images(nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> list[Unused]:
+    """Images a node holds that no pod (not ended) on that node runs. Listed, never in a removal
+    list: the API cannot delete images (the kubelet's image garbage collection, or ``crictl rmi``
+    on the node, does)."""
+    used: dict[str, set[str]] = {}
+    for pod in pods:
+        spec = pod.get("spec") or {}
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or not spec.get("nodeName"):
+            continue
+        images = used.setdefault(str(spec["nodeName"]), set())
+        for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+            images.add(str(container.get("image")))
+    found: list[Unused] = []
+    for node in nodes:
+        name = str((node.get("metadata") or {}).get("name"))
+        for image in (node.get("status") or {}).get("images") or []:
+            names = [str(n) for n in image.get("names") or []]
+            if not names or used.get(name, set()) & set(names):
+                continue
+            shown = next((n for n in names if "@sha256:" not in n), names[0])
+            size = int(image.get("sizeBytes") or 0)
+            why = f"no pod on {name} runs it; the kubelet's image GC or crictl rmi on the node removes it"
+            found.append(Unused("image", f"{shown} on {name}", why, size))
+    return found
+
+
 def removal_list(items: list[Unused], cluster: dict[str, Any] | None, source: str) -> bytes:
     """The list as written: canonical JSON, so the same findings give the same digest."""
     body = {

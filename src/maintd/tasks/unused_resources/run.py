@@ -18,6 +18,7 @@ from maintd.tasks.unused_resources.listing import (
     released_volumes,
     removal_list,
     stale_claims,
+    unused_images,
     write_list,
 )
 
@@ -43,11 +44,16 @@ async def run(config: UnusedResourcesConfig, ctx: RunContext) -> CheckResult:
         found += objects
         cluster = {"mode": settings.mode, "kubeconfig": settings.kubeconfig, "context": settings.context,
                    "server": settings.server}  # fmt: skip
+    found, images = [u for u in found if u.kind != "image"], [u for u in found if u.kind == "image"]
     total = sum(u.size for u in found)
     metrics = {"unused": float(len(found)), "unused_bytes": float(total), "problems": float(len(problems))}
     lines = [f"{len(found)} unused ({format_bytes(total)})", *(u.line() for u in found)]
     lines += [f"problem: {p}" for p in problems]
     status = Status.warning if problems else Status.ok
+    if images:
+        lines.append(f"{len(images)} images no pod on their node runs (listed only; not in a change):")
+        lines += [f"  {u.line()} ({format_bytes(u.size)})" for u in images]
+        metrics["unused_images"] = float(len(images))
     if not found or config.change is None:
         return CheckResult(status, "\n".join(lines), metrics, memo=memo or None)
     if ctx.dry_run:
@@ -114,6 +120,11 @@ async def _cluster(
                                    timeout=lambda: timeout)  # fmt: skip
             claims += await items(cluster, collection("/api/v1", "persistentvolumeclaims", ns), timeout)
         volumes = await items(cluster, "/api/v1/persistentvolumes", timeout)
+        nodes = await list_all(cluster, "nodes", None, label_selector=None, chunk_size=500,
+                               timeout=lambda: timeout) if config.images else []  # fmt: skip
+        if config.images and config.namespaces:  # the images' users may run in any namespace
+            pods = await list_all(cluster, "pods", None, label_selector=None, chunk_size=500,
+                                  timeout=lambda: timeout)  # fmt: skip
     finally:
         await cluster.aclose()
     saved = await ctx.memo()
@@ -121,4 +132,5 @@ async def _cluster(
     stale, unmounted = stale_claims(claims, mounted_claims(pods), saved.get("unmounted_since") or {}, now,
                                     config.stale_after)  # fmt: skip
     released, seen = released_volumes(volumes, saved.get("released_since") or {}, now, config.released_after)
-    return stale + released, {"unmounted_since": unmounted, "released_since": seen}
+    images = unused_images(nodes, pods)
+    return stale + released + images, {"unmounted_since": unmounted, "released_since": seen}
