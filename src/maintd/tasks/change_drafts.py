@@ -12,19 +12,15 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from maintd.changes.drafts import Drafted, draft_change
-from maintd.changes.model import ChangeError, ChangeRequest
 from maintd.plan.base import StrictModel
 from maintd.plan.changes import Name
-from maintd.plan.loader import PlanError, load_plan
-from maintd.registry import Registry
-from maintd.settings import Settings
-from maintd.store.db import Store, StoreError
+
+if TYPE_CHECKING:
+    from maintd.changes.drafts import Drafted
 
 
 class ChangeDraftSettings(StrictModel):
@@ -58,6 +54,18 @@ async def draft(settings: ChangeDraftSettings, ask: Ask, requester: str, now: da
 
 
 def _draft(settings: ChangeDraftSettings, ask: Ask, requester: str, now: datetime) -> Drafted:
+    # Imported here: registering a kind (every maintd start) must not pay for the store and the
+    # changes room; only a run that drafts does.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maintd.changes.drafts import draft_change
+    from maintd.changes.model import ChangeError, ChangeRequest
+    from maintd.plan.loader import PlanError, load_plan
+    from maintd.registry import Registry
+    from maintd.settings import Settings
+    from maintd.store.db import Store, StoreError
+
     env = Settings.from_env()
     plan_path = settings.plan or (str(env.plan_path) if env.plan_path else None)
     if plan_path is None:
