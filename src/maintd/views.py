@@ -309,6 +309,7 @@ def alerts(
     fingerprint: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    offset: int = 0,
 ) -> list[AlertView]:
     """Newest first; ``since`` compares with ``starts_at``."""
     stmt = select(AlertRow)
@@ -320,7 +321,7 @@ def alerts(
         stmt = stmt.where(AlertRow.fingerprint == fingerprint)
     if since:
         stmt = stmt.where(AlertRow.starts_at >= since)
-    stmt = stmt.order_by(AlertRow.id.desc()).limit(min(limit, MAX_LIMIT))
+    stmt = stmt.order_by(AlertRow.id.desc()).offset(offset).limit(min(limit, MAX_LIMIT))
     return [alert_view(r) for r in session.scalars(stmt)]
 
 
@@ -339,11 +340,11 @@ def silence_view(row: SilenceRow, now: datetime) -> SilenceView:
 
 
 def silences(
-    session: Session, *, now: datetime, include_expired: bool = False, limit: int = 100
+    session: Session, *, now: datetime, include_expired: bool = False, limit: int = 100, offset: int = 0
 ) -> list[SilenceView]:
     """Pending and active silences (and expired ones too when asked), newest first."""
     stmt = select(SilenceRow)
     if not include_expired:
         stmt = stmt.where(SilenceRow.ends_at > now)
-    stmt = stmt.order_by(SilenceRow.id.desc()).limit(min(limit, MAX_LIMIT))
+    stmt = stmt.order_by(SilenceRow.id.desc()).offset(offset).limit(min(limit, MAX_LIMIT))
     return [silence_view(r, now) for r in session.scalars(stmt)]

@@ -17,7 +17,7 @@ from maintd.api import incidents, ingest, kpis, links, notifications, oncall, po
 from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle)
 from maintd.api import remediation as remediation_api
 from maintd.api import slos as slos_api  # SLO error budgets and burn rates (maintd.slo)
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import MAX_ID, AllLimit, AppContext, Offset, context, page, require
 from maintd.auth import Principal, Role
 from maintd.store import events as event_log
 from maintd.store.db import StoreError
@@ -101,9 +101,19 @@ def _api_routes() -> APIRouter:
     router = APIRouter()
 
     @router.get("/tasks", tags=["tasks"], summary="Tasks with next due time and last status per target")
-    def list_tasks(ctx: Ctx, _: Viewer) -> list[views.TaskView]:
+    def list_tasks(
+        ctx: Ctx,
+        _: Viewer,
+        kind: Annotated[
+            str | None,
+            Query(max_length=128, description="only the tasks of this kind (http, backup-postgres, ...)"),
+        ] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[views.TaskView]:
         with ctx.store.read() as session:
-            return views.tasks(session)
+            found = views.tasks(session)
+        return page([t for t in found if kind in (None, t.kind)], limit, offset)
 
     @router.get("/tasks/{name}", tags=["tasks"], summary="One task")
     def get_task(name: str, ctx: Ctx, _: Viewer) -> views.TaskView:
@@ -141,7 +151,7 @@ def _api_routes() -> APIRouter:
     def list_events(
         ctx: Ctx,
         _: Viewer,
-        after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID, description="only events with a larger id")] = 0,
         kind: Annotated[str | None, Query(description="exact kind, or a prefix ending in '.' or '*'")] = None,
         subject: str | None = None,
         since: datetime | None = None,

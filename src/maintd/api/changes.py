@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from maintd import views
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import AppContext, Id, Offset, context, require
 from maintd.auth import Principal, Role
 from maintd.changes import orders, preview, service
 from maintd.changes.model import (
@@ -88,9 +88,12 @@ def router() -> APIRouter:
         _: Viewer,
         state: ChangeState | None = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 50,
+        offset: Offset = 0,
     ) -> list[ChangeBrief]:
         with ctx.store.read() as session:
-            return [_brief(row) for row in service.list_changes(session, state=state, limit=limit)]
+            return [
+                _brief(row) for row in service.list_changes(session, state=state, limit=limit, offset=offset)
+            ]
 
     @r.post(
         "/changes", status_code=201, summary="Request a change (submitted unless draft)", responses=REFUSED
@@ -106,17 +109,17 @@ def router() -> APIRouter:
         summary="A change: its decisions, missing approvals, timeline",
         responses=NOT_FOUND,
     )
-    def get(change_id: int, ctx: Ctx, _: Viewer) -> ChangeView:
+    def get(change_id: Id, ctx: Ctx, _: Viewer) -> ChangeView:
         with _answers(), ctx.store.read() as session:
             return service.get(session, change_id=change_id, settings=_plan(ctx, session).changes)
 
     @r.get("/changes/{change_id}/plan", summary="What executing it would do (a dry run)", responses=REFUSED)
-    def steps(change_id: int, ctx: Ctx, _: Viewer) -> StepsView:
+    def steps(change_id: Id, ctx: Ctx, _: Viewer) -> StepsView:
         with _answers(), ctx.store.read() as session:
             return StepsView(steps=preview.plan_steps(service.load(session, change_id), _plan(ctx, session)))
 
     @r.post("/changes/{change_id}/submit", summary="Submit a draft with its evidence", responses=REFUSED)
-    def submit(change_id: int, ctx: Ctx, who: Responder, body: SubmitBody | None = None) -> ChangeView:
+    def submit(change_id: Id, ctx: Ctx, who: Responder, body: SubmitBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             settings = _plan(ctx, session).changes
             evidence = body.evidence if body else {}
@@ -135,7 +138,7 @@ def router() -> APIRouter:
         summary="Approve (the type's matrix decides who may)",
         responses=REFUSED,
     )
-    def approve(change_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
+    def approve(change_id: Id, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             settings = _plan(ctx, session).changes
             note = body.note if body else ""
@@ -145,7 +148,7 @@ def router() -> APIRouter:
             return service.get(session, change_id=change_id, settings=settings)
 
     @r.post("/changes/{change_id}/reject", summary="Reject: final", responses=REFUSED)
-    def reject(change_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
+    def reject(change_id: Id, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             settings = _plan(ctx, session).changes
             note = body.note if body else ""
@@ -157,7 +160,7 @@ def router() -> APIRouter:
     @r.post(
         "/changes/{change_id}/cancel", summary="Withdraw a change that has not started", responses=REFUSED
     )
-    def cancel(change_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
+    def cancel(change_id: Id, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             service.cancel(
                 session, change_id=change_id, who=who, now=ctx.clock.now(), note=body.note if body else ""
@@ -170,7 +173,7 @@ def router() -> APIRouter:
         summary="Execute an approved change: snapshot, pre-check, apply, watch, roll back if unhealthy",
         responses=REFUSED,
     )
-    def execute(change_id: int, ctx: Ctx, who: Responder, body: ExecuteBody | None = None) -> ChangeView:
+    def execute(change_id: Id, ctx: Ctx, who: Responder, body: ExecuteBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             settings = _plan(ctx, session).changes
             override = body.override_freeze if body else None
@@ -187,7 +190,7 @@ def router() -> APIRouter:
             return service.get(session, change_id=change_id)
 
     @r.post("/changes/{change_id}/rollback", status_code=202, summary="Roll back now", responses=REFUSED)
-    def rollback(change_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
+    def rollback(change_id: Id, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> ChangeView:
         with _answers(), ctx.store.write() as session:
             reason = body.note if body else ""
             orders.request_rollback(session, change_id=change_id, who=who, now=ctx.clock.now(), reason=reason)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from maintd import views
 from maintd.alerts.silences import create_silence, expire_silence
-from maintd.api.deps import AppContext, context, poke, require
+from maintd.api.deps import AppContext, Id, IdFilter, Offset, context, poke, require
 from maintd.auth import Principal, Role
 from maintd.clock import utc
 from maintd.incidents import service
@@ -106,9 +106,12 @@ def router() -> APIRouter:
         priority: Priority | None = None,
         since: Annotated[datetime | None, Query(description="opened at or after")] = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 50,
+        offset: Offset = 0,
     ) -> list[views.IncidentView]:
         with ctx.store.read() as session:
-            rows = service.list_incidents(session, state=state, priority=priority, since=since, limit=limit)
+            rows = service.list_incidents(
+                session, state=state, priority=priority, since=since, limit=limit, offset=offset
+            )
             return [views.incident_view(row) for row in rows]
 
     @r.get(
@@ -117,7 +120,7 @@ def router() -> APIRouter:
         summary="One incident with its alerts, timeline and escalation",
         responses=NOT_FOUND,
     )
-    def get_incident(incident_id: int, ctx: Ctx, _: Viewer) -> views.IncidentDetail:
+    def get_incident(incident_id: Id, ctx: Ctx, _: Viewer) -> views.IncidentDetail:
         with _answers(), ctx.store.read() as session:
             found = service.get_incident(session, incident_id=incident_id)
             return views.incident_detail(found.incident, found.alerts, found.timeline, found.steps)
@@ -137,7 +140,7 @@ def router() -> APIRouter:
         responses={**REFUSED, 403: {"description": "waiving a post-mortem needs a manager"}},
     )
     def close_incident(
-        incident_id: int, ctx: Ctx, who: Responder, body: CloseBody | None = None
+        incident_id: Id, ctx: Ctx, who: Responder, body: CloseBody | None = None
     ) -> views.IncidentView:
         body = body or CloseBody()
         if body.waive_postmortem and not who.role.allows(WAIVER_ROLE):
@@ -159,7 +162,7 @@ def router() -> APIRouter:
     @r.post(
         "/incidents/{incident_id}/assign", tags=["incidents"], summary="Assign to someone", responses=REFUSED
     )
-    def assign_incident(incident_id: int, body: AssignBody, ctx: Ctx, who: Responder) -> views.IncidentView:
+    def assign_incident(incident_id: Id, body: AssignBody, ctx: Ctx, who: Responder) -> views.IncidentView:
         with _answers(), ctx.store.write() as session:
             row = service.assign(
                 session,
@@ -177,7 +180,7 @@ def router() -> APIRouter:
         summary="Add a note to the timeline",
         responses=REFUSED,
     )
-    def add_note(incident_id: int, body: NoteBody, ctx: Ctx, who: Responder) -> views.IncidentView:
+    def add_note(incident_id: Id, body: NoteBody, ctx: Ctx, who: Responder) -> views.IncidentView:
         with _answers(), ctx.store.write() as session:
             row = service.add_note(
                 session, incident_id=incident_id, note=body.note, actor=who.actor, now=ctx.clock.now()
@@ -190,7 +193,7 @@ def router() -> APIRouter:
         summary="Change the priority (moves the response deadline while unacknowledged)",
         responses=REFUSED,
     )
-    def change_priority(incident_id: int, body: PriorityBody, ctx: Ctx, who: TeamLead) -> views.IncidentView:
+    def change_priority(incident_id: Id, body: PriorityBody, ctx: Ctx, who: TeamLead) -> views.IncidentView:
         with _answers(), ctx.store.write() as session:
             row = service.change_priority(
                 session,
@@ -208,14 +211,21 @@ def router() -> APIRouter:
         ctx: Ctx,
         _: Viewer,
         status: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
-        incident: Annotated[int | None, Query(description="only the alerts of this incident")] = None,
+        incident: IdFilter = None,
         fingerprint: str | None = None,
         since: Annotated[datetime | None, Query(description="started at or after")] = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 50,
+        offset: Offset = 0,
     ) -> list[views.AlertView]:
         with ctx.store.read() as session:
             return views.alerts(
-                session, status=status, incident=incident, fingerprint=fingerprint, since=since, limit=limit
+                session,
+                status=status,
+                incident=incident,
+                fingerprint=fingerprint,
+                since=since,
+                limit=limit,
+                offset=offset,
             )
 
     @r.get("/silences", tags=["silences"], summary="Pending and active silences, newest first")
@@ -224,9 +234,12 @@ def router() -> APIRouter:
         _: Viewer,
         include_expired: Annotated[bool, Query(alias="all", description="expired ones too")] = False,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 100,
+        offset: Offset = 0,
     ) -> list[views.SilenceView]:
         with ctx.store.read() as session:
-            return views.silences(session, now=ctx.clock.now(), include_expired=include_expired, limit=limit)
+            return views.silences(
+                session, now=ctx.clock.now(), include_expired=include_expired, limit=limit, offset=offset
+            )
 
     @r.post(
         "/silences",
@@ -259,7 +272,7 @@ def router() -> APIRouter:
         summary="Expire a silence now (it stays listed with ?all=true)",
         responses={404: {"description": "no such silence"}},
     )
-    def expire(silence_id: int, ctx: Ctx, who: Responder) -> views.SilenceView:
+    def expire(silence_id: Id, ctx: Ctx, who: Responder) -> views.SilenceView:
         now = ctx.clock.now()
         try:
             with ctx.store.write() as session:
@@ -280,7 +293,7 @@ def _state_route(r: APIRouter, verb: str, action: Action, summary: str) -> None:
         responses=REFUSED,
     )
     def change_state(
-        incident_id: int, ctx: Ctx, who: Responder, body: ActionBody | None = None
+        incident_id: Id, ctx: Ctx, who: Responder, body: ActionBody | None = None
     ) -> views.IncidentView:
         with _answers(), ctx.store.write() as session:
             row = action(

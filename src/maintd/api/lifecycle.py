@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from maintd.api.deps import AppContext, context, poke, require
+from maintd.api.deps import AllLimit, AppContext, Offset, context, page, poke, require
 from maintd.auth import Principal, Role
 from maintd.lifecycle import documents, inventory, service, training
 from maintd.lifecycle.records import Catalog, LifecycleError, NotFound
@@ -61,9 +61,23 @@ def router() -> APIRouter:
     r = APIRouter()
 
     @r.get("/lifecycle/components", tags=["lifecycle"], summary="Components: stage, version in use, support")
-    def components(ctx: Ctx, _: Viewer) -> list[inventory.ComponentState]:
+    def components(
+        ctx: Ctx,
+        _: Viewer,
+        stage: Annotated[
+            str | None, Query(max_length=128, description="only the components at this stage")
+        ] = None,
+        owner: Annotated[
+            str | None, Query(max_length=128, description="only the components of this person")
+        ] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[inventory.ComponentState]:
         with _answers(), ctx.store.read() as session:
-            return inventory.states(session, _catalog(ctx, session), ctx.clock.now())
+            found = inventory.states(session, _catalog(ctx, session), ctx.clock.now())
+        return page(
+            [c for c in found if stage in (None, c.stage) and owner in (None, c.owner)], limit, offset
+        )
 
     @r.post(
         "/lifecycle/components/{name}/transition",
@@ -92,20 +106,46 @@ def router() -> APIRouter:
         tags=["lifecycle"],
         summary="The annual technology review: live components by area, soonest end of support first",
     )
-    def review(ctx: Ctx, _: Viewer) -> list[inventory.ComponentState]:
+    def review(
+        ctx: Ctx, _: Viewer, limit: AllLimit = None, offset: Offset = 0
+    ) -> list[inventory.ComponentState]:
         with _answers(), ctx.store.read() as session:
-            return inventory.review_list(session, _catalog(ctx, session), ctx.clock.now())
+            return page(
+                inventory.review_list(session, _catalog(ctx, session), ctx.clock.now()), limit, offset
+            )
 
     @r.get("/docs", tags=["docs"], summary="The documentation registry: owner, cadence, last review, stale")
-    def docs(ctx: Ctx, _: Viewer) -> list[documents.DocStatus]:
-        with _answers(), ctx.store.read() as session:
-            return documents.statuses(session, _catalog(ctx, session), until=ctx.clock.now())
-
-    @r.get("/docs/stale", tags=["docs"], summary="Documents needing a review, stale longest first")
-    def stale(ctx: Ctx, _: Viewer) -> list[documents.DocStatus]:
+    def docs(
+        ctx: Ctx,
+        _: Viewer,
+        kind: Annotated[
+            str | None,
+            Query(max_length=128, description="only the documents of this kind (runbook, architecture, ...)"),
+        ] = None,
+        owner: Annotated[
+            str | None, Query(max_length=128, description="only the documents of this person")
+        ] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[documents.DocStatus]:
         with _answers(), ctx.store.read() as session:
             found = documents.statuses(session, _catalog(ctx, session), until=ctx.clock.now())
-        return sorted((d for d in found if d.stale_since), key=lambda d: (d.stale_since, d.name))
+        return page([d for d in found if kind in (None, d.kind) and owner in (None, d.owner)], limit, offset)
+
+    @r.get("/docs/stale", tags=["docs"], summary="Documents needing a review, stale longest first")
+    def stale(
+        ctx: Ctx,
+        _: Viewer,
+        owner: Annotated[
+            str | None, Query(max_length=128, description="only the documents of this person")
+        ] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[documents.DocStatus]:
+        with _answers(), ctx.store.read() as session:
+            found = documents.statuses(session, _catalog(ctx, session), until=ctx.clock.now())
+        stale = sorted((d for d in found if d.stale_since), key=lambda d: (d.stale_since, d.name))
+        return page([d for d in stale if owner in (None, d.owner)], limit, offset)
 
     @r.post(
         "/docs/{name}/reviewed", tags=["docs"], summary="Record a review of a document", responses=REFUSED
@@ -124,16 +164,30 @@ def router() -> APIRouter:
         return found
 
     @r.get("/training/matrix", tags=["training"], summary="Role → required training → frequency, with people")
-    def matrix(ctx: Ctx, _: Viewer) -> list[training.MatrixRow]:
+    def matrix(
+        ctx: Ctx,
+        _: Viewer,
+        role: Annotated[str | None, Query(max_length=128, description="only the rows of this role")] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[training.MatrixRow]:
         with _answers(), ctx.store.read() as session:
-            return training.matrix(_catalog(ctx, session))
+            found = training.matrix(_catalog(ctx, session))
+        return page([row for row in found if role in (None, row.role)], limit, offset)
 
     @r.get("/training/overdue", tags=["training"], summary="Required trainings not current, oldest due first")
-    def overdue(ctx: Ctx, _: Viewer) -> list[training.TrainingStatus]:
+    def overdue(
+        ctx: Ctx,
+        _: Viewer,
+        person: Annotated[str | None, Query(max_length=128, description="only this person")] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[training.TrainingStatus]:
         now = ctx.clock.now()
         with _answers(), ctx.store.read() as session:
             found = training.statuses(session, _catalog(ctx, session), at=now)
-        return sorted((s for s in found if not s.current), key=lambda s: (s.due_at or now, s.person))
+        late = sorted((s for s in found if not s.current), key=lambda s: (s.due_at or now, s.person))
+        return page([s for s in late if person in (None, s.person)], limit, offset)
 
     @r.post(
         "/training/completions",

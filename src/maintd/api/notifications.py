@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import AppContext, Id, IdFilter, Offset, context, require
 from maintd.auth import Principal, Role
 from maintd.notify import log
 
@@ -22,19 +22,22 @@ def router() -> APIRouter:
     def list_notifications(
         ctx: Ctx,
         _: Viewer,
-        incident: Annotated[int | None, Query(description="only this incident's")] = None,
+        incident: IdFilter = None,
         status: Annotated[str | None, Query(pattern=STATUS_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=log.MAX_LIMIT)] = 50,
+        offset: Offset = 0,
     ) -> list[log.NotificationView]:
         with ctx.store.read() as session:
-            return log.list_notifications(session, incident_id=incident, status=status, limit=limit)
+            return log.list_notifications(
+                session, incident_id=incident, status=status, limit=limit, offset=offset
+            )
 
     @r.get(
         "/notifications/{notification_id}",
         summary="One notification with its channels and every delivery attempt",
         responses={404: {"description": "no such notification"}},
     )
-    def get_notification(notification_id: int, ctx: Ctx, _: Viewer) -> log.NotificationDetail:
+    def get_notification(notification_id: Id, ctx: Ctx, _: Viewer) -> log.NotificationDetail:
         with ctx.store.read() as session:
             found = log.get_notification(session, notification_id=notification_id)
         if found is None:

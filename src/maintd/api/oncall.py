@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 
 from maintd import views
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import AllLimit, AppContext, Offset, context, page, require
 from maintd.auth import Principal, Role
 from maintd.clock import utc
 from maintd.oncall import OnCallSchedule, Person, on_call, person_shifts, shifts
@@ -82,9 +82,16 @@ def router() -> APIRouter:
     r = APIRouter(tags=["on-call"])
 
     @r.get("/oncall", summary="Who is on call now, per schedule and layer")
-    def now(ctx: Ctx, _: Viewer) -> list[OnCallNow]:
+    def now(
+        ctx: Ctx,
+        _: Viewer,
+        schedule: Annotated[str | None, Query(max_length=128, description="only this schedule")] = None,
+        limit: AllLimit = None,
+        offset: Offset = 0,
+    ) -> list[OnCallNow]:
         at = ctx.clock.now()
-        return [OnCallNow(schedule=s.name, at=at, layers=on_call(s, at)) for s in _roster(ctx)[1]]
+        found = [s for s in _roster(ctx)[1] if schedule in (None, s.name)]
+        return [OnCallNow(schedule=s.name, at=at, layers=on_call(s, at)) for s in page(found, limit, offset)]
 
     @r.get(
         "/oncall/people/{person}.ics",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from maintd import views
-from maintd.api.deps import AppContext, context, require
+from maintd.api.deps import AppContext, Id, Offset, context, require
 from maintd.auth import Principal, Role
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.postmortems import actions, planned, render, service
@@ -83,9 +83,13 @@ def router() -> APIRouter:
         _: Viewer,
         state: PostmortemState | None = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 50,
+        offset: Offset = 0,
     ) -> list[PostmortemBrief]:
         with ctx.store.read() as session:
-            return [_brief(row) for row in service.list_postmortems(session, state=state, limit=limit)]
+            return [
+                _brief(row)
+                for row in service.list_postmortems(session, state=state, limit=limit, offset=offset)
+            ]
 
     @r.get("/postmortem-actions", summary="Action items of every post-mortem, earliest due first")
     def list_actions(
@@ -94,9 +98,10 @@ def router() -> APIRouter:
         status: ActionStatus | None = None,
         owner: str | None = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 100,
+        offset: Offset = 0,
     ) -> list[ActionView]:
         with ctx.store.read() as session:
-            rows = actions.list_actions(session, status=status, owner=owner, limit=limit)
+            rows = actions.list_actions(session, status=status, owner=owner, limit=limit, offset=offset)
             return [action_view(a) for a in rows]
 
     @r.post(
@@ -105,13 +110,13 @@ def router() -> APIRouter:
         summary="Draft a post-mortem for a resolved incident that has none (P0/P1 get one on resolving)",
         responses=REFUSED,
     )
-    def create(incident_id: int, ctx: Ctx, who: Responder) -> PostmortemView:
+    def create(incident_id: Id, ctx: Ctx, who: Responder) -> PostmortemView:
         with _answers(), ctx.store.write() as session:
             service.create(session, incident_id=incident_id, actor=who.actor, now=ctx.clock.now())
             return service.get_postmortem(session, incident_id=incident_id)
 
     @r.get("/postmortems/{incident_id}", summary="An incident's post-mortem", responses=NOT_FOUND)
-    def get(incident_id: int, ctx: Ctx, _: Viewer) -> PostmortemView:
+    def get(incident_id: Id, ctx: Ctx, _: Viewer) -> PostmortemView:
         with _answers(), ctx.store.read() as session:
             return service.get_postmortem(session, incident_id=incident_id)
 
@@ -121,13 +126,13 @@ def router() -> APIRouter:
         response_class=PlainTextResponse,
         responses={**NOT_FOUND, 200: {"content": {"text/markdown": {}}}},
     )
-    def markdown(incident_id: int, ctx: Ctx, _: Viewer) -> PlainTextResponse:
+    def markdown(incident_id: Id, ctx: Ctx, _: Viewer) -> PlainTextResponse:
         with _answers(), ctx.store.read() as session:
             text = render.markdown(service.get_postmortem(session, incident_id=incident_id))
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
     @r.patch("/postmortems/{incident_id}", summary="Edit sections (only the fields given)", responses=REFUSED)
-    def edit(incident_id: int, body: PostmortemEdit, ctx: Ctx, who: Responder) -> PostmortemView:
+    def edit(incident_id: Id, body: PostmortemEdit, ctx: Ctx, who: Responder) -> PostmortemView:
         with _answers(), ctx.store.write() as session:
             service.edit(session, incident_id=incident_id, changes=body, actor=who.actor, now=ctx.clock.now())
             return service.get_postmortem(session, incident_id=incident_id)
@@ -150,7 +155,7 @@ def router() -> APIRouter:
         summary="Add an action item (its owner is reminded before it is due and while overdue)",
         responses=REFUSED,
     )
-    def add_action(incident_id: int, body: ActionBody, ctx: Ctx, who: Responder) -> ActionView:
+    def add_action(incident_id: Id, body: ActionBody, ctx: Ctx, who: Responder) -> ActionView:
         with _answers(), ctx.store.write() as session:
             people, settings = _plan(ctx, session)
             row = actions.add_action(
@@ -172,7 +177,7 @@ def router() -> APIRouter:
         responses=REFUSED,
     )
     def change_action(
-        incident_id: int, action_id: int, body: ActionChange, ctx: Ctx, who: Responder
+        incident_id: Id, action_id: Id, body: ActionChange, ctx: Ctx, who: Responder
     ) -> ActionView:
         with _answers(), ctx.store.write() as session:
             if actions.get_action(session, action_id=action_id).incident_id != incident_id:
@@ -205,7 +210,7 @@ def _move_route(
         responses=REFUSED,
     )
     def change_state(
-        incident_id: int,
+        incident_id: Id,
         ctx: Ctx,
         body: NoteBody | None = None,
         who: Principal = Depends(require(role)),  # a default, not Annotated: ``role`` is local

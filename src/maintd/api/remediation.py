@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from maintd import views
-from maintd.api.deps import AppContext, context, poke, require
+from maintd.api.deps import AllLimit, AppContext, Id, IdFilter, Offset, context, page, poke, require
 from maintd.auth import Principal, Role
 from maintd.remediation import circuits, service
 from maintd.remediation.guardrails import State
@@ -51,28 +51,30 @@ def router() -> APIRouter:
         _: Viewer,
         state: State | None = None,
         playbook: str | None = None,
-        incident: int | None = None,
+        incident: IdFilter = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 50,
+        offset: Offset = 0,
     ) -> list[RemediationView]:
         with ctx.store.read() as session:
             rows = service.list_remediations(
-                session, state=state, playbook=playbook, incident_id=incident, limit=limit
+                session, state=state, playbook=playbook, incident_id=incident, limit=limit, offset=offset
             )
             return [service.view(row) for row in rows]
 
     @r.get("/remediations/breakers", summary="Each playbook's failures in a row and its breaker")
-    def list_breakers(ctx: Ctx, _: Viewer) -> list[BreakerView]:
+    def list_breakers(ctx: Ctx, _: Viewer, limit: AllLimit = None, offset: Offset = 0) -> list[BreakerView]:
         with ctx.store.read() as session:
-            return [BreakerView.model_validate(b, from_attributes=True) for b in service.breakers(session)]
+            found = page(service.breakers(session), limit, offset)
+            return [BreakerView.model_validate(b, from_attributes=True) for b in found]
 
     @r.get("/remediations/circuits", summary="Circuit breakers open now (the circuit_breaker action's)")
-    def list_circuits(ctx: Ctx, _: Viewer) -> list[CircuitView]:
+    def list_circuits(ctx: Ctx, _: Viewer, limit: AllLimit = None, offset: Offset = 0) -> list[CircuitView]:
         with ctx.store.read() as session:
-            found = circuits.open_circuits(session, ctx.clock.now())
+            found = page(circuits.open_circuits(session, ctx.clock.now()), limit, offset)
             return [CircuitView.model_validate(c, from_attributes=True) for c in found]
 
     @r.get("/remediations/{remediation_id}", summary="One remediation", responses=NOT_FOUND)
-    def get_remediation(remediation_id: int, ctx: Ctx, _: Viewer) -> RemediationView:
+    def get_remediation(remediation_id: Id, ctx: Ctx, _: Viewer) -> RemediationView:
         with _answers(), ctx.store.read() as session:
             return service.view(service.get(session, remediation_id=remediation_id))
 
@@ -82,7 +84,7 @@ def router() -> APIRouter:
         responses=REFUSED,
     )
     def approve(
-        remediation_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None
+        remediation_id: Id, ctx: Ctx, who: Responder, body: NoteBody | None = None
     ) -> RemediationView:
         note = body.note if body else ""
         with _answers(), ctx.store.write() as session:
@@ -98,7 +100,7 @@ def router() -> APIRouter:
         summary="Deny an execution waiting for approval",
         responses=REFUSED,
     )
-    def deny(remediation_id: int, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> RemediationView:
+    def deny(remediation_id: Id, ctx: Ctx, who: Responder, body: NoteBody | None = None) -> RemediationView:
         note = body.note if body else ""
         with _answers(), ctx.store.write() as session:
             row = service.deny(

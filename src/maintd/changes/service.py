@@ -317,9 +317,11 @@ def get(session: Session, *, change_id: int, settings: ChangeSettings | None = N
     )
 
 
-def list_changes(session: Session, *, state: ChangeState | None = None, limit: int = 50) -> list[ChangeRow]:
+def list_changes(
+    session: Session, *, state: ChangeState | None = None, limit: int = 50, offset: int = 0
+) -> list[ChangeRow]:
     """Newest first."""
     stmt = select(ChangeRow)
     if state is not None:
         stmt = stmt.where(ChangeRow.state == state.value)
-    return list(session.scalars(stmt.order_by(ChangeRow.id.desc()).limit(limit)))
+    return list(session.scalars(stmt.order_by(ChangeRow.id.desc()).offset(offset).limit(limit)))

@@ -58,6 +58,7 @@ def list_incidents(
     priority: Priority | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    offset: int = 0,
 ) -> Sequence[IncidentRow]:
     """Newest first. ``state`` is a state or ``open``; ``since`` compares with ``opened_at``."""
     stmt = select(IncidentRow)
@@ -71,7 +72,7 @@ def list_incidents(
         stmt = stmt.where(IncidentRow.priority == priority.value)
     if since is not None:
         stmt = stmt.where(IncidentRow.opened_at >= since)
-    stmt = stmt.order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc()).limit(limit)
+    stmt = stmt.order_by(IncidentRow.opened_at.desc(), IncidentRow.id.desc()).offset(offset).limit(limit)
     return session.scalars(stmt).all()
 
 

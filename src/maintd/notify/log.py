@@ -60,7 +60,12 @@ class NotificationDetail(NotificationView):
 
 
 def list_notifications(
-    session: Session, *, incident_id: int | None = None, status: str | None = None, limit: int = 50
+    session: Session,
+    *,
+    incident_id: int | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> list[NotificationView]:
     """Newest first."""
     stmt = select(NotificationRow)
@@ -68,7 +73,7 @@ def list_notifications(
         stmt = stmt.where(NotificationRow.incident_id == incident_id)
     if status is not None:
         stmt = stmt.where(NotificationRow.status == status)
-    stmt = stmt.order_by(NotificationRow.id.desc()).limit(min(limit, MAX_LIMIT))
+    stmt = stmt.order_by(NotificationRow.id.desc()).offset(offset).limit(min(limit, MAX_LIMIT))
     return [notification_view(row) for row in session.scalars(stmt)]
 
 

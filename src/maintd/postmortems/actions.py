@@ -152,6 +152,7 @@ def list_actions(
     owner: str | None = None,
     incident_id: int | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[PostmortemActionRow]:
     """By due date, earliest first."""
     stmt = select(PostmortemActionRow)
@@ -161,5 +162,5 @@ def list_actions(
         stmt = stmt.where(PostmortemActionRow.owner == owner)
     if incident_id is not None:
         stmt = stmt.where(PostmortemActionRow.incident_id == incident_id)
-    stmt = stmt.order_by(PostmortemActionRow.due_on, PostmortemActionRow.id).limit(limit)
+    stmt = stmt.order_by(PostmortemActionRow.due_on, PostmortemActionRow.id).offset(offset).limit(limit)
     return list(session.scalars(stmt))

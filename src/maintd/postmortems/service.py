@@ -65,14 +65,18 @@ def get_postmortem(session: Session, *, incident_id: int) -> PostmortemView:
 
 
 def list_postmortems(
-    session: Session, *, state: PostmortemState | None = None, limit: int = 50
+    session: Session, *, state: PostmortemState | None = None, limit: int = 50, offset: int = 0
 ) -> list[PostmortemRow]:
     """Newest first."""
     stmt = select(PostmortemRow)
     if state is not None:
         stmt = stmt.where(PostmortemRow.state == state.value)
     return list(
-        session.scalars(stmt.order_by(PostmortemRow.created_at.desc(), PostmortemRow.id.desc()).limit(limit))
+        session.scalars(
+            stmt.order_by(PostmortemRow.created_at.desc(), PostmortemRow.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
     )
 
 

@@ -68,6 +68,7 @@ def list_remediations(
     playbook: str | None = None,
     incident_id: int | None = None,
     limit: int = 50,
+    offset: int = 0,
 ) -> list[RemediationRow]:
     """Newest first."""
     stmt = select(RemediationRow)
@@ -77,7 +78,7 @@ def list_remediations(
         stmt = stmt.where(RemediationRow.playbook == playbook)
     if incident_id is not None:
         stmt = stmt.where(RemediationRow.incident_id == incident_id)
-    return list(session.scalars(stmt.order_by(RemediationRow.id.desc()).limit(limit)))
+    return list(session.scalars(stmt.order_by(RemediationRow.id.desc()).offset(offset).limit(limit)))
 
 
 def get(session: Session, *, remediation_id: int) -> RemediationRow:
