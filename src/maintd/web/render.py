@@ -70,4 +70,4 @@ def number(value: float | None, unit: str = "") -> str:
     if unit == "s":
         return span(timedelta(seconds=value))
     text = f"{value:,.1f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
-    return f"{text} %" if unit == "%" else text
+    return {"%": f"{text} %", "x": f"{text}\u00d7", "per day": f"{text} per day"}.get(unit, text)
