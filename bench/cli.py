@@ -19,6 +19,7 @@ import bench.capacity  # capacity projections (maintd.capacity)
 import bench.dr_drill
 import bench.lease  # scheduler lease takeover (maintd.lease)
 import bench.logs
+import bench.workers  # [executor] Celery workers against the local executor
 from bench import backup_verify, dispatch, ingest, latency, memory, nagios, probe, services, tick, timers
 from bench.common import PG_ADMIN_URL, STORES, Result, Shape, machine_info, scratch_store, shapes
 
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "dr-drill": (bench.dr_drill.run, bench.dr_drill.TARGET),
     "capacity": (bench.capacity.run, bench.capacity.TARGET),  # capacity projections (no store needed)
     "lease-takeover": (bench.lease.run, bench.lease.TARGET),  # scheduler pair: SIGKILL the holder
+    "workers": (bench.workers.run, bench.workers.TARGET),  # [executor] runs/min: local, 1 and 2 workers
 }
 
 # Throughput varies from run to run more than latency: run these several times (not with --quick).
@@ -53,6 +55,7 @@ OWN_PLAN = {
     "dr-drill": "sqlite",
     "capacity": "sqlite",  # in-memory series: the store is not used
     "lease-takeover": "postgresql",  # the lease exists on PostgreSQL only
+    "workers": "postgresql",  # [executor] workers need PostgreSQL
 }
 # These start their own servers on their own databases (and repeat inside): once per store, no shapes.
 OWN_SERVERS = {"ingest", "latency"}
