@@ -86,7 +86,7 @@ class WorkerRuntime:
             children=children,
             on_streaks=self._alert_from_runs,
         )
-        self._current: LoadedPlan | None = None
+        self._plan_of: dict[str, LoadedPlan] = {}  # run id -> its plan, while it runs (threads pool)
 
     def handle(self, message: dict[str, Any]) -> str:
         """Work one run message: 'recorded', or 'skipped' when its run is not ours to run."""
@@ -98,9 +98,11 @@ class WorkerRuntime:
             return "skipped"
         if previous != self.owner and self.children is not None:
             self.children.kill_orphans([order.run_id])  # a dead worker's command on this host
-        self._current = loaded
-        future = asyncio.run_coroutine_threadsafe(self.runner.run_all([order]), self.loop)
-        future.result()
+        self._plan_of[order.run_id] = loaded
+        try:
+            asyncio.run_coroutine_threadsafe(self.runner.run_all([order]), self.loop).result()
+        finally:
+            self._plan_of.pop(order.run_id, None)
         self._wake_scheduler()  # the freed schedule row may be due again soon
         return "recorded"
 
@@ -140,7 +142,7 @@ class WorkerRuntime:
     def _alert_from_runs(self, session: Session, streaks: list[Streak]) -> None:
         """As the engine does: runs over their task's alert threshold become alerts, same transaction."""
         alerts = alerts_from_streaks(streaks)
-        loaded = self._current
+        loaded = self._plan_of.get(streaks[0].finished.order.run_id) if streaks else None
         if alerts and loaded is not None:
             maintenance = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
             ingest(
