@@ -21,13 +21,12 @@ from maintd.checks.base import CheckResult, Status
 from maintd.checks.tls.certs import parse_certificates, verify_chain
 from maintd.clock import FakeClock
 from maintd.engine import Engine
-from maintd.scheduler.claims import claim_manual
-from maintd.scheduler.orders import RunOrder
-from maintd.store.models import AlertRow, EventRow, IncidentRow
+from maintd.store.models import AlertRow, IncidentRow
 from maintd.tasks.certificates.install import Destination, InstallError, install
 from tests.acme_support import Pebble, free_port, pebble
 from tests.conftest import T0, run
 from tests.kinds import make_target, run_kind
+from tests.manual_runs import action_events, run_by_hand
 from tests.tls_support.certs import DAY, Issued, root, write_pem
 from tests.tls_support.servers import tls_server
 
@@ -443,23 +442,9 @@ def test_a_renewal_through_the_engine_is_audited_as_one_event_listing_each_chang
         plan = AUDIT_PLAN % (live, acme_server.directory_url, acme_server.ca_file, free_port())
         engine = make_engine(store, write_plan(plan))
         assert engine.reload().ok
-        loaded = engine.loaded
-        assert loaded is not None
-
-        async def go(order: RunOrder) -> None:
-            await engine.runner.run_all([order])
-            await engine.runner.stop(0)
-
         for dry_run in (True, False):
-            with store.write() as s:
-                task = loaded.plan.task("certificates")
-                order = claim_manual(
-                    s, loaded, task, "shop-cert", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
-                )
-            assert order is not None
-            run(go(order))
-    with store.read() as s:
-        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+            run_by_hand(engine, "certificates", "shop-cert", dry_run=dry_run)
+    audit = action_events(store)
     assert [e.kind for e in audit] == ["action.planned", "action.applied"]
     assert [(c["action"], Path(c["target"]).name) for c in audit[0].payload["changes"]] == [
         ("renew", "fullchain.pem"),

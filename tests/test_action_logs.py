@@ -14,17 +14,14 @@ from typing import Any
 import pytest
 import zstandard
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from maintd.checks.base import CheckResult, Status
 from maintd.clock import FakeClock
-from maintd.scheduler.claims import claim_manual
-from maintd.scheduler.orders import RunOrder
-from maintd.store.models import EventRow
 from maintd.tasks.logs import archive, frames
 from maintd.tasks.logs.config import Codec
 from tests.conftest import T0, run
 from tests.kinds import REGISTRY, make_target, run_kind
+from tests.manual_runs import action_events, run_by_hand
 
 TODAY = T0.strftime("%Y%m%d")  # 20261127
 
@@ -511,23 +508,9 @@ def test_a_run_is_audited_as_one_event_listing_each_change(store, write_plan, ma
     populated(logdir)
     engine = make_engine(store, write_plan(AUDIT_PLAN % logdir))
     assert engine.reload().ok
-    loaded = engine.loaded
-    assert loaded is not None
-
-    async def go(order: RunOrder) -> None:
-        await engine.runner.run_all([order])
-        await engine.runner.stop(0)
-
     for dry_run in (True, False):
-        with store.write() as s:
-            task = loaded.plan.task("log-retention")
-            order = claim_manual(
-                s, loaded, task, "web-logs", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
-            )
-        assert order is not None
-        run(go(order))
-    with store.read() as s:
-        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+        run_by_hand(engine, "log-retention", "web-logs", dry_run=dry_run)
+    audit = action_events(store)
     assert [e.kind for e in audit] == ["action.planned", "action.applied"]
     applied = audit[1].payload["changes"]
     assert [(c["action"], Path(c["target"]).name) for c in applied] == [

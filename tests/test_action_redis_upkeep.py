@@ -12,15 +12,12 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import select
 
 from maintd.checks.base import CheckResult, RunSample, Status
 from maintd.clock import FakeClock
-from maintd.scheduler.claims import claim_manual
-from maintd.scheduler.orders import RunOrder
-from maintd.store.models import EventRow
 from tests.conftest import T0, run
 from tests.kinds import make_target, run_kind
+from tests.manual_runs import action_events, run_by_hand
 from tests.redis_support import RedisServer
 
 SHARED_DB = 13  # on the machine's Redis: a database of its own, and keys under a uuid prefix
@@ -259,24 +256,10 @@ def test_a_purge_through_the_engine_is_audited_planned_then_applied(
     server = redis_server()
     engine = make_engine(store, write_plan(AUDIT_PLAN % server.port))
     assert engine.reload().ok
-    loaded = engine.loaded
-    assert loaded is not None
-
-    async def go(order: RunOrder) -> None:
-        await engine.runner.run_all([order])
-        await engine.runner.stop(0)
-
     for dry_run in (True, False):
-        with store.write() as s:
-            task = loaded.plan.task("cache-upkeep")
-            order = claim_manual(
-                s, loaded, task, "cache", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
-            )
-        assert order is not None
-        run(go(order))
+        run_by_hand(engine, "cache-upkeep", "cache", dry_run=dry_run)
         assert purges(server) == (0 if dry_run else 1)
-    with store.read() as s:
-        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+    audit = action_events(store)
     assert [e.kind for e in audit] == ["action.planned", "action.applied"]
     for event in audit:
         (change,) = event.payload["changes"]

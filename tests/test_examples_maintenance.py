@@ -27,12 +27,11 @@ from maintd.clock import FakeClock
 from maintd.engine import Engine
 from maintd.plan.loader import LoadedPlan
 from maintd.registry import Registry
-from maintd.scheduler.claims import claim_manual
 from maintd.settings import Settings
 from maintd.store.db import Store
 from maintd.store.models import EventRow, RunRow
 from tests.acme_support import free_port, pebble
-from tests.conftest import run
+from tests.manual_runs import run_by_hand
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "maintenance"
@@ -137,17 +136,7 @@ def _run(example: Example, name: str, *, dry_run: bool) -> Outcome:
     task = example.loaded.plan.task(name)
     assert task is not None
     (target,) = [t.name for t in example.loaded.plan.targets_of(task)]
-    with example.engine.store.write() as s:
-        order = claim_manual(
-            s, example.loaded, task, target, example.clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
-        )
-    assert order is not None
-
-    async def go() -> None:
-        await example.engine.runner.run_all([order])
-        await example.engine.runner.stop(0)
-
-    run(go())
+    order = run_by_hand(example.engine, name, target, dry_run=dry_run)
     example.clock.advance(1)  # the next run starts later, as it would
     with example.engine.store.read() as s:
         row = s.get(RunRow, order.run_id)

@@ -12,10 +12,10 @@ from maintd.checks.base import Change, CheckResult, Kind, RunContext, Status
 from maintd.engine import Engine
 from maintd.registry import Registry
 from maintd.scheduler.claims import claim_manual
-from maintd.scheduler.orders import RunOrder
 from maintd.settings import Settings
 from maintd.store.models import EventRow, RunRow, ScheduleRow
 from tests.conftest import run
+from tests.manual_runs import action_events, run_by_hand
 
 
 class GateConfig(BaseModel):
@@ -267,24 +267,9 @@ TIDY = Kind(name="tidy", config=GateConfig, build=Tidy, summary="test action", c
 def test_what_an_action_changed_is_one_audit_event_per_run_planned_in_a_dry_run(store, write_plan, clock):
     engine = engine_for(store, write_plan(PLAN % (4, fleet(1), "tidy", 0)), clock, registry_with(TIDY))
     assert engine.reload().ok
-    loaded = engine.loaded
-    assert loaded is not None
-    task = loaded.plan.task("held")
-
-    async def go(order: RunOrder) -> None:
-        await engine.runner.run_all([order])
-        await engine.runner.stop(0)
-
     for dry_run in (True, False):
-        with store.write() as s:
-            order = claim_manual(
-                s, loaded, task, "h0", clock.now(), owner="t", dry_run=dry_run, actor="user:ada"
-            )
-        assert order is not None
-        run(go(order))
-
-    with store.read() as s:
-        audit = s.scalars(select(EventRow).where(EventRow.kind.like("action.%")).order_by(EventRow.id)).all()
+        run_by_hand(engine, "held", "h0", dry_run=dry_run)
+    audit = action_events(store)
     assert [(e.kind, e.subject, e.payload["dry_run"]) for e in audit] == [
         ("action.planned", "task:held/h0", True),
         ("action.applied", "task:held/h0", False),
