@@ -17,6 +17,7 @@ from rich.table import Table
 
 import bench.capacity  # capacity projections (maintd.capacity)
 import bench.dr_drill
+import bench.ingestreplicas  # [lease] ingestion with 2 API replicas against 1 (issue 8)
 import bench.lease  # scheduler lease takeover (maintd.lease)
 import bench.logs
 import bench.workers  # [executor] Celery workers against the local executor
@@ -33,6 +34,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "http-probe": (probe.run, probe.TARGET),
     "nagios-overhead": (nagios.run, nagios.TARGET),
     "ingest": (ingest.run, ingest.TARGET),
+    "ingest-replicas": (bench.ingestreplicas.run, bench.ingestreplicas.TARGET),  # [lease] API replicas
     "timers": (timers.run, timers.TARGET),
     "latency": (latency.run, latency.TARGET),
     "backup-verify": (backup_verify.run, backup_verify.TARGET),
@@ -56,6 +58,7 @@ OWN_PLAN = {
     "capacity": "sqlite",  # in-memory series: the store is not used
     "lease-takeover": "postgresql",  # the lease exists on PostgreSQL only
     "workers": "postgresql",  # [executor] workers need PostgreSQL
+    "ingest-replicas": "postgresql",  # [lease] --role api needs PostgreSQL; its own servers and databases
 }
 # These start their own servers on their own databases (and repeat inside): once per store, no shapes.
 OWN_SERVERS = {"ingest", "latency"}

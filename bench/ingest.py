@@ -114,16 +114,23 @@ def _stored_alerts(db_url: str) -> int:
 @contextlib.contextmanager
 def maintd_server(db_url: str, plan: str = PLAN) -> Iterator[Maintd]:
     """``maintd serve`` on ``db_url`` (migrated first), with a responder's token and an Alertmanager key."""
-    maintd = str(Path(sys.executable).with_name("maintd"))
+    with prepared(db_url, plan) as (root, env, token, key):
+        port = services.free_port()
+        with serving(root, env, port) as server:
+            yield Maintd(f"http://127.0.0.1:{port}", server.proc.pid, token, key, db_url)
+
+
+@contextlib.contextmanager
+def prepared(db_url: str, plan: str = PLAN) -> Iterator[tuple[Path, dict[str, str], str, str]]:
+    """A directory with the plan, the servers' environment, ``db_url`` migrated, a responder's
+    token and an Alertmanager integration key: what ``serving`` needs to start maintd."""
     with tempfile.TemporaryDirectory(prefix="maintd-bench-serve-") as tmp:
         root = Path(tmp)
         (root / "plan.yaml").write_text(plan)
-        port = services.free_port()
         env = {
             **os.environ,
             "MAINTD_DATABASE_URL": db_url,
             "MAINTD_PLAN": str(root / "plan.yaml"),
-            "MAINTD_PORT": str(port),
             "MAINTD_STATE_DIR": str(root),
             "MAINTD_LOG_LEVEL": "warning",
             "MAINTD_INGEST_RATE": RATE_LIMIT,
@@ -131,7 +138,7 @@ def maintd_server(db_url: str, plan: str = PLAN) -> Iterator[Maintd]:
         }
 
         def cli(*args: str) -> str:
-            proc = subprocess.run([maintd, *args], env=env, capture_output=True, text=True, check=False)
+            proc = subprocess.run([MAINTD, *args], env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"maintd {' '.join(args[:2])} failed: {proc.stderr.strip()[-1000:]}")
             return proc.stdout.strip().splitlines()[-1].strip()
@@ -139,16 +146,30 @@ def maintd_server(db_url: str, plan: str = PLAN) -> Iterator[Maintd]:
         cli("db", "upgrade")
         token = cli("token", "create", "--name", "bench", "--role", "responder")
         key = cli("integration", "create", "--name", "bench-am", "--kind", "alertmanager")
-        with open(root / "serve.log", "wb") as log:
-            proc = subprocess.Popen(
-                [maintd, "serve"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=root
-            )
-        server = services.Server("maintd", port, proc, root)
-        try:
-            services.wait_http(server, f"http://127.0.0.1:{port}/healthz")
-            yield Maintd(f"http://127.0.0.1:{port}", proc.pid, token, key, db_url)
-        finally:
-            services.stop(proc)
+        yield root, env, token, key
+
+
+MAINTD = str(Path(sys.executable).with_name("maintd"))
+
+
+@contextlib.contextmanager
+def serving(root: Path, env: dict[str, str], port: int, *args: str) -> Iterator[services.Server]:
+    """``maintd serve ARGS`` on ``port``, once its /healthz answers; stopped afterwards."""
+    with open(root / f"serve-{port}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [MAINTD, "serve", *args],
+            env={**env, "MAINTD_PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=root,
+        )
+    server = services.Server("maintd", port, proc, root)
+    try:
+        services.wait_http(server, f"http://127.0.0.1:{port}/healthz")
+        yield server
+    finally:
+        services.stop(proc)
 
 
 # -- the table ------------------------------------------------------------------------------

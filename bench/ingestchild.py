@@ -10,6 +10,10 @@ BATCH alerts, over CONNECTIONS keep-alive connections, each connection sending i
 next body as soon as the last one is answered. Every body is built before the clock
 starts. Measured: wall time, accepted alerts (2xx), latency per request, the
 driver's own CPU, and the server's CPU (``/proc/PID/stat``) and RSS afterwards.
+
+Several servers (API replicas): URL and SERVER_PID may each be a comma-separated list. The
+connections are spread over the URLs round robin; the server CPU and RSS are the sums over
+the PIDs (each PID's own CPU is in ``server_cpu_by_pid``).
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def server_rss_mb(pid: int) -> float:
 
 
 async def drive(
-    route: str, url: str, n: int, batch: int, connections: int, pid: int, auth: str
+    route: str, urls: list[str], n: int, batch: int, connections: int, pids: list[int], auth: str
 ) -> dict[str, Any]:
     import aiohttp
 
@@ -108,7 +112,7 @@ async def drive(
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
-        async def worker() -> None:
+        async def worker(url: str) -> None:
             nonlocal accepted
             for index in queue:
                 if time.monotonic() > deadline:
@@ -123,13 +127,13 @@ async def drive(
                 elif len(errors) < 3:
                     errors.append(f"{response.status}: {text[:300]!r}")
 
-        server_cpu = cpu_seconds(pid)
+        server_cpu = [cpu_seconds(pid) for pid in pids]
         cpu = own_cpu()
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await asyncio.gather(*(worker(urls[c % len(urls)]) for c in range(connections)))
         wall = time.perf_counter() - started
         cpu = own_cpu() - cpu
-        server_cpu = cpu_seconds(pid) - server_cpu
+        server_cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, server_cpu, strict=True)]
     latencies.sort()
     return {
         "route": route,
@@ -144,15 +148,27 @@ async def drive(
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "driver_cpu_s": cpu,
-        "server_cpu_s": server_cpu,
-        "server_rss_mb": server_rss_mb(pid),
+        "server_cpu_s": sum(server_cpu),
+        "server_cpu_by_pid": server_cpu,
+        "server_rss_mb": sum(server_rss_mb(pid) for pid in pids),
+        "server_rss_by_pid": [server_rss_mb(pid) for pid in pids],
     }
 
 
 def main(argv: list[str]) -> None:
-    route, url, n, batch, connections, pid = argv[:6]
+    route, urls, n, batch, connections, pids = argv[:6]
     auth = argv[6] if len(argv) > 6 else ""
-    found = asyncio.run(drive(route, url, int(n), int(batch), int(connections), int(pid), auth))
+    found = asyncio.run(
+        drive(
+            route,
+            urls.split(","),
+            int(n),
+            int(batch),
+            int(connections),
+            [int(p) for p in pids.split(",")],
+            auth,
+        )
+    )
     print(json.dumps(found))
 
 
