@@ -20,6 +20,7 @@ from maintd.plan.notify import Channel
 from maintd.plan.oncall import OnCallSchedule, Person
 from maintd.plan.playbooks import Playbook
 from maintd.plan.postmortems import PostmortemSettings
+from maintd.plan.reviews import Review  # recurring reviews, the architecture review (maintd.reviews)
 from maintd.plan.schedule import Schedule
 from maintd.plan.slos import Slo  # service level objectives (maintd.slo)
 from maintd.plan.types import Duration, SecretRef
@@ -216,6 +217,9 @@ class Plan(StrictModel):
     documents: list[Document] = Field(default=[], description="documents with review cadence and owner")
     trainings: list[Training] = Field(default=[], description="the training matrix: role → training")
     slos: list[Slo] = Field(default=[], description="availability objectives: error budget, burn-rate alerts")
+    reviews: list[Review] = Field(
+        default=[], description="recurring checklist reviews (the quarterly architecture review)"
+    )
     # the monthly audit and the ROI KPI (maintd.reports, maintd.kpi.roi)
     costs: CostModel = Field(default=CostModel(), description="the cost model behind the maintenance ROI")
     compliance: list[ComplianceCheck] = Field(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from maintd.plan.lifecycle import lifecycle_problems
 from maintd.plan.oncall import Loc
 from maintd.plan.playbooks import playbook_problems
+from maintd.plan.reviews import review_problems
 from maintd.plan.slos import slo_problems
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def escalation_problems(plan: Plan) -> list[tuple[Loc, str]]:
     problems += playbook_problems(plan)  # playbooks: the step before a human is paged
     problems += lifecycle_problems(plan)  # components, documents, trainings (maintd.lifecycle)
     problems += slo_problems(plan)  # service level objectives (maintd.slo)
+    problems += review_problems(plan)  # recurring reviews (maintd.reviews)
     return problems
 
 
