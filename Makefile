@@ -15,9 +15,9 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/maintd serve --plan examples/plan
 
-## test: the whole suite against real SQLite and PostgreSQL (started if needed)
+## test: the whole suite against real SQLite and PostgreSQL (started if needed), 4 workers in parallel
 test: $(BIN)/.installed services
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4 --dist worksteal
 
 services:
 	scripts/services.sh
