@@ -46,6 +46,7 @@ from maintd.registry import Registry
 from maintd.remediation.executor import Remediator
 from maintd.remediation.registry import builtin as remediation_actions
 from maintd.remediation.tasks import TaskRunner
+from maintd.reviews import reminders as review_reminders
 from maintd.runner.children import Children
 from maintd.runner.recorder import Streak, recover_interrupted
 from maintd.runner.runner import Runner
@@ -65,6 +66,7 @@ HEARTBEAT_EVERY = timedelta(seconds=5)
 DISPATCH_GRACE = 10.0  # seconds a page being sent at shutdown may finish; the rest is resent after its lease
 CLAIM_BATCH = 1000
 TIMER_BATCH = 500
+YOUNG_GC = 10_000  # gc threshold of the youngest generation once a plan is loaded (release_memory)
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Engine:
                 append(session, Event("plan.loaded", "plan", now, actor, payload))
             previous = stored.document if changed and stored is not None else None
             _lifecycle(session, loaded, now, changed=changed, previous=previous)  # reminders, EOL notices
+            _reviews(session, loaded, now)  # the current and next periods' reviews open on timers
         self.loaded = loaded
         self.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
         release_memory()
@@ -354,6 +357,9 @@ class Engine:
             )
             handlers.update(  # lifecycle: document reviews, trainings due, end-of-life notices
                 lifecycle_reminders.handlers(loaded.plan, base_url=self.settings.base_url)
+            )
+            handlers.update(  # recurring reviews: open each period's, remind findings' owners
+                review_reminders.handlers(loaded.plan, base_url=self.settings.base_url)
             )
             self._handlers = (loaded, handlers)
         return self._handlers[1]
@@ -586,6 +592,17 @@ def _lifecycle(
         log.exception("scheduling lifecycle reminders failed; they are set again at the next load or record")
 
 
+def _reviews(session: Session, loaded: LoadedPlan, now: datetime) -> None:
+    """The reviews' opening timers for the plan being activated; a failure must not refuse the plan."""
+    if not loaded.plan.reviews:
+        return
+    try:
+        with session.begin_nested():
+            review_reminders.schedule_openings(session, loaded.plan.reviews, now)
+    except Exception:
+        log.exception("scheduling review openings failed; they are set again at the next load")
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -600,9 +617,14 @@ def release_memory() -> None:
     glibc keeps freed heap pages unless asked, so without this RSS stays at the peak.
     The plan then lives until the next load: frozen, the collector stops walking its
     objects on every full collection (measured: ~0.07 ms per run with 10,000 targets).
+    The young generation is collected after YOUNG_GC net new objects rather than CPython's 700:
+    runs in flight keep a few hundred each alive, so at 700 the collector ran every few runs
+    (measured: 0.06 CPU-ms per http check in collections, 0.01 at 10,000, 8 full ones fewer).
     """
     gc.unfreeze()  # the previous plan's objects may be garbage now
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC, older, oldest)
