@@ -1,8 +1,8 @@
 """The web dashboard: server-rendered pages for people, beside the API for programs.
 
 ``install(app)`` mounts it at ``/``: ``/login``, the overview ``/``, ``/incidents``,
-``/tasks``, ``/runs``, ``/changes``, ``/postmortems``, ``/kpis``, ``/capacity``,
-``/inventory`` and ``/static``.
+``/silences``, ``/tasks``, ``/runs``, ``/changes``, ``/postmortems`` (and each one's editing
+page), ``/kpis``, ``/capacity``, ``/inventory`` and ``/static``.
 Pages stay out of the OpenAPI document (they are not an API). No JavaScript, no
 CDN: the stylesheet is the only static file, charts are inline SVG.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from maintd.web import pages, planning, routes
+from maintd.web import pages, planning, postmortem, routes, silences
 
 STATIC = Path(__file__).parent / "static"
 
@@ -23,4 +23,6 @@ def install(app: FastAPI) -> None:
     app.include_router(routes.router())
     app.include_router(pages.router())
     app.include_router(planning.router())  # capacity and inventory
+    app.include_router(postmortem.router())  # one post-mortem: edit, review, action items
+    app.include_router(silences.router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

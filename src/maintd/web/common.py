@@ -1,5 +1,6 @@
 """What every dashboard route shares: the session check, rendering inside one read session,
-form bodies, and the answers for "log in first", "not allowed" and "not found"."""
+form bodies, a form shown again with its error and what was typed, and the answers for
+"log in first", "not allowed" and "not found"."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from maintd.api.deps import AppContext, context
@@ -25,6 +27,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 NAV = (
     ("/", "Overview"),
     ("/incidents", "Incidents"),
+    ("/silences", "Silences"),
     ("/tasks", "Tasks"),
     ("/runs", "Runs"),
     ("/changes", "Changes"),
@@ -37,6 +40,16 @@ NAV = (
 
 class NotFound(Exception):
     """The page's subject does not exist; the message says which."""
+
+
+class Invalid(Exception):
+    """Bad input in a form: its page is shown again with this message and what was typed."""
+
+
+Gather = Callable[[Session, datetime, WebSession], dict[str, Any]]
+# A form's page again after bad input: (the session, the message) -> the page, status 422.
+Again = Callable[[WebSession, str], Response]
+NO_FORM: dict[str, Any] = {"failed": "", "form": {}, "error": ""}  # no form came back
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -67,7 +80,7 @@ def show(
     ctx: AppContext,
     template: str,
     nav: str,
-    gather: Callable[[Session, datetime, WebSession], dict[str, Any]],
+    gather: Gather,
 ) -> Response:
     """A page for a logged-in viewer or above, rendered inside one read session."""
     now = ctx.clock.now()
@@ -79,7 +92,37 @@ def show(
             values = gather(session, now, web)
         except NotFound as exc:
             return refuse(404, "Not found", str(exc), web)
-        return render.page(template, web=web, nav=NAV, here=nav, now=now, **values)
+        return render.page(template, web=web, nav=NAV, here=nav, now=now, **NO_FORM, **values)
+
+
+def again(
+    ctx: AppContext, template: str, nav: str, gather: Gather, name: str, fields: dict[str, str]
+) -> Again:
+    """Show form ``name``'s page again after bad input, its message beside the form and the values
+    sent kept in it (``failed``, ``form`` and ``error`` in the template), from a fresh read: the
+    write that refused was rolled back."""
+
+    def page(web: WebSession, message: str) -> Response:
+        now = ctx.clock.now()
+        with ctx.store.read() as session:
+            try:
+                values = gather(session, now, web)
+            except NotFound as exc:
+                return refuse(404, "Not found", str(exc), web)
+            kept = {"failed": name, "form": fields, "error": message}
+            return render.page(template, code=422, web=web, nav=NAV, here=nav, now=now, **kept, **values)
+
+    return page
+
+
+def problems(exc: ValidationError, labels: dict[str, str]) -> str:
+    """A validation error as one line naming each field by its label in the form."""
+    said = []
+    for error in exc.errors():
+        field = next((str(part) for part in error["loc"] if isinstance(part, str)), "")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        said.append(f"{labels.get(field, field)}: {message}" if field else message)
+    return "; ".join(said)
 
 
 def check_post(web: WebSession | None, fields: dict[str, str], role: Role) -> Response | None:
@@ -103,10 +146,12 @@ def act(
     do: Callable[[Session, WebSession, datetime], None],
     back: str,
     refusals: Sequence[tuple[type[Exception], int]],
+    invalid: Again | None = None,
 ) -> Response:
     """Check the session, its CSRF token and the role, act in one write transaction, and go back
     to ``back`` (POST-redirect-GET). A domain refusal (the first of ``refusals`` it is an instance
-    of, with its HTTP status) is raised out of the transaction, so nothing of it is committed."""
+    of, with its HTTP status) is raised out of the transaction, so nothing of it is committed;
+    so is ``Invalid`` from ``do``, answered with ``invalid`` (the form again) when given."""
     now = ctx.clock.now()
     web: WebSession | None = None
     try:
@@ -116,6 +161,10 @@ def act(
             if refused is not None or web is None:
                 return refused or refuse(401, "Logged out", "Log in again.", None)
             do(session, web, now)
+    except Invalid as exc:
+        if invalid is None or web is None:
+            return refuse(422, "Refused", str(exc), web)
+        return invalid(web, str(exc))
     except tuple(kind for kind, _ in refusals) as exc:
         status = next(code for kind, code in refusals if isinstance(exc, kind))
         return refuse(status, "Not found" if status == 404 else "Refused", str(exc), web)

@@ -13,6 +13,8 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from maintd.clock import utc
+
 HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "same-origin",
@@ -37,6 +39,7 @@ def environment() -> Environment:
     env.filters["when"] = when
     env.filters["span"] = span
     env.filters["number"] = number
+    env.filters["field_time"] = field_time
     return env
 
 
@@ -47,6 +50,12 @@ def page(name: str, *, code: int = 200, **values: Any) -> HTMLResponse:
 
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
+
+
+def field_time(value: datetime | None) -> str:
+    """A time as a datetime-local field's value, to the second, in UTC ("" for none): a form sent
+    back unchanged gives the same text, so the page can tell which times were edited."""
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%S") if value is not None else ""
 
 
 def span(delta: timedelta) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maintd.api.deps import AppContext, poke
@@ -19,6 +20,7 @@ from maintd.auth import Role
 from maintd.incidents import service
 from maintd.incidents.states import TRANSITIONS, IncidentError, State
 from maintd.plan.incidents import IncidentSettings, Priority
+from maintd.store.models import PostmortemRow
 from maintd.web import auth, render
 from maintd.web.auth import WebSession
 from maintd.web.common import NAV, Ctx, Form, NotFound, act, refuse, session_of, show
@@ -84,6 +86,9 @@ def router() -> APIRouter:
                 "steps": found.steps,
                 "actions": allowed if web.may(Role.responder) else [],
                 "may_note": web.may(Role.responder),
+                "postmortem": session.scalar(
+                    select(PostmortemRow.state).where(PostmortemRow.incident_id == incident_id)
+                ),
             }
 
         return show(request, ctx, "incident.html", "/incidents", values)
