@@ -219,3 +219,34 @@ def test_execute_wait_runs_the_watch_in_the_command_on_the_file_clock(
     assert not command.is_alive()
     (done,) = result
     assert (done.exit_code, done.output.strip().splitlines()[-1]) == (0, "change 1 is completed")
+
+
+def test_the_cli_submits_a_draft_with_evidence_and_approves_or_rejects_by_the_matrix(
+    engine: Engine,
+    cli,
+    web: Service,  # type: ignore[no-untyped-def]
+) -> None:
+    create = ["create", "--type", "configuration-update", "--title", "t", "--procedure", "swap-config"]
+    create += ["-p", f"new={web.good}", "-t", "web", "--draft"]
+    assert cli(*create, who="rob").output.strip() == "change 1 is draft"
+    bare = cli("submit", "1", who="rob")
+    assert bare.exit_code == 1 and "test-suite" in bare.output  # the matrix wants evidence for this type
+    evidence = f"test-suite={evidence_run(engine)}"
+    assert cli("submit", "1", "-e", evidence, who="rob").output.strip() == "change 1 is pending_approval"
+
+    own = cli("approve", "1", who="rob")
+    assert own.exit_code == 1 and "the requester cannot approve it" in own.output
+    assert cli("approve", "1", "--note", "ok", who="tess").output.strip() == "change 1 is approved"
+    shown = json.loads(cli("show", "1", "--json").output)
+    assert [(a["person"], a["note"]) for a in shown["approvals"]] == [("tess", "ok")]
+
+    assert cli(*create, who="rob").output.strip() == "change 2 is draft"
+    assert cli("submit", "2", "-e", evidence, who="rob").exit_code == 0
+    rejected = cli("reject", "2", "--note", "not this week", who="tess")
+    assert rejected.output.strip() == "change 2 is rejected", rejected.output
+    timeline = json.loads(cli("show", "2", "--json").output)["timeline"]
+    assert [(e["kind"], e["actor"], e["payload"].get("note")) for e in timeline][-1] == (
+        "change.rejected",
+        "token:tess",
+        "not this week",
+    )

@@ -163,16 +163,7 @@ def submit(
     db: str | None = DbOption,
 ) -> None:
     """Submit a draft for approval, with its evidence."""
-    store = open_store(db)
-    settings = _plan(store, plan_path).plan.changes
-    extra = _pairs(evidence, "--evidence")
-    _state(
-        store,
-        token,
-        lambda s, who: service.submit(
-            s, change_id=change_id, who=who, settings=settings, now=_now(), evidence=extra
-        ),
-    )
+    _decide(service.submit, change_id, token, plan_path, db, evidence=_pairs(evidence, "--evidence"))
 
 
 @app.command()
@@ -184,15 +175,7 @@ def approve(
     db: str | None = DbOption,
 ) -> None:
     """Approve a change (the type's approval matrix says who may); approved once all are in."""
-    store = open_store(db)
-    settings = _plan(store, plan_path).plan.changes
-    _state(
-        store,
-        token,
-        lambda s, who: service.approve(
-            s, change_id=change_id, who=who, settings=settings, now=_now(), note=note
-        ),
-    )
+    _decide(service.approve, change_id, token, plan_path, db, note=note)
 
 
 @app.command()
@@ -204,14 +187,24 @@ def reject(
     db: str | None = DbOption,
 ) -> None:
     """Reject a change pending approval (final)."""
+    _decide(service.reject, change_id, token, plan_path, db, note=note)
+
+
+def _decide(
+    step: Callable[..., Any],
+    change_id: int,
+    token: str | None,
+    plan_path: str | None,
+    db: str | None,
+    **extra: Any,
+) -> None:
+    """One approval-matrix step (submit, approve, reject) by the token's person, under the plan's rules."""
     store = open_store(db)
     settings = _plan(store, plan_path).plan.changes
     _state(
         store,
         token,
-        lambda s, who: service.reject(
-            s, change_id=change_id, who=who, settings=settings, now=_now(), note=note
-        ),
+        lambda s, who: step(s, change_id=change_id, who=who, settings=settings, now=_now(), **extra),
     )
 
 
