@@ -1,0 +1,236 @@
+"""Review timers (maintd.timers), queueing notifications through the outbox:
+
+- ``review-open``: a period of a review's cadence starts: open that period's review (its
+  checklist from the plan), tell the owner and the participants, and set the next period's
+  timer. The current period's timer is set when the plan is activated, due at once, so a
+  plan loaded mid-quarter opens this quarter's review.
+- ``review-finding``: a finding's action item is due soon or overdue: the chain of
+  maintd.postmortems.reminders (``remind_before`` the end of the due day, then every
+  ``overdue_every``, at most ``overdue_reminders`` times), with the review's ``findings``
+  settings, to the finding's owner.
+
+A handler re-checks the state when it fires: a finding done, cancelled or moved since its
+timer was set queues nothing; a review already opened on demand is not opened twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from maintd import timers
+from maintd.notify.message import Message
+from maintd.notify.outbox import Recipient, enqueue
+from maintd.plan.models import Plan
+from maintd.plan.oncall import Person
+from maintd.plan.postmortems import PostmortemSettings
+from maintd.plan.reviews import Review
+from maintd.postmortems.reminders import BEFORE, OVERDUE, REMINDER, deadline
+from maintd.reviews.model import FindingStatus
+from maintd.reviews.periods import ReviewPeriod, following, parse, period_of
+from maintd.store.events import SYSTEM, Event, append
+from maintd.store.models import ReviewFindingRow, TimerRow
+
+OPEN, FINDING = "review-open", "review-finding"  # timer kinds
+OPENED = "opened"  # the notification state of "a review is open"
+
+
+def plan_subject(name: str) -> str:
+    return f"review-plan:{name}"
+
+
+def finding_subject(finding_id: int) -> str:
+    return f"review-finding:{finding_id}"
+
+
+def schedule_openings(session: Session, reviews: list[Review], now: datetime) -> int:
+    """Each review's opening timers: the current period's (due now) and the next one's."""
+    added = 0
+    for review in reviews:
+        current = period_of(review.cadence, now)
+        for period in (current, following(review.cadence, current)):
+            added += _opening(session, review, period, now)
+    return added
+
+
+def _opening(session: Session, review: Review, period: ReviewPeriod, now: datetime) -> int:
+    payload = {"review": review.name, "period": period.key, "cadence": review.cadence.value}
+    return int(
+        timers.schedule(
+            session,
+            kind=OPEN,
+            subject=plan_subject(review.name),
+            step=f"open:{period.key}",
+            due_at=max(now, period.start),
+            payload=payload,
+            now=now,
+        )
+    )
+
+
+def schedule_finding(
+    session: Session, row: ReviewFindingRow, *, settings: PostmortemSettings, now: datetime
+) -> int:
+    """The finding's first timers (the early reminder, the first overdue one); how many were added."""
+    end = deadline(row.due_on)
+    # Keys are never reused, even cancelled: a serial per setting, so a due date moved away and
+    # back sets timers again (as maintd.postmortems.reminders does).
+    series = f"{row.due_on.isoformat()}.s{len(timers.of_subject(session, finding_subject(row.id)))}"
+    added = 0
+    if settings.remind_before.total_seconds() > 0:
+        added += _finding_timer(session, row, series, 0, max(now, end - settings.remind_before), now)
+    if settings.overdue_reminders > 0:
+        added += _finding_timer(session, row, series, 1, end, now)
+    return added
+
+
+def _finding_timer(
+    session: Session, row: ReviewFindingRow, series: str, n: int, at: datetime, now: datetime
+) -> int:
+    """Timer ``n`` of a series: 0 the early reminder, 1.. the overdue ones."""
+    step = f"{series}.{OVERDUE}.{n}" if n else f"{series}.{BEFORE}"
+    payload = {"finding": row.id, "due_on": row.due_on.isoformat(), "series": series, "n": n}
+    return int(
+        timers.schedule(
+            session,
+            kind=FINDING,
+            subject=finding_subject(row.id),
+            step=step,
+            due_at=at,
+            payload=payload,
+            now=now,
+        )
+    )
+
+
+def cancel_finding(session: Session, row: ReviewFindingRow, *, now: datetime) -> int:
+    return timers.cancel(session, subject=finding_subject(row.id), kind=FINDING, now=now)
+
+
+def handlers(plan: Plan, *, base_url: str) -> dict[str, timers.Handler]:
+    """The two timer kinds, bound to a loaded plan (the engine merges them into its handlers)."""
+    reviews = {r.name: r for r in plan.reviews}
+    people = {p.name: p for p in plan.people}
+    base = base_url.rstrip("/")
+
+    def fire_open(session: Session, timer: TimerRow, now: datetime) -> None:
+        _open(session, timer, now, reviews, people, base)
+
+    def fire_finding(session: Session, timer: TimerRow, now: datetime) -> None:
+        _finding(session, timer, now, reviews, people, base)
+
+    return {OPEN: fire_open, FINDING: fire_finding}
+
+
+def _recipient(people: dict[str, Person], name: str) -> Recipient:
+    person = people.get(name)
+    return Recipient(f"person:{name}", list(person.notify) if person else [])
+
+
+def _open(
+    session: Session,
+    timer: TimerRow,
+    now: datetime,
+    reviews: dict[str, Review],
+    people: dict[str, Person],
+    base: str,
+) -> None:
+    from maintd.reviews import service  # service imports nothing of this module's users: no cycle
+
+    review = reviews.get(str(timer.payload["review"]))
+    if review is None or review.cadence.value != timer.payload.get("cadence"):
+        return  # gone from the plan, or another cadence now: its own timers are set at activation
+    period = parse(review.cadence, str(timer.payload["period"]))
+    if now >= period.end:
+        period = period_of(review.cadence, now)  # maintd was down all period: open the current one
+    _opening(session, review, following(review.cadence, period), now)
+    row = service.open_period(session, review, period, actor=SYSTEM, now=now)
+    if row is None:
+        return  # opened on demand already
+    due = f"{period.end:%Y-%m-%d %H:%M} UTC"
+    message = Message(
+        title=f"{row.title} {period.key} is open",
+        summary=f"{row.title} {period.key}: {len(review.areas)} areas to review before {due}. "
+        f"Owner: {review.owner}.",
+        state=OPENED,
+        url=f"{base}/api/v1/reviews/{row.id}",
+        details=[
+            "Areas: " + ", ".join(a.name for a in review.areas),
+            f"Record an area: maintd review check {row.id} AREA --notes '...'",
+        ],
+    )
+    for person in dict.fromkeys([review.owner, *review.participants]):
+        enqueue(
+            session,
+            subject=service.subject(row.id),
+            incident_id=None,
+            recipient=_recipient(people, person),
+            state=OPENED,
+            step=timer.step,
+            message=message,
+            now=now,
+        )
+
+
+def _finding(
+    session: Session,
+    timer: TimerRow,
+    now: datetime,
+    reviews: dict[str, Review],
+    people: dict[str, Person],
+    base: str,
+) -> None:
+    from maintd.reviews import service
+
+    row = session.get(ReviewFindingRow, int(timer.payload["finding"]))
+    if (
+        row is None
+        or row.status != FindingStatus.open.value
+        or row.due_on.isoformat() != timer.payload.get("due_on")
+    ):
+        return  # done, cancelled or moved since the timer was set
+    review_row = service.load(session, row.review_id)
+    review = reviews.get(review_row.name)
+    settings = review.findings if review is not None else PostmortemSettings()
+    n = int(timer.payload.get("n", 0))
+    state = OVERDUE if n else REMINDER
+    enqueue(
+        session,
+        subject=finding_subject(row.id),
+        incident_id=None,
+        recipient=_recipient(people, row.owner),
+        state=state,
+        step=timer.step,
+        message=message(row, review_row.title, review_row.period, state, now, base=base),
+        now=now,
+    )
+    payload: dict[str, object] = {
+        "finding": row.id,
+        "owner": row.owner,
+        "reminder": state,
+        "step": timer.step,
+    }
+    if n and n < settings.overdue_reminders:
+        at = max(deadline(row.due_on) + settings.overdue_every * n, now)
+        _finding_timer(session, row, str(timer.payload["series"]), n + 1, at, now)
+        payload["next"] = at.isoformat()
+    append(session, Event("review.finding.reminded", service.subject(row.review_id), now, SYSTEM, payload))
+
+
+def message(
+    row: ReviewFindingRow, title: str, period: str, state: str, now: datetime, *, base: str
+) -> Message:
+    due = row.due_on.isoformat()
+    if state == OVERDUE:
+        late = (now - deadline(row.due_on)).days
+        when = f"overdue: it was due {due}" + (f" ({late} day{'s' if late != 1 else ''} ago)" if late else "")
+    else:
+        when = f"due by the end of {due} (UTC)"
+    return Message(
+        title=f"review finding {row.id}: {row.title}",
+        summary=f"{row.title} ({title} {period}, {row.area}): {when}. Owner: {row.owner}.",
+        state=state,
+        url=f"{base}/api/v1/reviews/{row.review_id}",
+        details=[f"When it is done: maintd review finding done {row.id}"],
+    )
