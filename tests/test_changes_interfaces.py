@@ -222,9 +222,7 @@ def test_execute_wait_runs_the_watch_in_the_command_on_the_file_clock(
 
 
 def test_the_cli_submits_a_draft_with_evidence_and_approves_or_rejects_by_the_matrix(
-    engine: Engine,
-    cli,
-    web: Service,  # type: ignore[no-untyped-def]
+    engine: Engine, cli: Any, web: Service
 ) -> None:
     create = ["create", "--type", "configuration-update", "--title", "t", "--procedure", "swap-config"]
     create += ["-p", f"new={web.good}", "-t", "web", "--draft"]
