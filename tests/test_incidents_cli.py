@@ -149,6 +149,9 @@ def test_assign_note_and_priority(cli, sqlite_store):
         "incident.priority",
     ]
     assert cli("incident", "priority", str(incident_id), "P9").exit_code == 2  # not a priority
+    for command in (["assign", "999", "rob"], ["note", "999", "x"], ["priority", "999", "P1"]):
+        missing = cli("incident", *command)
+        assert (missing.exit_code, missing.output.strip()) == (1, "error: no incident 999"), command
 
 
 def test_alerts_lists_what_fired_and_where_it_went(cli, sqlite_store):

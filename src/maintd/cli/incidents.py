@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.orm import Session
 
 from maintd import views
 from maintd.cli.common import DbOption, JsonOption, actor, console, emit_json, fail, open_store, table, when
@@ -22,6 +24,8 @@ from maintd.incidents import service
 from maintd.incidents.states import IncidentError, State
 from maintd.plan.incidents import Priority
 from maintd.store.models import IncidentRow
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Incidents: list, show, acknowledge, resolve, close, assign.", no_args_is_help=True)
 
@@ -166,21 +170,18 @@ def assign(
     db: str | None = DbOption,
 ) -> None:
     """Assign the incident to PERSON."""
-    store = open_store(db)
-    try:
-        with store.write() as session:
-            row = service.assign(
-                session,
-                incident_id=incident_id,
-                assignee=person,
-                actor=actor(),
-                now=SystemClock().now(),
-                note=note,
-            )
-            assignee = row.assignee
-    except IncidentError as exc:
-        fail(str(exc))
-    console.print(f"incident {incident_id} assigned to {assignee}", highlight=False)
+    row = _write(
+        db,
+        lambda session: service.assign(
+            session,
+            incident_id=incident_id,
+            assignee=person,
+            actor=actor(),
+            now=SystemClock().now(),
+            note=note,
+        ),
+    )
+    console.print(f"incident {incident_id} assigned to {row.assignee}", highlight=False)
 
 
 @app.command()
@@ -190,14 +191,12 @@ def note(
     db: str | None = DbOption,
 ) -> None:
     """Add a note to the incident's timeline."""
-    store = open_store(db)
-    try:
-        with store.write() as session:
-            service.add_note(
-                session, incident_id=incident_id, note=text, actor=actor(), now=SystemClock().now()
-            )
-    except IncidentError as exc:
-        fail(str(exc))
+    _write(
+        db,
+        lambda session: service.add_note(
+            session, incident_id=incident_id, note=text, actor=actor(), now=SystemClock().now()
+        ),
+    )
     console.print(f"note added to incident {incident_id}", highlight=False)
 
 
@@ -209,23 +208,20 @@ def priority_(
     db: str | None = DbOption,
 ) -> None:
     """Change the priority; an unacknowledged incident's deadline moves with it."""
-    store = open_store(db)
-    try:
-        with store.write() as session:
-            row = service.change_priority(
-                session,
-                incident_id=incident_id,
-                priority=priority,
-                actor=actor(),
-                now=SystemClock().now(),
-                settings=service.stored_settings(session),
-                note=note,
-            )
-            deadline = row.ack_deadline
-    except IncidentError as exc:
-        fail(str(exc))
+    row = _write(
+        db,
+        lambda session: service.change_priority(
+            session,
+            incident_id=incident_id,
+            priority=priority,
+            actor=actor(),
+            now=SystemClock().now(),
+            settings=service.stored_settings(session),
+            note=note,
+        ),
+    )
     console.print(
-        f"incident {incident_id} is {priority} now (deadline {when(deadline)} UTC)", highlight=False
+        f"incident {incident_id} is {priority} now (deadline {when(row.ack_deadline)} UTC)", highlight=False
     )
 
 
@@ -271,21 +267,28 @@ def deadline_text(incident: views.IncidentView, now: datetime) -> str:
 
 
 def _change(db: str | None, incident_id: int, action: Callable[..., IncidentRow], note: str) -> None:
+    row = _write(
+        db,
+        lambda session: action(
+            session,
+            incident_id=incident_id,
+            actor=actor(),
+            now=SystemClock().now(),
+            settings=service.stored_settings(session),
+            note=note,
+        ),
+    )
+    console.print(f"incident {incident_id} is {_state(row.state)}", highlight=False)
+
+
+def _write(db: str | None, work: Callable[[Session], T]) -> T:
+    """``work`` in one write transaction; an incident refusing it is a one-line error."""
     store = open_store(db)
     try:
         with store.write() as session:
-            row = action(
-                session,
-                incident_id=incident_id,
-                actor=actor(),
-                now=SystemClock().now(),
-                settings=service.stored_settings(session),
-                note=note,
-            )
-            state = row.state
+            return work(session)
     except IncidentError as exc:
         fail(str(exc))
-    console.print(f"incident {incident_id} is {_state(state)}", highlight=False)
 
 
 def _span(delta: timedelta) -> str:
