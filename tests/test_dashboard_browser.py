@@ -1,5 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright):
-log in with a token, open the overview and an incident, press Acknowledge, see it acknowledged.
+log in with a token, open the overview and an incident, press Acknowledge, see it acknowledged;
+resolve it, edit its post-mortem's draft, add an action item and mark it done; create a
+silence and expire it early, seeing each state change in the page.
 
 A screenshot of every main page goes to the test's tmp dir, and to $MAINTD_SCREENSHOTS when set.
 Chromium missing is a failure, never a skip (scripts/services.sh installs it).
@@ -12,6 +14,7 @@ import os
 import shutil
 import sys
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
@@ -22,6 +25,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 PAGES = ("incidents", "tasks", "runs", "changes", "postmortems", "kpis", "capacity", "inventory")
 TITLE = "Checkout API answers 503 <b>not bold</b>"
+ROOT_CAUSE = "The connection pool ran dry under the retry storm."
 PLAN = f"""
 targets:
   - {{name: shop-api, kind: api, connection: {{path: /srv/shop}}}}
@@ -65,7 +69,9 @@ schedules:
 """
 
 
-def test_a_responder_logs_in_and_acknowledges_an_incident_in_chromium(sqlite_world: Harness, tmp_path: Path):
+def test_a_responder_acknowledges_resolves_writes_the_postmortem_and_silences_in_chromium(
+    sqlite_world: Harness, tmp_path: Path
+):
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: the browser test needs Debian's chromium package"
     world = sqlite_world
     world.write_plan(PLAN)
@@ -109,19 +115,66 @@ def test_a_responder_logs_in_and_acknowledges_an_incident_in_chromium(sqlite_wor
                 page.goto(f"{server.url}/{name}")
                 expect(page.locator("h1")).to_be_visible()
                 shot(page, shots, name)
+
+            due = (world.now + timedelta(days=7)).date().isoformat()  # the server's clock is the world's
+            edit_the_postmortem(page, server.url, incident_id, due, shots)
+            silence_and_expire(page, server.url, shots)
         finally:
             browser.close()
 
     state = http_json(f"{server.url}/api/v1/incidents/{incident_id}", token)["state"]
-    assert state == "acknowledged"
+    assert state == "resolved"
+    postmortem = http_json(f"{server.url}/api/v1/postmortems/{incident_id}", token)
+    assert postmortem["what_happened"] == ROOT_CAUSE
+    assert [(a["owner"], a["status"]) for a in postmortem["actions"]] == [("bob", "done")]
+    (silence,) = http_json(f"{server.url}/api/v1/silences?all=true", token)
+    assert (silence["state"], silence["created_by"]) == ("expired", "token:rob")
     saved = sorted(p.name for p in shots.iterdir())
-    assert saved == sorted(f"{n}.png" for n in ("login", "overview", "incident", *PAGES))
+    expected = ("login", "overview", "incident", *PAGES, "postmortem", "silences")
+    assert saved == sorted(f"{n}.png" for n in expected)
     assert all((shots / n).stat().st_size > 5000 for n in saved)
     if os.environ.get("MAINTD_SCREENSHOTS"):
         target = Path(os.environ["MAINTD_SCREENSHOTS"])
         target.mkdir(parents=True, exist_ok=True)
         for name in saved:
             shutil.copy(shots / name, target / name)
+
+
+def edit_the_postmortem(page: Page, url: str, incident_id: int, due: str, shots: Path) -> None:
+    """Resolve the P1 (its post-mortem is drafted), write its root cause, add an action item, do it."""
+    page.goto(f"{url}/incidents/{incident_id}")
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.locator("#incident-state")).to_have_text("resolved")
+    page.get_by_role("link", name="draft").click()
+    expect(page).to_have_url(f"{url}/postmortems/{incident_id}")
+    page.fill("#f-what_happened", ROOT_CAUSE)
+    page.get_by_role("button", name="Save sections").click()
+    expect(page.locator("#f-what_happened")).to_have_value(ROOT_CAUSE)
+    page.fill("#a-title", "Alert on connection pool saturation")
+    page.select_option("#a-owner", "bob")
+    page.fill("#a-due", due)
+    page.get_by_role("button", name="Add action item").click()
+    status = page.locator(".action-status")
+    expect(status).to_have_attribute("data-status", "open")
+    page.get_by_role("button", name="Mark action").click()
+    expect(status).to_have_attribute("data-status", "done")
+    expect(status).to_contain_text("(on time)")
+    shot(page, shots, "postmortem")
+
+
+def silence_and_expire(page: Page, url: str, shots: Path) -> None:
+    page.goto(f"{url}/silences")
+    page.fill("#s-matchers", "target=shop-db\nalertname=~Disk.*")
+    page.fill("#s-duration", "2h")
+    page.fill("#s-comment", "disk swap tonight")
+    page.get_by_role("button", name="Create silence").click()
+    current = page.locator("#current")
+    expect(current).to_contain_text("alertname=~Disk.*")
+    expect(current.locator(".state")).to_have_text("active")
+    shot(page, shots, "silences")
+    current.get_by_role("button", name="Expire silence").click()
+    expect(current).not_to_contain_text("disk swap tonight")
+    expect(page.locator("#expired .state")).to_have_text("expired")
 
 
 def shot(page: Page, directory: Path, name: str) -> None:
