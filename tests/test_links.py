@@ -54,6 +54,50 @@ def test_a_token_without_expiry_keeps_working(store: Store) -> None:
         assert verify(s, token, action="feed", now=T0 + timedelta(days=3650)).expires_at is None
 
 
+def _key_of(token: str) -> int:
+    import base64
+    import json
+
+    payload = token.split(".")[0]
+    return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["k"])
+
+
+def test_a_key_made_in_a_transaction_that_rolls_back_is_not_remembered(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.write() as s:
+        sign(s, GRANT)  # makes the first key, then the transaction fails
+        raise RuntimeError("rolled back")
+    with store.write() as s:
+        token = sign(s, GRANT)
+    with store.read() as s:
+        assert verify(s, token, action="ack", now=T0) == GRANT
+
+
+def test_the_newest_key_is_remembered_for_key_ttl_then_read_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    from maintd import signing
+    from maintd.store.models import SigningKeyRow
+
+    with store.write() as s:
+        sign(s, GRANT)  # makes the key: not remembered until committed
+    with store.write() as s:
+        first = _key_of(sign(s, GRANT))  # read, and remembered
+    with store.write() as s:  # another process adds a newer key
+        s.add(SigningKeyRow(secret="ab" * 32, created_at=T0))
+    with store.write() as s:
+        kept = sign(s, GRANT)
+    assert _key_of(kept) == first  # remembered: still signs with the first, which still verifies
+    later = signing.time.monotonic() + signing.KEY_TTL + 1
+    monkeypatch.setattr(signing, "time", types.SimpleNamespace(monotonic=lambda: later))
+    with store.write() as s:
+        newer = sign(s, GRANT)
+    assert _key_of(newer) > first
+    with store.read() as s:
+        assert verify(s, kept, action="ack", now=T0) == verify(s, newer, action="ack", now=T0) == GRANT
+
+
 def test_a_tampered_payload_is_refused(store: Store) -> None:
     with store.write() as s:
         token = sign(s, GRANT)

@@ -5,6 +5,10 @@ allows (``action``, ``subject``, ``actor``) and until when, signed with HMAC-SHA
 under a key kept in the database, so every maintd process sharing the database
 signs and verifies alike. Keys are never rotated away silently: every stored key
 verifies, the newest signs.
+
+The newest key is remembered per database for ``KEY_TTL`` seconds (two links a page each
+read it otherwise); a key added by another process signs here from then on at most that
+much later, and what the older key signed meanwhile still verifies.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from maintd.store.models import SigningKeyRow
@@ -67,13 +74,29 @@ def verify(session: Session, token: str, *, action: str, now: datetime) -> Grant
     return Grant(str(body["a"]), str(body["s"]), str(body["u"]), expires_at)
 
 
+KEY_TTL = 10.0  # seconds the newest key is remembered (see the module docstring)
+_CREATED = "maintd.signing.created"  # session.info: this transaction made a key (may roll back)
+_keys: weakref.WeakKeyDictionary[Engine, tuple[float, int, str]] = weakref.WeakKeyDictionary()
+_keys_lock = threading.Lock()
+
+
 def _newest_key(session: Session) -> tuple[int, str]:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with _keys_lock:
+        found = _keys.get(engine)
+    if found is not None and time.monotonic() < found[0]:
+        return found[1], found[2]
     row = session.scalar(select(SigningKeyRow).order_by(SigningKeyRow.id.desc()).limit(1))
     if row is None:
         # Two processes racing here each add a key; both verify, the newer signs from then on.
         row = SigningKeyRow(secret=secrets.token_hex(32), created_at=datetime.now(UTC))
         session.add(row)
         session.flush()
+        session.info[_CREATED] = True
+    if not session.info.get(_CREATED):  # a key this transaction made is kept only once committed
+        with _keys_lock:
+            _keys[engine] = (time.monotonic() + KEY_TTL, row.id, row.secret)
     return row.id, row.secret
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from maintd.notify.message import Message
 from maintd.plan.notify import NotifyRule
-from maintd.store.db import dialect_insert, rowcount
+from maintd.store.db import rowcount
 from maintd.store.models import NotificationRow
 
 PENDING, SENT, FAILED, CANCELLED = "pending", "sent", "failed", "cancelled"
@@ -55,14 +58,16 @@ def enqueue(
         "attempts": 0,
         "last_error": None if recipient.rules else f"{recipient.key} has no notification channels",
     }
-    stmt = (
-        dialect_insert(session)(NotificationRow)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(NotificationRow.id)
-    )
     # RETURNING, not rowcount: psycopg reports -1 for this INSERT (SQLAlchemy adds RETURNING for the key).
-    return session.execute(stmt).scalar() is not None
+    return session.execute(_ENQUEUE[session.get_bind().dialect.name], values).scalar() is not None
+
+
+# Built once, the values bound per call: building the statement with ``.values(...)`` and its
+# cache key on every call cost more than running it (~0.3 ms a page).
+_ENQUEUE: dict[str, Any] = {
+    name: insert(NotificationRow).on_conflict_do_nothing().returning(NotificationRow.id)
+    for name, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
 
 
 def cancel_pending(session: Session, *, incident_id: int, state: str, now: datetime, reason: str) -> int:
