@@ -1,0 +1,271 @@
+"""The reaper: runs sent to Celery whose message was lost are marked interrupted, once.
+
+A message can be lost after its run was claimed: a broker restarted without persistence, a
+queue purged, a worker that acknowledged and died before recording. Such a run would stay
+``running`` and its schedule row claimed for ever. The lease holder looks every
+``reaper_interval`` (``Reaper.run``) for runs sent to the executor that are still running
+after their task's timeout + ``reaper_grace`` (a worker kills a run at its timeout, so a
+live one records it before) and whose owner is neither this process's own runner nor a
+worker still beating (``WorkerBeat``: a worker that took a run is alive while it beats and
+records the run itself). For each, in one transaction fenced by the lease:
+
+- the run becomes ``interrupted``, status unknown, stop reason ``lost``: a conditional
+  update on (``state = running``, the owner seen), so a worker taking or recording it
+  meanwhile wins and the run is left alone;
+- the schedule row is freed; when the task's retry policy retries ``unknown`` and attempts
+  are left, the retry is armed (as for a failed run); otherwise the next scheduled run
+  proceeds;
+- ``run.interrupted`` (reason ``lost``) is appended.
+
+A worker whose result arrives for a reaped run records nothing (it no longer owns the run,
+maintd.executor.worker) but a ``run.late`` event: the run is counted once, as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from maintd.checks.base import Status
+from maintd.clock import Clock
+from maintd.lease import Gate, LeaseLost
+from maintd.plan.loader import LoadedPlan
+from maintd.plan.models import Task
+from maintd.scheduler.orders import Trigger
+from maintd.store.db import Store, dialect_insert, rowcount
+from maintd.store.events import Event, append, task_subject
+from maintd.store.models import HeartbeatRow, RunRow, ScheduleRow
+
+log = logging.getLogger(__name__)
+ACTOR = "reaper"
+BEAT_EVERY = timedelta(seconds=5)  # a worker's heartbeat
+BEAT_STALE = timedelta(seconds=30)  # ... missed this long: the worker is dead (6 beats)
+BEAT_FORGET = timedelta(days=1)  # a dead worker's heartbeat row is dropped once it owns no run
+WORKER = "worker:"  # the heartbeat component of a worker: worker:<instance>
+DEFAULT_TIMEOUT = Task.model_fields["timeout"].default  # a task no longer in the plan
+
+
+@dataclass(frozen=True)
+class Running:
+    """A run still ``running`` in the store, as the reaper sees it."""
+
+    run_id: str
+    task: str
+    target: str
+    owner: str
+    attempt: int
+    trigger: str
+    started_at: datetime
+
+
+def is_lost(
+    run: Running, *, now: datetime, timeout: timedelta, grace: timedelta, local: set[str], live: set[str]
+) -> bool:
+    """The decision: nobody will record ``run`` any more.
+
+    ``local``: the runs this process's own runner has; ``live``: the workers beating now.
+    """
+    if run.run_id in local or run.owner in live:
+        return False
+    return now >= run.started_at + timeout + grace
+
+
+class Reaper:
+    """The lease holder's sweep for lost runs (``sweep``) and its loop (``run``)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        owner: str,
+        loaded: Callable[[], LoadedPlan | None],
+        interval: timedelta,
+        grace: timedelta,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.owner = owner  # the scheduler instance: runs it claimed and sent carry its name
+        self.loaded = loaded
+        self.interval = interval
+        self.grace = grace
+        self.reaped = 0
+
+    def sweep(self, now: datetime, local: set[str]) -> list[str]:
+        """Reap the lost runs at ``now``, one transaction; their ids. Call through ``Gate.call``."""
+        loaded = self.loaded()
+        tasks = {t.name: t for t in loaded.plan.tasks} if loaded is not None else {}
+        with self.store.write() as session:
+            beats = {
+                row.component[len(WORKER) :]: row.beat_at
+                for row in session.execute(
+                    select(HeartbeatRow.component, HeartbeatRow.beat_at).where(
+                        HeartbeatRow.component.startswith(WORKER)
+                    )
+                )
+            }
+            live = {w for w, at in beats.items() if now - at < BEAT_STALE}
+            # Sent by this scheduler and never taken, or taken by a worker: runs of API replicas
+            # and standbys are their own runners' (a dead holder's are recovered at takeover).
+            owners = [self.owner, *beats]
+            running = [
+                Running(*row)
+                for row in session.execute(
+                    select(
+                        RunRow.id,
+                        RunRow.task,
+                        RunRow.target,
+                        RunRow.owner,
+                        RunRow.attempt,
+                        RunRow.trigger,
+                        RunRow.started_at,
+                    ).where(
+                        RunRow.state == "running",
+                        RunRow.owner.in_(owners),
+                        RunRow.started_at <= now - self.grace,
+                    )
+                )
+            ]
+            lost = [
+                r
+                for r in running
+                if is_lost(
+                    r,
+                    now=now,
+                    timeout=_timeout(tasks.get(r.task)),
+                    grace=self.grace,
+                    local=local,
+                    live=live,
+                )
+            ]
+            reaped = [r.run_id for r in lost if _reap(session, r, tasks.get(r.task), now)]
+            _forget_dead_workers(session, beats, now, busy={r.owner for r in running})
+        if reaped:
+            self.reaped += len(reaped)
+            log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), ", ".join(reaped))
+        return reaped
+
+    async def run(self, gate: Gate, local: Callable[[], set[str]], stopping: asyncio.Event) -> None:
+        """Sweep every ``interval`` while this process holds the lease, until ``stopping``."""
+        while not stopping.is_set():
+            await self.clock.sleep_until(self.clock.now() + self.interval, stopping)
+            if stopping.is_set() or not gate.held():
+                return
+            try:
+                await asyncio.to_thread(gate.call, self.sweep, self.clock.now(), local())
+            except LeaseLost:
+                return
+            except Exception:
+                log.exception("looking for lost runs failed; trying again in %s", self.interval)
+
+
+def _timeout(task: Task | None) -> timedelta:
+    return task.timeout if task is not None else DEFAULT_TIMEOUT
+
+
+def _reap(session: Session, run: Running, task: Task | None, now: datetime) -> bool:
+    """Mark ``run`` lost and free its schedule row, if nobody took or recorded it meanwhile."""
+    marked = session.execute(
+        update(RunRow)
+        .where(RunRow.id == run.run_id, RunRow.state == "running", RunRow.owner == run.owner)
+        .values(
+            state="interrupted",
+            status=Status.unknown.value,
+            stop_reason="lost",
+            finished_at=now,
+            output="no worker recorded this run: its Celery message was lost",
+        )
+    )
+    if rowcount(marked) != 1:
+        return False
+    payload: dict[str, object] = {"run_id": run.run_id, "reason": "lost", "owner": run.owner}
+    row = session.execute(
+        select(ScheduleRow.id, ScheduleRow.next_regular).where(ScheduleRow.running_run_id == run.run_id)
+    ).first()
+    if row is not None:
+        values: dict[str, object] = {"running_run_id": None}
+        retry = task.retries if task is not None else None
+        if (
+            retry is not None
+            and Status.unknown.value in retry.on
+            and run.attempt < retry.attempts
+            and run.trigger != Trigger.manual.value
+        ):
+            retry_at = now + retry.delay(run.attempt)
+            values.update(
+                retry_at=retry_at,
+                retry_attempt=run.attempt + 1,
+                retry_trigger=Trigger.retry.value,
+                due_at=min(retry_at, row.next_regular),
+            )
+            payload["retry_at"] = retry_at.isoformat()
+        session.execute(
+            update(ScheduleRow)
+            .where(ScheduleRow.id == row.id, ScheduleRow.running_run_id == run.run_id)
+            .values(**values)
+        )
+    append(session, [Event("run.interrupted", task_subject(run.task, run.target), now, ACTOR, payload)])
+    return True
+
+
+def _forget_dead_workers(
+    session: Session, beats: dict[str, datetime], now: datetime, *, busy: set[str]
+) -> None:
+    """Drop the heartbeat rows of workers dead for a day that own no running run."""
+    gone = [w for w, at in beats.items() if now - at > BEAT_FORGET and w not in busy]
+    if gone:
+        session.execute(delete(HeartbeatRow).where(HeartbeatRow.component.in_([WORKER + w for w in gone])))
+
+
+def late_result(session: Session, run_id: str, status: str, now: datetime, owner: str) -> None:
+    """A worker's result for a run it no longer owns: a ``run.late`` event if the run was reaped."""
+    row = session.execute(
+        select(RunRow.task, RunRow.target, RunRow.stop_reason).where(
+            RunRow.id == run_id, RunRow.state == "interrupted"
+        )
+    ).first()
+    if row is not None and row.stop_reason == "lost":
+        payload = {"run_id": run_id, "status": status, "worker": owner, "recorded": False}
+        append(session, [Event("run.late", task_subject(row.task, row.target), now, "runner", payload)])
+
+
+class WorkerBeat:
+    """A worker's heartbeat row, written every ``BEAT_EVERY`` by a thread: the reaper leaves its runs."""
+
+    def __init__(self, store: Store, clock: Clock, owner: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="maintd-worker-beat", daemon=True)
+
+    def beat(self) -> None:
+        now = self.clock.now()
+        with self.store.write() as session:
+            stmt = dialect_insert(session)(HeartbeatRow).values(
+                component=WORKER + self.owner, instance=self.owner, beat_at=now
+            )
+            session.execute(stmt.on_conflict_do_update(index_elements=["component"], set_={"beat_at": now}))
+
+    def start(self) -> None:
+        self.beat()  # before the first message: the reaper knows this worker from the start
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(BEAT_EVERY.total_seconds()):
+            try:
+                self.beat()
+            except Exception as exc:  # the database is away: the next beat tries again
+                log.warning("worker heartbeat failed: %s", str(exc).splitlines()[0] if str(exc) else exc)

@@ -1,0 +1,231 @@
+"""The reaper's decision and sweep, with the fake clock on a real PostgreSQL.
+
+A run the scheduler claimed and sent to Celery, whose message nobody worked, is reaped once its
+task's timeout + the grace have passed: interrupted (stop reason ``lost``), its schedule row
+freed, a retry armed when the task's policy retries ``unknown``, one ``run.interrupted`` event;
+never twice. Runs of this process's own runner and of a worker still beating are left alone. A
+sweep of a process that lost the lease writes nothing. (tests/test_executor_faults.py: the real
+processes, with a message deleted from Redis.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text, update
+
+from maintd.clock import FakeClock
+from maintd.engine import Engine
+from maintd.executor.reaper import BEAT_STALE, Reaper, Running, WorkerBeat, _reap, is_lost
+from maintd.lease import TABLE, Lease, LeaseLost
+from maintd.scheduler.orders import RunOrder
+from maintd.store.db import Store
+from maintd.store.models import EventRow, RunRow, ScheduleRow
+from tests.conftest import T0
+
+TIMEOUT = timedelta(seconds=30)
+GRACE = timedelta(seconds=60)
+PLAN = """
+    targets:
+      - {name: local, kind: host}
+    tasks:
+      - name: quick
+        kind: command
+        targets: [local]
+        schedule: {every: 1h}
+        timeout: 30s
+        params: {argv: ["true"]}
+      - name: retried
+        kind: command
+        targets: [local]
+        schedule: {every: 1h}
+        timeout: 30s
+        retries: {attempts: 3, backoff: 10s}
+        params: {argv: ["true"]}
+"""
+
+
+@pytest.fixture
+def engine(pg_store: Store, write_plan: Callable[..., Path], make_engine: Callable[..., Engine]) -> Engine:
+    engine = make_engine(pg_store, write_plan(PLAN))
+    assert engine.reload().ok
+    return engine
+
+
+@pytest.fixture
+def reaper(engine: Engine, clock: FakeClock) -> Reaper:
+    return Reaper(
+        store=engine.store,
+        clock=clock,
+        owner=engine.instance,
+        loaded=lambda: engine.loaded,
+        interval=timedelta(seconds=5),
+        grace=GRACE,
+    )
+
+
+def claim(engine: Engine, clock: FakeClock) -> dict[str, RunOrder]:
+    """Claim what is due (as the scheduler does before sending it to Celery); by task."""
+    orders, _ = engine.tick(clock.now())
+    return {o.task.name: o for o in orders}
+
+
+def run_row(store: Store, run_id: str) -> RunRow:
+    with store.read() as s:
+        row = s.get(RunRow, run_id)
+        assert row is not None
+        return row
+
+
+def schedule(store: Store, task: str) -> ScheduleRow:
+    with store.read() as s:
+        row = s.scalar(select(ScheduleRow).where(ScheduleRow.task == task))
+        assert row is not None
+        return row
+
+
+def lost_events(store: Store) -> list[EventRow]:
+    with store.read() as s:
+        rows = s.scalars(select(EventRow).where(EventRow.kind == "run.interrupted").order_by(EventRow.id))
+        return [e for e in rows if e.payload.get("reason") == "lost"]
+
+
+def test_the_decision() -> None:
+    run = Running("r1", "t", "local", "worker-a", 1, "schedule", T0)
+    decide = {"timeout": TIMEOUT, "grace": GRACE, "local": set[str](), "live": set[str]()}
+    assert not is_lost(run, now=T0 + TIMEOUT + GRACE - timedelta(seconds=1), **decide)  # type: ignore[arg-type]
+    assert is_lost(run, now=T0 + TIMEOUT + GRACE, **decide)  # type: ignore[arg-type]
+    later = T0 + timedelta(days=1)
+    assert not is_lost(run, now=later, **{**decide, "live": {"worker-a"}})  # type: ignore[arg-type]
+    assert not is_lost(run, now=later, **{**decide, "local": {"r1"}})  # type: ignore[arg-type]
+
+
+def test_a_run_nobody_worked_is_reaped_once_after_its_timeout_and_grace(
+    engine: Engine, reaper: Reaper, clock: FakeClock
+) -> None:
+    store = engine.store
+    orders = claim(engine, clock)
+    quick, retried = orders["quick"], orders["retried"]
+    due_before = schedule(store, "quick").due_at
+
+    clock.advance(TIMEOUT + GRACE - timedelta(seconds=1))
+    assert reaper.sweep(clock.now(), set()) == []
+    assert run_row(store, quick.run_id).state == "running"
+
+    clock.advance(timedelta(seconds=1))
+    assert sorted(reaper.sweep(clock.now(), set())) == sorted([quick.run_id, retried.run_id])
+    row = run_row(store, quick.run_id)
+    assert (row.state, row.status, row.stop_reason) == ("interrupted", "unknown", "lost")
+    assert row.finished_at == clock.now()
+    # No retry policy: the row is free and the next scheduled run proceeds at its time.
+    free = schedule(store, "quick")
+    assert free.running_run_id is None and free.retry_at is None and free.due_at == due_before
+    assert free.last_status is None and free.fail_streak == 0  # a lost run is no check result
+    # The task retries `unknown`: attempt 2 is armed after its backoff, then claimed as a retry.
+    armed = schedule(store, "retried")
+    assert armed.running_run_id is None
+    assert (armed.retry_at, armed.retry_attempt, armed.retry_trigger) == (
+        clock.now() + timedelta(seconds=10),
+        2,
+        "retry",
+    )
+    events = lost_events(store)
+    assert sorted(e.payload["run_id"] for e in events) == sorted([quick.run_id, retried.run_id])
+    assert {e.actor for e in events} == {"reaper"}
+
+    clock.advance(timedelta(seconds=5))
+    assert reaper.sweep(clock.now(), set()) == []  # never twice
+    assert len(lost_events(store)) == 2
+
+    clock.advance(timedelta(seconds=5))
+    again = claim(engine, clock)
+    assert list(again) == ["retried"]
+    assert (again["retried"].attempt, again["retried"].trigger.value) == (2, "retry")
+
+
+def test_runs_of_this_runner_and_of_a_beating_worker_are_left_alone(
+    engine: Engine, reaper: Reaper, clock: FakeClock
+) -> None:
+    store = engine.store
+    orders = claim(engine, clock)
+    quick, retried = orders["quick"], orders["retried"]
+    worker = f"worker-{uuid.uuid4().hex[:6]}"
+    beat = WorkerBeat(store, clock, worker)
+    with store.write() as s:  # the worker took the retried run (maintd.executor.worker._take)
+        s.execute(update(RunRow).where(RunRow.id == retried.run_id).values(owner=worker))
+
+    clock.advance(TIMEOUT + GRACE + timedelta(minutes=5))
+    beat.beat()
+    assert reaper.sweep(clock.now(), {quick.run_id}) == []  # quick: in this process's runner
+
+    clock.advance(BEAT_STALE)  # the worker stopped beating: it died with the run
+    assert reaper.sweep(clock.now(), {quick.run_id}) == [retried.run_id]
+    (event,) = lost_events(store)
+    assert event.payload["owner"] == worker
+
+
+def test_a_run_taken_or_recorded_after_the_sweep_read_it_is_not_reaped(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """The conditional update: the run must still be running, with the owner the sweep read."""
+    store = engine.store
+    orders = claim(engine, clock)
+    clock.advance(TIMEOUT + GRACE)
+    quick, retried = orders["quick"], orders["retried"]
+    seen = {  # what a sweep read, before a worker took one run and recorded the other
+        o.run_id: Running(o.run_id, o.task.name, "local", engine.instance, 1, "schedule", T0)
+        for o in (quick, retried)
+    }
+    with store.write() as s:
+        s.execute(update(RunRow).where(RunRow.id == quick.run_id).values(owner="worker-fast"))
+        s.execute(update(RunRow).where(RunRow.id == retried.run_id).values(state="finished", status="ok"))
+    with store.write() as s:
+        assert not _reap(s, seen[quick.run_id], quick.task, clock.now())
+        assert not _reap(s, seen[retried.run_id], retried.task, clock.now())
+    assert run_row(store, quick.run_id).state == "running"
+    assert run_row(store, retried.run_id).state == "finished"
+    assert schedule(store, "quick").running_run_id == quick.run_id
+    assert lost_events(store) == []
+
+
+def test_a_sweep_after_the_lease_is_lost_writes_nothing(
+    engine: Engine, reaper: Reaper, clock: FakeClock
+) -> None:
+    store = engine.store
+    orders = claim(engine, clock)
+    clock.advance(TIMEOUT + GRACE)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    a = Lease(store.url, holder="a", ttl=600, name=name)
+    b = Lease(store.url, holder="b", ttl=600, name=name)
+    try:
+        assert a.try_acquire()
+        with store.write() as s:  # a's lease connection is cut; b takes over; a does not know yet
+            s.execute(
+                text(f"SELECT pg_terminate_backend(holder_pid) FROM {TABLE} WHERE name = :n"), {"n": name}
+            )
+        deadline = time.monotonic() + 10
+        while not b.try_acquire():  # until PostgreSQL has let a's connection go
+            assert time.monotonic() < deadline, "b never took the lease over"
+            time.sleep(0.02)
+        assert a.held()
+        with pytest.raises(LeaseLost):
+            a.call(reaper.sweep, clock.now(), set())
+        assert run_row(store, orders["quick"].run_id).state == "running"
+        assert lost_events(store) == []
+    finally:
+        a.stop(release=False)
+        b.stop(release=False)
+        with store.write() as s:
+            s.execute(text(f"DELETE FROM {TABLE} WHERE name = :n"), {"n": name})
+
+
+@pytest.fixture(autouse=True)
+def _no_beats_left(pg_store: Store) -> Iterator[None]:
+    yield
+    with pg_store.write() as s:
+        s.execute(text("DELETE FROM heartbeats WHERE component LIKE 'worker:%'"))
