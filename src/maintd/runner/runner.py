@@ -90,6 +90,12 @@ class Runner:
     def in_flight(self) -> int:
         return len(self._running) + len(self._queued)
 
+    def run_ids(self) -> set[str]:
+        """The runs waiting or running here (call from the event loop): the reaper leaves them alone."""
+        return {q.order.run_id for q in self._queued} | {
+            t.get_name().removeprefix("run-") for t in self._running
+        }
+
     def start(self) -> None:
         if self._recorder is None:
             self._task_slots = {}
