@@ -28,7 +28,7 @@ from maintd.store.db import Store, normalise_url
 from maintd.store.models import HeartbeatRow, NotificationRow, RunRow
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import T0, Harness, Server, cli, http_get
-from tests.notify_support import Mailbox
+from tests.notify_support import Mailbox, paging_plan
 from tests.processes import alive
 from tests.test_paging import mail_to, post_json
 
@@ -56,26 +56,9 @@ def _forget_the_lease(store: Store) -> None:
 
 
 def plan(h: Harness, box: Mailbox) -> str:
-    return f"""
-        incidents:
-          escalation_policy: platform
-          rules: [{{match: {{service: auth}}, priority: P1}}]
-        people:
-          - {{name: ann, email: ann@example.test, notify: ["{box.url("ann@example.test")}"]}}
-          - {{name: carol, email: carol@example.test, roles: [team-lead],
-              notify: ["{box.url("carol@example.test")}"]}}
-          - {{name: erin, email: erin@example.test, roles: [director],
-              notify: ["{box.url("erin@example.test")}"]}}
-        schedules:
-          - name: platform
-            layers:
-              - {{name: primary, rotation: {{members: [ann], start: 2026-01-02}}}}
-        escalation_policies:
-          - name: platform
-            levels:
-              - {{after: 0m, notify: [{{schedule: platform, layer: primary}}]}}
-              - {{after: 15m, notify: [{{role: team-lead}}]}}
-              - {{after: 30m, notify: [{{role: director}}]}}
+    return (
+        paging_plan(box)
+        + f"""
         targets:
           - {{name: local, kind: host}}
         tasks:
@@ -85,6 +68,7 @@ def plan(h: Harness, box: Mailbox) -> str:
             schedule: {{every: 1m}}
             params: {{argv: {h.command("a")}}}
         """
+    )
 
 
 def lease_holder(h: Harness) -> tuple[str, int] | None:

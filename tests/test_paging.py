@@ -16,33 +16,9 @@ from typing import Any
 import pytest
 
 from tests.harness import T0, Harness, Server, cli
-from tests.notify_support import Mail, Mailbox
+from tests.notify_support import Mail, Mailbox, paging_plan
 
 pytestmark = pytest.mark.slow
-
-
-def plan(box: Mailbox) -> str:
-    return f"""
-        incidents:
-          escalation_policy: platform
-          rules: [{{match: {{service: auth}}, priority: P1}}]
-        people:
-          - {{name: ann, email: ann@example.test, notify: ["{box.url("ann@example.test")}"]}}
-          - {{name: carol, email: carol@example.test, roles: [team-lead],
-              notify: ["{box.url("carol@example.test")}"]}}
-          - {{name: erin, email: erin@example.test, roles: [director],
-              notify: ["{box.url("erin@example.test")}"]}}
-        schedules:
-          - name: platform
-            layers:
-              - {{name: primary, rotation: {{members: [ann], start: 2026-01-02}}}}
-        escalation_policies:
-          - name: platform
-            levels:
-              - {{after: 0m, notify: [{{schedule: platform, layer: primary}}]}}
-              - {{after: 15m, notify: [{{role: team-lead}}]}}
-              - {{after: 30m, notify: [{{role: director}}]}}
-        """
 
 
 def post_json(url: str, body: Any, token: str | None = None) -> tuple[int, Any]:
@@ -69,7 +45,7 @@ def incident(server: Server, token: str, incident_id: int) -> dict[str, Any]:
 
 def test_a_p1_pages_by_email_escalates_unanswered_and_stops_on_ack(world: Harness, mailbox: Mailbox) -> None:
     h = world
-    h.write_plan(plan(mailbox))
+    h.write_plan(paging_plan(mailbox))
     made = cli("token", "create", "--name", "prometheus", "--role", "responder", env=h.env)
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]

@@ -219,3 +219,29 @@ def webhook() -> Iterator[Webhook]:
 def mailbox() -> Iterator[Mailbox]:
     with smtp_server() as box:
         yield box
+
+
+def paging_plan(box: Mailbox) -> str:
+    """The process tests' paging plan: a P1 pages ann (on call), then carol (team lead) after 15m,
+    then erin (director) after 30m, each by mail to ``box``."""
+    return f"""
+        incidents:
+          escalation_policy: platform
+          rules: [{{match: {{service: auth}}, priority: P1}}]
+        people:
+          - {{name: ann, email: ann@example.test, notify: ["{box.url("ann@example.test")}"]}}
+          - {{name: carol, email: carol@example.test, roles: [team-lead],
+              notify: ["{box.url("carol@example.test")}"]}}
+          - {{name: erin, email: erin@example.test, roles: [director],
+              notify: ["{box.url("erin@example.test")}"]}}
+        schedules:
+          - name: platform
+            layers:
+              - {{name: primary, rotation: {{members: [ann], start: 2026-01-02}}}}
+        escalation_policies:
+          - name: platform
+            levels:
+              - {{after: 0m, notify: [{{schedule: platform, layer: primary}}]}}
+              - {{after: 15m, notify: [{{role: team-lead}}]}}
+              - {{after: 30m, notify: [{{role: director}}]}}
+        """
