@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maintd.store.db import StoreError
+from maintd.store.outage import RETRY_AFTER, reason, unavailable
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -18,7 +19,7 @@ MEDIA_TYPE = "application/problem+json"
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {})}
     body.update(extra)
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER)} if status == 503 else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
@@ -38,9 +39,14 @@ def install(app: FastAPI) -> None:
     async def _store(_req: Request, exc: StoreError) -> JSONResponse:
         return problem(503, "Database unavailable", str(exc))
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(_req: Request, exc: OperationalError) -> JSONResponse:
-        return problem(503, "Database unavailable", str(exc.orig).strip().splitlines()[0])
+    @app.exception_handler(SQLAlchemyError)
+    async def _db_down(_req: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # A lost connection takes several shapes (see maintd.store.outage); any other database
+        # error is a bug and stays a 500 with its traceback in the log.
+        if not unavailable(exc):
+            raise exc
+        detail = f"{reason(exc)}; send the request again later (a repeat is harmless)"
+        return problem(503, "Database unavailable", detail)
 
 
 def _title(status: int) -> str:

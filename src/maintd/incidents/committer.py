@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from maintd.alerts.model import AlertIn
 from maintd.store.db import Store
+from maintd.store.outage import reason, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ class GroupCommitter(Generic[T]):
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
+            if unavailable(exc):  # alone, each would fail the same way: answer all (503) at once
+                log.warning("%d alert requests not stored: database unavailable: %s", len(batch), reason(exc))
+                return [exc] * len(batch)
             log.warning("a transaction of %d alert requests failed (%s); storing each alone", len(batch), exc)
         return [self._alone(q) for q in batch]
 

@@ -1,0 +1,217 @@
+"""Fault test: PostgreSQL restarted under a real ``maintd serve`` while a client posts alerts.
+
+A private cluster (never the shared one on 5432), one ``maintd serve`` process on it, and a
+client thread posting a new alert after each answer. The test stops the cluster (``pg_ctl
+stop -m fast`` or ``-m immediate``: a crash, as far as the server's sessions can tell) and
+starts it again, then checks what an operator and a sender see:
+
+- every alert answered 2xx before the stop is stored after the restart;
+- requests during the outage get 503 with Retry-After, never 500 and never a hang past the
+  client's timeout; ``/readyz`` turns 503 and back to 200;
+- the same process takes alerts again and its scheduler still runs tasks: no restart.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    InvalidRequestError,
+    OperationalError,
+    PendingRollbackError,
+)
+
+from maintd.store.db import Store
+from maintd.store.models import AlertRow
+from maintd.store.outage import unavailable
+from tests.harness import T0, Harness, Server, cli, http_get
+from tests.postgres_support import BIN, Cluster, _run, clusters
+
+pytestmark = pytest.mark.slow
+CLIENT_TIMEOUT = 5.0  # seconds a sender waits for an answer before giving up
+SENDERS = 4  # clients posting at once: group commits of several requests are cut by the stop
+
+
+@dataclass
+class Answer:
+    number: str  # the alert's label n: the sender's name and a count
+    status: int  # 0: no answer within the client's timeout (or the connection failed)
+    retry_after: str | None
+    seconds: float
+    at: float  # time.monotonic() when the answer came
+
+
+@dataclass
+class Sender:
+    """A client posting one new alert after each answer, until stopped."""
+
+    url: str
+    bearer: str
+    name: str
+    answers: list[Answer] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        count = 0
+        while not self.stopping.is_set():
+            count += 1
+            self.answers.append(self.post(f"{self.name}-{count}"))
+            if self.answers[-1].status != 200:
+                time.sleep(0.05)  # a sender told to come back later does not spin
+
+    def post(self, number: str) -> Answer:
+        body = [{"labels": {"alertname": "Fault", "n": str(number)}, "severity": "warning"}]
+        host, port = self.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=CLIENT_TIMEOUT)
+        started = time.monotonic()
+        try:
+            conn.request(
+                "POST",
+                "/api/v1/alerts",
+                json.dumps(body),
+                {"Content-Type": "application/json", "Authorization": f"Bearer {self.bearer}"},
+            )
+            response = conn.getresponse()
+            response.read()
+            status, retry_after = response.status, response.getheader("Retry-After")
+        except OSError as exc:  # a timeout is an OSError too
+            self.errors.append(f"alert {number}: {type(exc).__name__}: {exc}")
+            status, retry_after = 0, None
+        finally:
+            conn.close()
+        now = time.monotonic()
+        return Answer(number, status, retry_after, now - started, now)
+
+    def since(self, mark: float) -> list[Answer]:
+        return [a for a in list(self.answers) if a.at > mark]
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[tuple[Harness, Cluster]]:
+    """A world on a throwaway PostgreSQL cluster this test may stop and start."""
+    with clusters() as made:
+        cluster = made.primary(max_connections=60)
+        store = Store(f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres")
+        store.upgrade()
+        harness = Harness(store, tmp_path)
+        try:
+            yield harness, cluster
+        finally:
+            harness.cleanup()
+            store.dispose()
+
+
+def stop(cluster: Cluster, mode: str) -> None:
+    _run([str(BIN / "pg_ctl"), "-D", str(cluster.datadir), "-m", mode, "-w", "-t", "30", "stop"], cluster.log)
+
+
+def readyz(server: Server) -> int:
+    return http_get(server.url + "/readyz")[0]
+
+
+def stored(store: Store) -> set[str]:
+    with store.read() as s:
+        return {labels["n"] for labels in s.scalars(select(AlertRow.labels)) if "n" in labels}
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_a_database_restart_loses_no_acknowledged_alert_and_the_engine_recovers_by_itself(
+    private: tuple[Harness, Cluster], mode: str
+) -> None:
+    h, cluster = private
+    h.write_plan(
+        f"""
+        targets:
+          - {{name: local, kind: host}}
+        tasks:
+          - name: a
+            kind: command
+            targets: [local]
+            schedule: {{every: 1m}}
+            params: {{argv: {h.command("a")}}}
+        """
+    )
+    made = cli("token", "create", "--name", "prometheus", "--role", "responder", env=h.env)
+    assert made.returncode == 0, made.stderr
+    server = h.serve()
+    h.wait_ready(server)
+    h.wait_for("run 1 of the task", lambda: h.finished("a", 1), server)
+
+    bearer = made.stdout.strip().splitlines()[-1]
+    senders = [Sender(server.url, bearer, f"s{i}") for i in range(SENDERS)]
+    threads = [threading.Thread(target=s.run, name=s.name, daemon=True) for s in senders]
+    for thread in threads:
+        thread.start()
+
+    def accepted_since(mark: float) -> int:
+        return sum(a.status == 200 for s in senders for a in s.since(mark))
+
+    try:
+        h.wait_for("30 alerts accepted", lambda: accepted_since(0) >= 30, server)
+        stop(cluster, mode)
+        stopped = time.monotonic()
+        h.wait_for("/readyz to say not ready", lambda: readyz(server) == 503, server)
+        h.wait_for("each sender answered during the outage", lambda: all(s.since(stopped) for s in senders))
+        cluster.start()
+        started = time.monotonic()
+        h.wait_for("alerts accepted again", lambda: accepted_since(started) >= 30, server)
+        h.wait_for("/readyz to say ready again", lambda: readyz(server) == 200, server)
+    finally:
+        for s in senders:
+            s.stopping.set()
+        for thread in threads:
+            thread.join(CLIENT_TIMEOUT + 5)
+
+    answers = [a for s in senders for a in s.answers]
+    assert [e for s in senders for e in s.errors] == [], "every request is answered in the client's timeout"
+    statuses = collections.Counter(a.status for a in answers)
+    assert set(statuses) == {200, 503}, statuses  # no 500, and the outage was seen
+    assert all(a.retry_after is not None and a.retry_after.isdigit() for a in answers if a.status == 503)
+    assert max(a.seconds for a in answers) < CLIENT_TIMEOUT
+    accepted = {a.number for a in answers if a.status == 200}
+    assert accepted - stored(h.store) == set(), "an acknowledged alert is missing after the restart"
+
+    # The scheduler of the same process still runs the task: move time on, run 2 comes.
+    h.set_clock(T0 + timedelta(minutes=1))
+    h.wait_for("run 2 of the task, after the restart", lambda: h.finished("a", 2), server)
+    assert server.proc.poll() is None
+
+
+def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as caught:
+        return caught
+
+
+@pytest.mark.parametrize(
+    ("exc", "outage"),
+    [
+        (OperationalError("SELECT 1", {}, Exception("connection refused")), True),
+        (InterfaceError("COMMIT", {}, Exception("connection already closed")), True),
+        (DBAPIError("SELECT 1", {}, Exception("server closed"), connection_invalidated=True), True),
+        (PendingRollbackError("Can't reconnect until invalid transaction is rolled back", code="8s2b"), True),
+        (_raised(InvalidRequestError("This connection is closed"), DisconnectionError()), True),
+        (PendingRollbackError("rolled back due to a previous exception during flush", code="7s2a"), False),
+        (IntegrityError("INSERT", {}, Exception("duplicate key")), False),
+        (DBAPIError("SELECT 1", {}, Exception("integer out of range")), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_only_a_lost_database_counts_as_an_outage(exc: BaseException, outage: bool) -> None:
+    assert unavailable(exc) is outage
