@@ -41,18 +41,25 @@ class Children:
 
     def kill_orphans(self, run_ids: list[str]) -> list[int]:
         """Kill the process groups the given runs left behind; returns the pids killed."""
+        wanted = set(run_ids)
+        try:  # one listing for all the runs: a Celery worker asks for every run it takes
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
         killed: list[int] = []
-        for run_id in run_ids:
-            for record in self.directory.glob(f"{run_id}.*"):
-                try:
-                    pgid, start = (int(x) for x in record.read_text().split())
-                except (OSError, ValueError):
-                    continue
-                for pid in _members(pgid, start):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
-                record.unlink(missing_ok=True)
+        for name in names:
+            if name.partition(".")[0] not in wanted:  # <run_id>.<pgid>; ".<run_id>.<pgid>" is partial
+                continue
+            record = self.directory / name
+            try:
+                pgid, start = (int(x) for x in record.read_text().split())
+            except (OSError, ValueError):
+                continue
+            for pid in _members(pgid, start):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            record.unlink(missing_ok=True)
         if killed:
             log.warning("killed %d process(es) left running by interrupted runs: %s", len(killed), killed)
         return killed
