@@ -115,7 +115,7 @@ def test_a_worker_that_lost_its_run_does_not_record_it(
 ) -> None:
     """Redelivered to another worker while this one still ran it (a visibility timeout too short)."""
     order = claim(engine, clock)
-    assert runtime._take(order.run_id, order.schedule_id) == engine.instance
+    assert runtime._take([order]) == {order.run_id: engine.instance}
     with pg_store.write() as s:
         row = s.get(RunRow, order.run_id)
         assert row is not None

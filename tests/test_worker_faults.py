@@ -2,10 +2,12 @@
 ``maintd worker`` processes on a real PostgreSQL and the machine's real Redis (a db number and a
 queue of these tests' own).
 
-A scheduler and one worker run checks; each run is recorded once, by the worker. SIGKILL the
-worker in the middle of a run (a command that blocks until a file goes away), start another: the
-broker redelivers the run once the visibility timeout has passed, the new worker takes it (and
-kills the dead worker's command), and the run is recorded exactly once, by the new worker.
+A scheduler and one worker run checks; each run is recorded once, by the worker. The two
+checks are due together, so they travel in one message (a batch). SIGKILL the worker in the
+middle of the slow run (a command that blocks until a file goes away), with the quick run of the
+same message already recorded; start another: the broker redelivers the batch once the
+visibility timeout has passed, the new worker takes only the slow run (and kills the dead
+worker's command), the quick one is left as it was, and every run is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -132,5 +134,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_recorded_once(world: Ha
     assert scheduler.proc.poll() is None
     with h.store.read() as s:  # the quick check was not sent or run again meanwhile
         assert list(s.scalars(select(RunRow.id).where(RunRow.task == "quick"))) == [quick.id]
+        again = s.get(RunRow, quick.id)
+        assert again is not None and (again.finished_at, again.owner) == (quick.finished_at, quick.owner)
+    # It came back in the redelivered batch, and the new worker left it alone.
+    assert f"runs {quick.id} are finished or no longer claimed" in second.stderr()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(second.proc.pid, signal.SIGTERM)

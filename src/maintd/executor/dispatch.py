@@ -1,7 +1,10 @@
-"""The scheduler's side of the Celery executor: send each claimed run to the queue.
+"""The scheduler's side of the Celery executor: send claimed runs to the queue, in batches.
 
-When the broker cannot take a message, the run executes on the scheduler's own runner
-instead (it is claimed already; nothing is lost or run twice) and the alert
+The runs a tick claims are submitted one by one in the same turn of the event loop; they
+are gathered and sent once that turn ends, as messages of several runs each (``chunks``):
+one message per run cost the workers a Celery delivery, a claim transaction and a NOTIFY
+per run. When the broker cannot take a message, its runs execute on the scheduler's own
+runner instead (they are claimed already; nothing is lost or run twice) and the alert
 ``MaintdBrokerDown`` fires through the alert pipeline; the first message the broker
 takes again resolves it.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +22,7 @@ from celery import Celery  # type: ignore[import-untyped]
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.clock import Clock
 from maintd.executor.celery_app import TASK
-from maintd.executor.messages import to_message
+from maintd.executor.messages import to_batch
 from maintd.incidents.pipeline import ingest
 from maintd.plan.loader import LoadedPlan
 from maintd.runner.runner import Runner
@@ -29,6 +33,13 @@ from maintd.store.events import SYSTEM
 log = logging.getLogger(__name__)
 ALERTNAME = "MaintdBrokerDown"
 LABELS = {"alertname": ALERTNAME, "component": "broker"}
+# Runs a message: what is due is split into about SPREAD messages, so that every thread of two
+# workers gets a share (each prefetches a message per thread), but never fewer than MIN_BATCH
+# runs a message (a message costs a worker about as much as 10 cheap runs) nor more than
+# MAX_BATCH (a message is acknowledged when its last run is recorded).
+SPREAD = 16
+MIN_BATCH = 8
+MAX_BATCH = 100
 
 
 class CeleryExecutor:
@@ -55,27 +66,44 @@ class CeleryExecutor:
         self.broker_down: bool | None = None  # None: not known yet
         self.sent = 0
         self.fell_back = 0
+        self.messages = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[RunOrder] = []
 
     def submit(self, order: RunOrder) -> None:
-        task = asyncio.create_task(self._dispatch(order), name=f"dispatch-{order.run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Queue a run to send; the runs submitted in this turn of the event loop go out together."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._send_pending)
+        self._pending.append(order)
 
-    async def _dispatch(self, order: RunOrder) -> None:
+    def _send_pending(self) -> None:
+        orders, self._pending = self._pending, []
+        for batch in chunks(orders):
+            task = asyncio.create_task(self._dispatch(batch), name=f"dispatch-{batch[0].run_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, orders: list[RunOrder]) -> None:
         loaded = self.loaded()
         assert loaded is not None  # orders come from a plan
         try:
-            await asyncio.to_thread(self._publish, to_message(order, loaded.digest))
+            await asyncio.to_thread(self._publish, to_batch(orders, loaded.digest))
         except Exception as exc:  # kombu's OperationalError, a socket error, a timeout: the broker is away
-            self.fell_back += 1
-            log.error("broker refused run %s (%s); running it here", order.run_id, _first_line(exc))
-            self.runner.submit(order)
+            self.fell_back += len(orders)
+            log.error(
+                "broker refused %d run(s) from %s (%s); running them here",
+                len(orders),
+                orders[0].run_id,
+                _first_line(exc),
+            )
+            for order in orders:
+                self.runner.submit(order)
             if self.broker_down is not True:
                 self.broker_down = True
                 await asyncio.to_thread(self._alert, loaded, AlertStatus.firing, _first_line(exc))
             return
-        self.sent += 1
+        self.sent += len(orders)
+        self.messages += 1
         if self.broker_down is True:
             self.broker_down = False
             await asyncio.to_thread(self._alert, loaded, AlertStatus.resolved, "")
@@ -108,8 +136,16 @@ class CeleryExecutor:
 
     async def aclose(self) -> None:
         """Wait for messages being sent (their runs are claimed: each must reach a queue or the runner)."""
+        if self._pending:
+            self._send_pending()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def chunks(orders: list[RunOrder]) -> list[list[RunOrder]]:
+    """``orders`` in consecutive messages of MIN_BATCH..MAX_BATCH runs, about SPREAD of them."""
+    size = min(MAX_BATCH, max(MIN_BATCH, math.ceil(len(orders) / SPREAD)))
+    return [orders[i : i + size] for i in range(0, len(orders), size)]
 
 
 def _first_line(exc: BaseException) -> str:

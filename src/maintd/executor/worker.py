@@ -1,10 +1,12 @@
-"""``maintd worker``'s side: rebuild a run from its message, run it, record it once.
+"""``maintd worker``'s side: rebuild the runs of a message, run them, record each once.
 
-Idempotent: a message is worked only while its run row is ``running`` and its schedule
-row still points at that run; taking it sets the run's owner to this worker. The
-results are written only for runs this worker still owns (checked under a row lock in
-the recording transaction), so a redelivered message whose run was recorded, recovered
-or taken by another worker records nothing.
+Idempotent, run by run: a run of a message is worked only while its run row is ``running``
+and its schedule row still points at it; taking the message's runs (one transaction) sets
+their owner to this worker. Results are written only for runs this worker still owns
+(checked under a row lock in the recording transaction), so a redelivered message records
+only its runs nobody recorded, recovered or took meanwhile. The runs of a message run at
+once and are recorded as they finish, in the runner's group commits (shared by every
+thread of the pool): a slow run holds back only its message's acknowledgement.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -19,19 +22,24 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from maintd.clock import Clock
-from maintd.executor.messages import from_message
+from maintd.executor.messages import from_batch
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.plan.loader import LoadedPlan, plan_from_document
 from maintd.registry import Registry
 from maintd.runner.children import Children
-from maintd.runner.recorder import Finished, Streak, record
+from maintd.runner.recorder import RUNS, SCHEDULES, Finished, Streak, record
 from maintd.runner.runner import Runner
-from maintd.store.db import Store, rowcount
-from maintd.store.models import PlanVersionRow, RunRow, ScheduleRow
+from maintd.scheduler.orders import RunOrder
+from maintd.store.db import Store
+from maintd.store.models import PlanVersionRow, RunRow
 from maintd.wakeup import sender
 
 log = logging.getLogger(__name__)
+# Runs at once in a worker process, over all its threads: enough that every run of every message
+# taken starts at once (threads x dispatch.MAX_BATCH), so no run waits behind another message's
+# and a message's time is its slowest run's, under the broker's visibility timeout.
+SLOTS = 1024
 
 
 class OwnedRunner(Runner):
@@ -85,40 +93,58 @@ class WorkerRuntime:
             owner=owner,
             children=children,
             on_streaks=self._alert_from_runs,
+            concurrency=SLOTS,
         )
         self._plan_of: dict[str, LoadedPlan] = {}  # run id -> its plan, while it runs (threads pool)
 
     def handle(self, message: dict[str, Any]) -> str:
-        """Work one run message: 'recorded', or 'skipped' when its run is not ours to run."""
+        """Work one message: 'recorded' (its runs owed were run and recorded), or 'skipped' when
+        none of its runs is ours to run."""
         loaded = self.plan(str(message.get("plan", "")))
-        order = from_message(message, loaded)
-        previous = self._take(order.run_id, order.schedule_id)
-        if previous is None:
-            log.info("run %s is finished or no longer claimed: message ignored", order.run_id)
+        orders = from_batch(message, loaded)
+        previous = self._take(orders)
+        if not previous:
+            log.info("runs %s are finished or no longer claimed: message ignored", _ids(orders))
             return "skipped"
-        if previous != self.owner and self.children is not None:
-            self.children.kill_orphans([order.run_id])  # a dead worker's command on this host
-        self._plan_of[order.run_id] = loaded
+        mine = [o for o in orders if o.run_id in previous]
+        if len(mine) < len(orders):
+            gone = (o for o in orders if o.run_id not in previous)
+            log.info("runs %s are finished or no longer claimed", _ids(gone))
+        orphans = [r for r, owner in previous.items() if owner != self.owner]
+        if orphans and self.children is not None:
+            self.children.kill_orphans(orphans)  # a dead worker's commands on this host
+        for order in mine:
+            self._plan_of[order.run_id] = loaded
         try:
-            asyncio.run_coroutine_threadsafe(self.runner.run_all([order]), self.loop).result()
+            asyncio.run_coroutine_threadsafe(self.runner.run_all(mine), self.loop).result()
         finally:
-            self._plan_of.pop(order.run_id, None)
-        self._wake_scheduler()  # the freed schedule row may be due again soon
+            for order in mine:
+                self._plan_of.pop(order.run_id, None)
+        self._wake_scheduler()  # one NOTIFY a message: the freed schedule rows may be due again soon
         return "recorded"
 
-    def _take(self, run_id: str, schedule_id: int) -> str | None:
-        """Make this worker the run's owner if the run is still owed; the owner before, or None."""
+    def _take(self, orders: list[RunOrder]) -> dict[str, str]:
+        """Make this worker the owner of the runs still owed; {run id: its owner before}.
+
+        One statement: lock the runs still ``running`` whose schedule row points at them (in
+        one order for every worker: no deadlock), set their owner, return the one before.
+        """
+        owed = (
+            select(RUNS.c.id, RUNS.c.owner)
+            .join(SCHEDULES, SCHEDULES.c.running_run_id == RUNS.c.id)
+            .where(RUNS.c.id.in_([o.run_id for o in orders]), RUNS.c.state == "running")
+            .order_by(RUNS.c.id)
+            .with_for_update(of=RUNS)
+            .cte("owed")
+        )
+        take = (
+            update(RUNS)
+            .where(RUNS.c.id == owed.c.id)
+            .values(owner=self.owner)
+            .returning(RUNS.c.id, owed.c.owner)
+        )
         with self.store.write() as session:
-            claimed = session.scalar(select(ScheduleRow.running_run_id).where(ScheduleRow.id == schedule_id))
-            row = session.execute(
-                select(RunRow.owner).where(RunRow.id == run_id, RunRow.state == "running").with_for_update()
-            ).first()
-            if claimed != run_id or row is None:
-                return None
-            took = session.execute(
-                update(RunRow).where(RunRow.id == run_id, RunRow.state == "running").values(owner=self.owner)
-            )
-            return str(row.owner) if rowcount(took) == 1 else None
+            return {r.id: str(r.owner) for r in session.execute(take)}
 
     def plan(self, digest: str) -> LoadedPlan:
         """The plan version a message names, from the database (once per digest)."""
@@ -140,10 +166,17 @@ class WorkerRuntime:
             return loaded
 
     def _alert_from_runs(self, session: Session, streaks: list[Streak]) -> None:
-        """As the engine does: runs over their task's alert threshold become alerts, same transaction."""
-        alerts = alerts_from_streaks(streaks)
-        loaded = self._plan_of.get(streaks[0].finished.order.run_id) if streaks else None
-        if alerts and loaded is not None:
+        """As the engine does: runs over their task's alert threshold become alerts, same transaction;
+        each under the plan version of its own message (a group commit spans messages)."""
+        by_plan: dict[str, tuple[LoadedPlan, list[Streak]]] = {}
+        for streak in streaks:
+            loaded = self._plan_of.get(streak.finished.order.run_id)
+            if loaded is not None:
+                by_plan.setdefault(loaded.digest, (loaded, []))[1].append(streak)
+        for loaded, mine in by_plan.values():
+            alerts = alerts_from_streaks(mine)
+            if not alerts:
+                continue
             maintenance = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
             ingest(
                 session,
@@ -161,3 +194,7 @@ class WorkerRuntime:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+
+
+def _ids(orders: Iterable[RunOrder]) -> str:
+    return ", ".join(o.run_id for o in orders)
