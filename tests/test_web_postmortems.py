@@ -158,12 +158,25 @@ def test_a_post_mortem_goes_to_review_and_only_a_team_lead_completes_it(app, bro
     assert ">Mark complete</button>" in browser.get(f"/postmortems/{incident_id}").text
     early = browser.post(f"/postmortems/{incident_id}/complete", data={"csrf": csrf})
     assert early.status_code == 409 and "without what_happened and why_it_happened" in early.text
+    back = browser.post(f"/postmortems/{incident_id}/send-back", data={"csrf": csrf, "note": "root cause?"})
+    assert back.status_code == 303 and row_of(engine, incident_id).state == "draft"
     edit = {"csrf": rob_csrf, "what_happened": "The pool ran dry.", "why_it_happened": "A leak."}
     assert rob.post(f"/postmortems/{incident_id}/edit", data=edit).status_code == 303
+    assert rob.post(f"/postmortems/{incident_id}/review", data={"csrf": rob_csrf}).status_code == 303
     done = browser.post(f"/postmortems/{incident_id}/complete", data={"csrf": csrf, "note": "thanks"})
     assert done.status_code == 303
     row = row_of(engine, incident_id)
     assert (row.state, row.completed_by) == ("complete", "token:tess")
+    with engine.store.read() as s:
+        moves = query(s, subject=f"incident:{incident_id}", kind="postmortem.")
+    assert [(e.kind, e.actor, e.payload.get("note")) for e in moves if e.kind != "postmortem.edited"][
+        -4:
+    ] == [
+        ("postmortem.in_review", "token:rob", None),
+        ("postmortem.sent_back", "token:tess", "root cause?"),
+        ("postmortem.in_review", "token:rob", None),
+        ("postmortem.completed", "token:tess", "thanks"),
+    ]
     page = browser.get(f"/postmortems/{incident_id}").text
     assert 'data-state="complete"' in page and 'id="edit"' not in page and "cannot be edited" in page
     final = rob.post(f"/postmortems/{incident_id}/edit", data={**edit, "what_happened": "x"})
@@ -249,3 +262,37 @@ def test_a_viewer_reads_and_every_form_refuses_a_viewer_or_a_wrong_csrf_token(ap
                 assert refused.status_code == 403 and "CSRF" in refused.text, path
     assert event_count(engine) == written
     assert browser.get("/postmortems/999").status_code == 404
+
+
+def test_the_page_refuses_exactly_whom_the_api_refuses(app, tokens, engine):
+    """The roles are the API's: for each form and person, 403 from one iff 403 from the other."""
+    incident_id = drafted(engine)
+    due = engine.clock.now().date().isoformat()
+    item = {"title": "t", "owner": "ann", "due_on": due}
+    cases = (  # web form path and fields; the API's method, path under the post-mortem, body
+        ("edit", {"what_happened": "x"}, "PATCH", "", {"why_it_happened": "y"}),
+        ("review", {}, "POST", "/review", None),
+        ("send-back", {}, "POST", "/send-back", None),
+        ("complete", {}, "POST", "/complete", None),
+        ("actions", item, "POST", "/actions", item),
+    )
+    api = TestClient(app)
+    seen = {}
+    for who in ("vera", "rob", "tess"):
+        with TestClient(app, follow_redirects=False) as web:
+            csrf = log_in(web, tokens[who])
+            for path, fields, method, api_path, body in cases:
+                page = web.post(f"/postmortems/{incident_id}/{path}", data={"csrf": csrf, **fields})
+                answer = api.request(
+                    method,
+                    f"/api/v1/postmortems/{incident_id}{api_path}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {tokens[who]}"},
+                )
+                assert (page.status_code == 403) == (answer.status_code == 403), (who, path, page.text)
+                seen[who, path] = page.status_code == 403
+    assert [path for (who, path), refused in seen.items() if who == "rob" and refused] == [
+        "send-back",
+        "complete",
+    ]
+    assert all(seen["vera", path] for path, *_ in cases) and not any(seen["tess", p] for p, *_ in cases)

@@ -175,3 +175,21 @@ def test_a_viewer_reads_silences_and_wrong_roles_or_csrf_tokens_are_refused(app,
     assert event_count(engine) == written
     (unchanged,) = silences(engine)
     assert unchanged.ends_at == row.ends_at
+
+
+def test_the_page_refuses_exactly_whom_the_api_refuses(app, tokens, engine):
+    api = TestClient(app)
+    body = {"matchers": ["job=api"], "duration": "1h", "comment": "deploy"}
+    for who in ("vera", "rob", "tess"):
+        auth = {"Authorization": f"Bearer {tokens[who]}"}
+        with TestClient(app, follow_redirects=False) as web:
+            csrf = log_in(web, tokens[who])
+            page = web.post(
+                "/silences", data={"csrf": csrf, "matchers": "job=api", "duration": "1h", "comment": "d"}
+            )
+            answer = api.post("/api/v1/silences", json=body, headers=auth)
+            assert (page.status_code == 403) == (answer.status_code == 403) == (who == "vera"), who
+            silence_id = silences(engine)[0].id if silences(engine) else 1
+            page = web.post(f"/silences/{silence_id}/expire", data={"csrf": csrf})
+            answer = api.delete(f"/api/v1/silences/{silence_id}", headers=auth)
+            assert (page.status_code == 403) == (answer.status_code == 403) == (who == "vera"), who
