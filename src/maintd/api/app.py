@@ -16,6 +16,7 @@ from maintd.api import changes as changes_api
 from maintd.api import incidents, ingest, kpis, links, notifications, oncall, postmortems, problems, windows
 from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle)
 from maintd.api import remediation as remediation_api
+from maintd.api import reviews as reviews_api  # recurring reviews (maintd.reviews)
 from maintd.api import slos as slos_api  # SLO error budgets and burn rates (maintd.slo)
 from maintd.api.deps import MAX_ID, AllLimit, AppContext, Offset, context, page, require
 from maintd.auth import Principal, Role
@@ -46,6 +47,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(notifications.router(), prefix="/api/v1")
     app.include_router(windows.router(), prefix="/api/v1")
     app.include_router(postmortems.router(), prefix="/api/v1")
+    app.include_router(reviews_api.router(), prefix="/api/v1")
     app.include_router(kpis.router(), prefix="/api/v1")
     app.include_router(capacity_api.router(), prefix="/api/v1")  # capacity (maintd.capacity)
     app.include_router(changes_api.router(), prefix="/api/v1")  # change requests (maintd.changes)
