@@ -19,70 +19,37 @@ import contextlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, literal_column, or_, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import BindParameter
 
 from maintd.clock import Clock, utc
 from maintd.metrics import Metrics
-from maintd.notify.message import Message
-from maintd.notify.outbox import FAILED, PENDING, SENT
+from maintd.notify.jobs import (
+    ATTEMPT,
+    CANDIDATES,
+    CLAIMED,
+    IS_PENDING,
+    LEASE_ROWS,
+    Job,
+    Outcome,
+    finish,
+    job_of,
+)
+from maintd.notify.outbox import FAILED
+from maintd.notify.policy import BACKOFF, MAX_ATTEMPTS, MAX_ATTEMPTS_LAST, RetryPolicy
 from maintd.notify.transport import Notifier, TransportError, redact
-from maintd.plan.notify import NotifyRule
 from maintd.store.db import Store, rowcount
 from maintd.store.events import Event, append
-from maintd.store.models import NotificationAttemptRow, NotificationRow
+from maintd.store.models import NotificationRow
+
+__all__ = ["Dispatcher", "Job", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-# Waits after the 1st, 2nd, ... transient failure on a channel; the last repeats.
-BACKOFF = (
-    timedelta(seconds=10),
-    timedelta(seconds=30),
-    timedelta(minutes=1),
-    timedelta(minutes=2),
-    timedelta(minutes=5),
-)
-MAX_ATTEMPTS = 5  # transient failures on a channel before the next channel is tried
-MAX_ATTEMPTS_LAST = 10  # on the last channel (~29 min of retries): nothing to fall back to
 LEASE = timedelta(minutes=2)  # longer than any send (AppriseNotifier bounds one to ~20 s)
 IDLE_WAKE = timedelta(seconds=30)
-# Written as a literal: SQLite uses the partial index (WHERE status = 'pending') only for the same
-# term as written, not for a bound parameter; the log keeps every sent row, so that matters.
-IS_PENDING = NotificationRow.status == literal_column(f"'{PENDING}'")
-
-
-@dataclass(frozen=True)
-class Job:
-    """A claimed row: what to send where, and the lease that proves the claim."""
-
-    id: int
-    subject: str
-    recipient: str
-    state: str
-    step: str
-    channel: int
-    rules: list[NotifyRule]
-    attempts: int
-    delivered: bool  # an earlier channel of this row was delivered
-    title: str
-    body: str
-    lease_until: datetime
-
-    @property
-    def url(self) -> str:
-        return self.rules[self.channel].url
-
-
-@dataclass(frozen=True)
-class Outcome:
-    at: datetime
-    seconds: float
-    error: TransportError | None
 
 
 class Dispatcher:
@@ -113,9 +80,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self.metrics = metrics
         self.lease = lease
-        self.backoff = backoff
-        self.max_attempts = max_attempts
-        self.max_attempts_last = max_attempts_last
+        self.policy = RetryPolicy(backoff, max_attempts, max_attempts_last)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -272,18 +237,18 @@ class Dispatcher:
     def claim(self, session: Session, now: datetime, limit: int) -> list[Job]:
         """Lease up to ``limit`` due rows to this process (flushes; the caller commits)."""
         locks = session.get_bind().dialect.name == "postgresql"
-        ids = session.scalars(_CANDIDATES[locks], {"now": now, "limit": limit}).all()
+        ids = session.scalars(CANDIDATES[locks], {"now": now, "limit": limit}).all()
         if not ids:
             return []
         lease_until = now + self.lease
         # The UPDATE checks each row again: another process may have leased it since the SELECT.
-        claimed = session.scalars(_LEASE, {"ids": ids, "now": now, "lease": lease_until}).all()
+        claimed = session.scalars(LEASE_ROWS, {"ids": ids, "now": now, "lease": lease_until}).all()
         if not claimed:
             return []
         jobs = []
-        for row in session.scalars(_CLAIMED, {"ids": claimed}):
+        for row in session.scalars(CLAIMED, {"ids": claimed}):
             try:
-                jobs.append(_job(row, lease_until))
+                jobs.append(job_of(row, lease_until))
             except ValueError as exc:  # a row no code can read would otherwise be claimed forever
                 row.status, row.lease_until, row.last_error = FAILED, None, f"unreadable: {exc}"
         return sorted(jobs, key=lambda j: j.id)
@@ -316,7 +281,7 @@ class Dispatcher:
     def record(self, job: Job, outcome: Outcome, now: datetime) -> bool:
         """Write the attempt, its event, and where the row goes next (one transaction); whether
         the row is still pending (a retry, or its next channel)."""
-        result, values, payload = self._decide(job, outcome.error, now)
+        result, values, payload = self.policy.decide(job, outcome.error, now)
         target = redact(job.url)
         attempt = {
             "notification_id": job.id,
@@ -329,9 +294,9 @@ class Dispatcher:
             "error": None if outcome.error is None else str(outcome.error),
         }
         with self.store.write() as session:
-            session.execute(_ATTEMPT, attempt)
+            session.execute(ATTEMPT, attempt)
             changed = session.execute(
-                _finish(tuple(sorted(values))),
+                finish(tuple(sorted(values))),
                 {"id_": job.id, "lease": job.lease_until, **{f"v_{k}": v for k, v in values.items()}},
             )
             if rowcount(changed) == 0:
@@ -358,96 +323,3 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.notifications_sent.labels(result).inc()
         return rowcount(changed) == 1 and "status" not in values
-
-    def _decide(
-        self, job: Job, error: TransportError | None, now: datetime
-    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """The outcome's name, the row's new values and the event's details."""
-        has_next = job.channel + 1 < len(job.rules)
-        next_channel = {"channel": job.channel + 1, "attempts": 0}
-        if error is None:
-            after = job.rules[job.channel].after
-            delivered = {} if job.delivered else {"sent_at": now}
-            if after is not None and has_next:
-                # Still pending: the next channel too, unless an acknowledgement cancels it first.
-                due = now + after
-                return (
-                    "sent",
-                    {**delivered, **next_channel, "due_at": due},
-                    {"next_channel_at": due.isoformat()},
-                )
-            return "sent", {**delivered, "status": SENT}, {}
-        attempts = job.attempts + 1
-        limit = self.max_attempts if has_next else self.max_attempts_last
-        if not error.permanent and attempts < limit:
-            due = now + self.backoff[min(attempts, len(self.backoff)) - 1]
-            values = {"attempts": attempts, "due_at": due, "last_error": str(error)}
-            return "retry", values, {"error": str(error), "retry_at": due.isoformat()}
-        reason = str(error) if error.permanent else f"gave up after {attempts} attempts: {error}"
-        details = {"error": reason, "permanent": error.permanent}
-        if has_next:
-            values = {**next_channel, "due_at": now, "last_error": reason}
-            return "failed", values, {**details, "next_channel": job.channel + 1}
-        # Nothing left to try; a row an earlier channel delivered still counts as sent.
-        status = SENT if job.delivered else FAILED
-        return "failed", {"attempts": attempts, "status": status, "last_error": reason}, details
-
-
-# Statements built once, values bound at execution: building a statement and its cache key
-# cost more CPU than running it (~0.2 ms each, several per page).
-_NOW: BindParameter[datetime] = bindparam("now")
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_CLAIMABLE = (
-    IS_PENDING,
-    NotificationRow.due_at <= _NOW,
-    or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until < _NOW),
-)
-_CANDIDATE = (
-    select(NotificationRow.id).where(*_CLAIMABLE).order_by(NotificationRow.due_at).limit(bindparam("limit"))
-)
-# On PostgreSQL concurrent claimers pick different rows instead of queueing on the same locks.
-_CANDIDATES = {False: _CANDIDATE, True: _CANDIDATE.with_for_update(skip_locked=True)}
-_LEASE = (
-    update(NotificationRow)
-    .where(NotificationRow.id.in_(_IDS), *_CLAIMABLE)
-    .values(lease_until=bindparam("lease"))
-    .returning(NotificationRow.id)
-    .execution_options(synchronize_session=False)
-)
-_CLAIMED = select(NotificationRow).where(NotificationRow.id.in_(_IDS))
-_ATTEMPT = insert(NotificationAttemptRow)
-_FINISH: dict[tuple[str, ...], Any] = {}
-
-
-def _finish(keys: tuple[str, ...]) -> Any:
-    """The UPDATE writing a row's next ``keys`` (and freeing its lease) if the lease is still ours."""
-    if keys not in _FINISH:
-        _FINISH[keys] = (
-            update(NotificationRow)
-            .where(
-                NotificationRow.id == bindparam("id_"),
-                NotificationRow.status == PENDING,
-                NotificationRow.lease_until == bindparam("lease"),
-            )
-            .values(lease_until=None, **{k: bindparam(f"v_{k}") for k in keys})
-            .execution_options(synchronize_session=False)
-        )
-    return _FINISH[keys]
-
-
-def _job(row: NotificationRow, lease_until: datetime) -> Job:
-    message = Message.model_validate(row.message)
-    return Job(
-        id=row.id,
-        subject=row.subject,
-        recipient=row.recipient,
-        state=row.state,
-        step=row.step,
-        channel=row.channel,
-        rules=[NotifyRule.model_validate(rule) for rule in row.channels],
-        attempts=row.attempts,
-        delivered=row.sent_at is not None,
-        title=message.heading(),
-        body=message.body(),
-        lease_until=lease_until,
-    )
