@@ -41,13 +41,15 @@ def append(session: Session, events: Event | Iterable[Event]) -> None:
     """
     batch = [events] if isinstance(events, Event) else list(events)
     if batch:
-        session.execute(
-            _INSERT,
-            [
-                {"at": e.at, "kind": e.kind, "subject": e.subject, "actor": e.actor, "payload": e.payload}
-                for e in batch
-            ],
-        )
+        session.execute(_INSERT, rows(batch))
+
+
+def rows(batch: Iterable[Event]) -> list[dict[str, Any]]:
+    """The events table's column values of each event (for writers that insert rows themselves)."""
+    return [
+        {"at": e.at, "kind": e.kind, "subject": e.subject, "actor": e.actor, "payload": e.payload}
+        for e in batch
+    ]
 
 
 def query(
