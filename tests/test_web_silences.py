@@ -115,33 +115,31 @@ def test_a_silence_with_a_start_and_an_end_is_pending_until_it_starts(browser, t
     assert 'data-state="pending"' in section(browser.get("/silences").text, "current")
 
 
-@pytest.mark.parametrize(
-    ("fields", "message"),
-    [
-        ({"matchers": "severity critical", "duration": "1h"}, "Matchers: &#39;severity critical&#39; is not"),
-        ({"matchers": "job=~(api", "duration": "1h"}, "bad regular expression"),
-        ({"matchers": "job=api", "ends_at": "2026-11-27T00:30"}, "a silence must end after it starts"),
-        (
-            {"matchers": "job=api", "starts_at": "2026-11-28T10:00", "ends_at": "2026-11-28T09:00"},
-            "a silence must end after it starts",
-        ),
-        ({"matchers": "job=api", "duration": "1h", "ends_at": "2026-11-28T09:00"}, "give exactly one of"),
-        ({"matchers": "job=api"}, "give exactly one of ends_at and duration"),
-        ({"matchers": "job=api", "duration": "soon"}, "Duration: "),
-    ],
+BAD = (  # the form's fields (the comment aside), the message
+    ({"matchers": "severity critical", "duration": "1h"}, "Matchers: &#39;severity critical&#39; is not"),
+    ({"matchers": "job=~(api", "duration": "1h"}, "bad regular expression"),
+    ({"matchers": "job=api", "ends_at": "2026-11-27T00:30"}, "a silence must end after it starts"),
+    (
+        {"matchers": "job=api", "starts_at": "2026-11-28T10:00", "ends_at": "2026-11-28T09:00"},
+        "a silence must end after it starts",
+    ),
+    ({"matchers": "job=api", "duration": "1h", "ends_at": "2026-11-28T09:00"}, "give exactly one of"),
+    ({"matchers": "job=api"}, "give exactly one of ends_at and duration"),
+    ({"matchers": "job=api", "duration": "soon"}, "Duration: "),
 )
-def test_bad_input_is_shown_again_with_what_was_typed_and_creates_nothing(
-    browser, tokens, engine, fields, message
-):
+
+
+def test_bad_input_is_shown_again_with_what_was_typed_and_creates_nothing(browser, tokens, engine):
     csrf = log_in(browser, tokens["rob"])
     written = event_count(engine)
-    page = browser.post("/silences", data={"csrf": csrf, "comment": "kept <i>comment</i>", **fields})
-    assert page.status_code == 422, page.text
-    assert 'id="create-error"' in page.text and message in page.text
-    assert "kept &lt;i&gt;comment&lt;/i&gt;</textarea>" in page.text
-    assert f"{escape(fields['matchers'])}</textarea>" in page.text
-    for name in {"starts_at", "ends_at", "duration"} & set(fields):
-        assert f'name="{name}"' in page.text.split(f'value="{fields[name]}"')[0].rsplit("<input", 1)[-1]
+    for fields, message in BAD:
+        page = browser.post("/silences", data={"csrf": csrf, "comment": "kept <i>comment</i>", **fields})
+        assert page.status_code == 422, page.text
+        assert 'id="create-error"' in page.text and message in page.text, message
+        assert "kept &lt;i&gt;comment&lt;/i&gt;</textarea>" in page.text
+        assert f"{escape(fields['matchers'])}</textarea>" in page.text
+        for name in {"starts_at", "ends_at", "duration"} & set(fields):
+            assert f'name="{name}"' in page.text.split(f'value="{fields[name]}"')[0].rsplit("<input", 1)[-1]
     assert silences(engine) == [] and event_count(engine) == written
 
 
@@ -193,3 +191,12 @@ def test_the_page_refuses_exactly_whom_the_api_refuses(app, tokens, engine):
             page = web.post(f"/silences/{silence_id}/expire", data={"csrf": csrf})
             answer = api.delete(f"/api/v1/silences/{silence_id}", headers=auth)
             assert (page.status_code == 403) == (answer.status_code == 403) == (who == "vera"), who
+
+
+def test_a_stranger_is_sent_to_log_in_and_cannot_post(browser, engine):
+    for path in ("/silences", "/postmortems/1"):
+        page = browser.get(path)
+        assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")
+    for path in ("/silences", "/silences/1/expire", "/postmortems/1/edit", "/postmortems/1/actions"):
+        assert browser.post(path, data={"csrf": "x", "matchers": "a=b"}).status_code == 401, path
+    assert silences(engine) == []
