@@ -22,11 +22,13 @@ from sqlalchemy import select, text, update
 from maintd.clock import FakeClock
 from maintd.engine import Engine
 from maintd.executor.reaper import BEAT_STALE, Reaper, Running, WorkerBeat, _reap, is_lost
+from maintd.executor.worker import WorkerRuntime
 from maintd.lease import TABLE, Lease, LeaseLost
+from maintd.registry import Registry
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
 from maintd.store.models import EventRow, RunRow, ScheduleRow
-from tests.conftest import T0
+from tests.conftest import T0, run
 
 TIMEOUT = timedelta(seconds=30)
 GRACE = timedelta(seconds=60)
@@ -222,6 +224,34 @@ def test_a_sweep_after_the_lease_is_lost_writes_nothing(
         b.stop(release=False)
         with store.write() as s:
             s.execute(text(f"DELETE FROM {TABLE} WHERE name = :n"), {"n": name})
+
+
+def test_a_late_result_of_a_reaped_run_is_noted_and_not_recorded(
+    engine: Engine, reaper: Reaper, clock: FakeClock, registry: Registry
+) -> None:
+    """A worker took the run, stopped beating (paused, cut off), and came back with its result."""
+    store = engine.store
+    quick = claim(engine, clock)["quick"]
+    runtime = WorkerRuntime(store=store, registry=registry, clock=clock, owner="worker-late", children=None)
+    try:
+        assert runtime._take([quick]) == {quick.run_id: engine.instance}
+        WorkerBeat(store, clock, "worker-late").beat()
+        clock.advance(TIMEOUT + GRACE)
+        assert quick.run_id in reaper.sweep(clock.now(), set())
+
+        run(runtime.runner.run_all([quick]))  # the worker's result, after the reaping
+    finally:
+        runtime.close()
+    row = run_row(store, quick.run_id)
+    assert (row.state, row.status, row.stop_reason) == ("interrupted", "unknown", "lost")
+    assert schedule(store, "quick").last_run_id is None  # counted once: as lost
+    with store.read() as s:
+        late = list(s.scalars(select(EventRow).where(EventRow.kind == "run.late")))
+        changed = list(s.scalars(select(EventRow).where(EventRow.kind == "task.status")))
+    assert [(e.payload["run_id"], e.payload["status"], e.payload["worker"]) for e in late] == [
+        (quick.run_id, "ok", "worker-late")
+    ]
+    assert changed == []
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from maintd.clock import Clock
 from maintd.executor.messages import from_batch
+from maintd.executor.reaper import late_result
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
 from maintd.plan.loader import LoadedPlan, plan_from_document
@@ -61,6 +62,8 @@ class OwnedRunner(Runner):
                     log.warning(
                         "run %s was recorded or taken by another process: not recorded", f.order.run_id
                     )
+                    # [executor] reaped as lost meanwhile: say the result came late, count nothing
+                    late_result(session, f.order.run_id, f.result.status.value, f.finished_at, self.owner)
             if not mine:
                 return None
             recorded = record(session, mine)
