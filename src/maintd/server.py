@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -25,6 +26,7 @@ from maintd.api.deps import AppContext
 from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.executor import Executor
+from maintd.executor.reaper import Reaper
 from maintd.kpi.exporter import KpiCollector
 from maintd.lease import Lease, LeaseLost
 from maintd.metrics import Metrics
@@ -58,11 +60,6 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
             f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "
             "by definition; use --role all (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
         )
-    if store.dialect != "postgresql" and settings.executor != "local":  # [executor]
-        raise StartupError(
-            f"--executor {settings.executor} needs PostgreSQL: workers record runs in the same database; "
-            "use --executor local (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
-        )
     _upgrade(store)
     engine = Engine(
         settings,
@@ -72,8 +69,6 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         metrics=Metrics(),
         notifier=AppriseNotifier() if settings.schedules else None,
     )
-    if settings.executor == "celery" and settings.schedules:  # [executor]
-        engine.executor = _celery_executor(settings, engine)
     # [lease] On PostgreSQL the scheduler runs only while this process holds the lease.
     lease = _lease(settings, store, engine)
     if store.dialect == "postgresql" and settings.serves_api:
@@ -83,6 +78,9 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
     else:  # an API replica or a standby: the plan in memory, nothing written
         _load_plan(engine)
     assert engine.loaded is not None
+    settings = engine.settings = _executor_settings(settings, engine)  # [executor] flags/env over the plan
+    if settings.executor == "celery" and settings.schedules:  # [executor]
+        engine.executor = _celery_executor(settings, engine)
 
     engine.metrics.registry.register(KpiCollector(store, clock))
     ctx = AppContext(store, clock, engine.metrics, engine)
@@ -120,9 +118,14 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         if lease.acquired.is_set() and not stop.is_set():
             engine.lease = lease
             await asyncio.to_thread(_take_over, engine, clock, lease.epoch)
+    reaping = asyncio.Event()  # [executor] set at shutdown: the reaper stops
+    reaper_task: asyncio.Task[None] | None = None
     if settings.schedules and (lease is None or engine.lease is lease):
         waiting.add(engine.start())
         scheduling.set()
+        if settings.executor == "celery":  # [executor] runs whose message was lost (maintd.executor.reaper)
+            sweeps = _reaper(settings, engine).run(engine.lease, engine.runner.run_ids, reaping)
+            reaper_task = asyncio.create_task(sweeps, name="maintd-reaper")
         if lease is not None:  # API replicas' alerts wake this scheduler (maintd.wakeup)
             listener = Listener(store.url, engine.poke)
             listener.start()
@@ -139,6 +142,9 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         # Fenced: stop at once (grace 0), its runs were or will be recovered by the new holder.
         failure = f"lost the scheduler lease ({lease.reason}); exiting so the supervisor restarts it"
     grace = 0.0 if lost.is_set() else engine.loaded.plan.runner.shutdown_grace.total_seconds()
+    reaping.set()
+    if reaper_task is not None:
+        await reaper_task  # a sweep in progress commits or rolls back before the engine stops
     if waiting - {api_task, stopper, loser}:
         await engine.stop(grace)
     if listener is not None:
@@ -168,6 +174,34 @@ def _upgrade(store: Store) -> None:
             store.upgrade()
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_KEY})
+
+
+def _executor_settings(settings: Settings, engine: Engine) -> Settings:
+    """[executor] The plan's runner.executor where no flag or variable says otherwise, checked."""
+    assert engine.loaded is not None
+    try:
+        merged = settings.with_plan(engine.loaded.plan.runner.executor)
+        merged.check_executor()
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    if engine.store.dialect != "postgresql" and merged.executor != "local":
+        raise StartupError(
+            f"executor {merged.executor} needs PostgreSQL: workers record runs in the same database; "
+            "use executor local (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
+        )
+    return merged
+
+
+def _reaper(settings: Settings, engine: Engine) -> Reaper:
+    """[executor] The lease holder's sweep for runs sent to Celery and never recorded."""
+    return Reaper(
+        store=engine.store,
+        clock=engine.clock,
+        owner=engine.instance,
+        loaded=lambda: engine.loaded,
+        interval=timedelta(seconds=settings.reaper_interval),
+        grace=timedelta(seconds=settings.reaper_grace),
+    )
 
 
 def _celery_executor(settings: Settings, engine: Engine) -> Executor:

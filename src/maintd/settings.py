@@ -6,9 +6,14 @@ handed down; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maintd.plan.executor import ExecutorSettings
 
 DEFAULT_PORT = 8470
 ROLES = ("all", "api", "scheduler")  # [lease] what ``maintd serve`` runs (docs/deployment.md)
@@ -16,6 +21,17 @@ DEFAULT_LEASE_TTL = 15.0  # [lease] seconds a silent scheduler keeps the lease (
 EXECUTORS = ("local", "celery")  # [executor] where claimed runs execute (maintd.executor)
 DEFAULT_QUEUE = "maintd"  # [executor] the Celery queue runs are sent to
 DEFAULT_VISIBILITY = 3600.0  # [executor] seconds before Redis hands an unacknowledged run to another worker
+DEFAULT_REAPER_INTERVAL = 30.0  # [executor] seconds between the scheduler's looks for lost runs
+DEFAULT_REAPER_GRACE = 120.0  # [executor] a run unrecorded this long after its task's timeout is lost
+# [executor] The fields the plan's runner.executor may set, and the environment variable of each.
+EXECUTOR_ENV = {
+    "executor": "MAINTD_EXECUTOR",
+    "broker_url": "MAINTD_BROKER_URL",
+    "queue": "MAINTD_QUEUE",
+    "visibility_timeout": "MAINTD_BROKER_VISIBILITY",
+    "reaper_interval": "MAINTD_REAPER_INTERVAL",
+    "reaper_grace": "MAINTD_REAPER_GRACE",
+}
 
 
 def default_state_dir() -> Path:
@@ -45,6 +61,10 @@ class Settings:
     broker_url: str | None = None  # [executor] the Celery broker (redis://...), for executor celery
     queue: str = DEFAULT_QUEUE  # [executor]
     visibility_timeout: float = DEFAULT_VISIBILITY  # [executor] longer than the longest task timeout
+    reaper_interval: float = DEFAULT_REAPER_INTERVAL  # [executor] maintd.executor.reaper
+    reaper_grace: float = DEFAULT_REAPER_GRACE  # [executor]
+    # [executor] Executor fields set by a flag or the environment: they win over the plan's.
+    explicit: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:  # [lease]
@@ -53,8 +73,35 @@ class Settings:
             raise ValueError(f"the lease timeout must be a positive number of seconds, not {self.lease_ttl}")
         if self.executor not in EXECUTORS:  # [executor]
             raise ValueError(f"unknown executor {self.executor!r}: choose one of {', '.join(EXECUTORS)}")
+        for name in ("visibility_timeout", "reaper_interval", "reaper_grace"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{EXECUTOR_ENV[name]} must be a positive number of seconds")
+
+    def with_plan(self, section: ExecutorSettings) -> Settings:
+        """[executor] These settings with the plan's ``runner.executor`` where no flag or variable
+        set a field; a broker URL reference is resolved here (ValueError naming it when it cannot)."""
+        values: dict[str, object] = {
+            "executor": section.kind,
+            "queue": section.queue,
+            "visibility_timeout": section.visibility_timeout.total_seconds(),
+            "reaper_interval": section.reaper_interval.total_seconds(),
+            "reaper_grace": section.reaper_grace.total_seconds(),
+        }
+        if "broker_url" not in self.explicit and section.broker_url is not None:
+            try:
+                values["broker_url"] = section.broker()
+            except LookupError as exc:
+                raise ValueError(f"plan runner.executor.broker_url: {exc}") from exc
+        merged = {k: v for k, v in values.items() if k not in self.explicit}
+        return dataclasses.replace(self, **merged)  # type: ignore[arg-type]
+
+    def check_executor(self) -> None:
+        """[executor] Once merged with the plan: celery needs a broker (ValueError saying where)."""
         if self.executor == "celery" and not self.broker_url:
-            raise ValueError("--executor celery needs a broker: set --broker-url or MAINTD_BROKER_URL")
+            raise ValueError(
+                "executor celery needs a broker: set runner.executor.broker_url in the plan "
+                "(env:NAME or file:/path), --broker-url or MAINTD_BROKER_URL"
+            )
 
     @property
     def schedules(self) -> bool:
@@ -85,10 +132,26 @@ class Settings:
             "public_url": os.environ.get("MAINTD_PUBLIC_URL") or None,
             "role": os.environ.get("MAINTD_ROLE") or "all",  # [lease]
             "lease_ttl": float(os.environ.get("MAINTD_LEASE_TTL") or DEFAULT_LEASE_TTL),
-            "executor": os.environ.get("MAINTD_EXECUTOR") or "local",  # [executor]
-            "broker_url": os.environ.get("MAINTD_BROKER_URL") or None,
-            "queue": os.environ.get("MAINTD_QUEUE") or DEFAULT_QUEUE,
-            "visibility_timeout": float(os.environ.get("MAINTD_BROKER_VISIBILITY") or DEFAULT_VISIBILITY),
         }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        values.update(_executor_from_env())  # [executor]
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        explicit = {k for k in EXECUTOR_ENV if k in given or os.environ.get(EXECUTOR_ENV[k])}
+        return cls(**values, explicit=frozenset(explicit))  # type: ignore[arg-type]
+
+
+def _executor_from_env() -> dict[str, object]:
+    """[executor] The executor fields set in the environment (numbers checked, naming the variable)."""
+    values: dict[str, object] = {}
+    for name, var in EXECUTOR_ENV.items():
+        raw = os.environ.get(var)
+        if not raw:
+            continue
+        if name in ("visibility_timeout", "reaper_interval", "reaper_grace"):
+            try:
+                values[name] = float(raw)
+            except ValueError:
+                raise ValueError(f"{var} must be a number of seconds, not {raw!r}") from None
+        else:
+            values[name] = raw
+    return values

@@ -13,6 +13,7 @@ from maintd.plan.base import StrictModel
 from maintd.plan.changes import ChangeSettings
 from maintd.plan.costs import ComplianceCheck, CostModel  # the monthly audit (maintd.reports)
 from maintd.plan.escalation import EscalationPolicy
+from maintd.plan.executor import ExecutorSettings  # scale-out (maintd.executor)
 from maintd.plan.incidents import IncidentSettings, TaskAlert
 from maintd.plan.lifecycle import Component, Document, Training  # lifecycle (maintd.lifecycle)
 from maintd.plan.lifecycle import Stage as Stage  # re-exported: it was defined here
@@ -158,6 +159,9 @@ class RunnerSettings(StrictModel):
     concurrency: int = Field(default=64, ge=1, le=10_000, description="runs at once, all tasks together")
     output_limit: int = Field(default=16_384, ge=256, description="bytes of output kept per run")
     shutdown_grace: Duration = timedelta(seconds=20)
+    executor: ExecutorSettings = Field(
+        default=ExecutorSettings(), description="where claimed runs execute: local, or Celery workers"
+    )
 
 
 class TargetIndex:
