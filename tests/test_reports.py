@@ -87,7 +87,8 @@ def test_the_kpi_report_sets_each_kpi_beside_the_quarter_before_with_charts(stor
     ])  # fmt: skip
     doc = report(store, "kpi", "2026-Q3")
     assert [s.title for s in doc.sections] == [
-        "Targets", "KPIs", "Incidents per week by priority", "MTTA and MTTR per month"]  # fmt: skip
+        "Targets", "KPIs", "Incidents per week by priority", "MTTA and MTTR per month",
+        "Architecture and other reviews"]  # fmt: skip
     kpis = {r[1]: r for r in rows_of(doc, "KPIs")}
     assert kpis["P1 incidents"][2:5] == ["2", "1", "↑"]
     assert kpis["Mean time to acknowledge (P1)"][2:5] == ["90 s", "30 s", "↑"]  # (120 + 60) / 2
@@ -154,7 +155,8 @@ def test_the_monthly_audit_composes_drift_compliance_baseline_costs_and_document
     doc = report(store, "monthly-audit", "2026-10")
     assert [s.title for s in doc.sections] == [
         "Summary", "Configuration drift", "Compliance", "Performance baseline comparison",
-        "Capacity planning review", "Cost optimisation", "Documentation accuracy"]  # fmt: skip
+        "Capacity planning review", "Cost optimisation", "Documentation accuracy",
+        "Architecture and other reviews"]  # fmt: skip
     [drift] = rows_of(doc, "Configuration drift")
     assert drift[:5] == ["config-drift", "<b>host</b>", "2026-10-06 00:00", "warning", "1 of 4"]
     compliance = {r[0]: r[2] for r in rows_of(doc, "Compliance")}

@@ -74,7 +74,7 @@ def test_the_report_kind_writes_the_files_and_a_dry_run_writes_nothing(sqlite_st
     assert result.status is Status.ok and "KPI report 2026-Q3 (2026-07-01 to 2026-10-01)" in result.output
     assert {c.target for c in result.changes} == {c.target for c in dry.changes}
     assert "<svg" in (out / "kpi.html").read_text() and (out / "kpi-charts" / "mtta-mttr.svg").exists()
-    assert result.metrics == {"sections": 4.0, "charts": 2.0}
+    assert result.metrics == {"sections": 5.0, "charts": 2.0}  # the fifth: open reviews
 
 
 def test_the_report_kind_names_an_unreadable_database_and_a_bad_period(tmp_path):

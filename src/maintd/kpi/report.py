@@ -13,6 +13,7 @@ from maintd.kpi.incidents import incident_figures
 from maintd.kpi.maintenance import maintenance_figures
 from maintd.kpi.model import Report
 from maintd.kpi.remediation import remediation_figures
+from maintd.kpi.reviews import review_figures
 from maintd.kpi.roi import roi_figures
 from maintd.kpi.trends import trend_figures
 from maintd.slo.figures import slo_figures  # SLO error budgets and burn rates (maintd.slo)
@@ -33,6 +34,7 @@ def compute(session: Session, *, end: datetime, period: timedelta, now: datetime
         *availability_figures(session, start, end),
         *change_figures(session, start, end),  # patch deployment success (maintd.changes)
         *remediation_figures(session, start, end),  # auto-remediation success (maintd.remediation)
+        *review_figures(session, start, end),  # review findings on time, reviews in time (maintd.reviews)
         *roi_figures(session, start, end),  # maintenance ROI from the plan's cost model (maintd.kpi.roi)
         *slo_figures(session, end),  # each SLO over its own window ending at ``end`` (maintd.slo)
         *trend_figures(session, start, end),  # against the period before; by incident type; findings

@@ -1,5 +1,6 @@
 """The seed's monthly system audit, composed from what the other parts measured: configuration
-drift, compliance, performance against last month's baseline, capacity, costs, documentation."""
+drift, compliance, performance against last month's baseline, capacity, costs, documentation,
+and the reviews still open with their overdue findings."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from maintd.reports.compliance import evaluate, stored_checks
 from maintd.reports.measure import metric_means
 from maintd.reports.model import Bullets, Chart, Document, Section, Table, Text
 from maintd.reports.period import Period
+from maintd.reports.reviews import reviews_section  # open reviews, overdue findings (maintd.reviews)
 from maintd.store.models import RunRow
 
 DRIFT_KIND = "drift"
@@ -39,6 +41,7 @@ def build(
         _capacity(capacity),
         _costs(session, period),
         _documentation(docs),
+        reviews_section(session, period.end),
     ]
     doc.sections += [section for section, _ in parts]
     summary.blocks.append(Bullets([f"{section.title}: {verdict}" for section, verdict in parts]))

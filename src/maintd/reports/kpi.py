@@ -13,6 +13,7 @@ from maintd.reports.figures import side_by_side
 from maintd.reports.measure import incidents_per_week, response_per_month, weeks
 from maintd.reports.model import Bullets, Chart, Document, Section, Table, Text
 from maintd.reports.period import Period
+from maintd.reports.reviews import reviews_section  # maintd.reviews
 
 COLUMNS = ["group", "KPI", "this period", "previous", "trend", "target", "met", "how"]
 
@@ -51,6 +52,9 @@ def build(session: Session, period: Period, now: datetime) -> Document:
         Text("Means over every priority, of the incidents opened in the month; by priority in the KPIs "
              "table (incidents.mtta.P0 ...)."),
     ]))  # fmt: skip
+    reviews, verdict = reviews_section(session, period.end)  # open reviews, overdue findings
+    doc.sections[0].blocks.append(Bullets([f"Reviews at the period's end: {verdict}."]))
+    doc.sections.append(reviews)
     return doc
 
 
