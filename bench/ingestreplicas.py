@@ -57,16 +57,20 @@ def rounds(
 
 def case(replicas: int, n: int, batch: int) -> dict[str, Any]:
     """One sample: a scheduler and ``replicas`` API processes on a new database, N alerts driven."""
-    with scratch_store("postgresql") as db_url, _cluster(db_url, replicas) as (urls, api_pids, scheduler):
-        args = [
-            ROUTE,
-            ",".join(urls),
-            str(n),
-            str(batch),
-            str(ingest.CONNECTIONS),
-            ",".join(map(str, [*api_pids, scheduler])),
-        ]
-        sample = child_json("bench.ingestchild", args)
+    with scratch_store("postgresql") as db_url:
+        with _cluster(db_url, replicas) as (urls, api_pids, scheduler):
+            commits = _commits(db_url)
+            args = [
+                ROUTE,
+                ",".join(urls),
+                str(n),
+                str(batch),
+                str(ingest.CONNECTIONS),
+                ",".join(map(str, [*api_pids, scheduler])),
+            ]
+            sample = child_json("bench.ingestchild", args)
+        # Counted once the servers stopped: a backend's statistics are written when it exits.
+        sample["transactions"] = _commits(db_url) - commits
         stored = ingest._stored_alerts(db_url)
     if sample["accepted"] != n or stored != n:
         raise AssertionError(
@@ -77,6 +81,21 @@ def case(replicas: int, n: int, batch: int) -> dict[str, Any]:
     sample.update(replicas=replicas, api_cpu_s=sum(api_cpu), scheduler_cpu_s=scheduler_cpu)
     sample["api_rss_mb"] = sum(sample["server_rss_by_pid"][:-1])
     return sample
+
+
+def _commits(db_url: str) -> int:
+    """Transactions committed in this database so far (all processes), from pg_stat_database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.scalar(
+                text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            )
+    finally:
+        engine.dispose()
+    return int(found or 0)
 
 
 @contextlib.contextmanager
@@ -104,7 +123,7 @@ def _line(replicas: int, batch: int, s: dict[str, Any]) -> str:
         f"{replicas} replica(s), batch {batch}: {s['rate']:,.0f} alerts/s, p50 {s['p50_ms']:.1f} ms,"
         f" p99 {s['p99_ms']:.1f} ms, API CPU {s['api_cpu_s']:.1f} s ({s['api_cpu_s'] * 1e6 / requests:,.0f}"
         f" µs/request), scheduler CPU {s['scheduler_cpu_s']:.1f} s, driver CPU {s['driver_cpu_s']:.1f} s,"
-        f" API RSS {s['api_rss_mb']:.0f} MB"
+        f" API RSS {s['api_rss_mb']:.0f} MB, {s['transactions']:,} transactions committed"
     )
 
 
