@@ -13,15 +13,17 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from maintd.checks.base import MEMO_LIMIT, CheckResult, RunSample, Status
-from maintd.scheduler.bulk import update_by_id
+from maintd.scheduler.bulk import insert_rows, update_by_id
 from maintd.scheduler.orders import RunOrder, Trigger
+from maintd.store import events as event_log
 from maintd.store.events import Event, append, task_subject
-from maintd.store.models import RunRow, ScheduleRow
+from maintd.store.models import EventRow, RunRow, ScheduleRow
 
 ACTOR = "runner"
 log = logging.getLogger(__name__)
 RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 SCHEDULES: Table = ScheduleRow.__table__  # type: ignore[assignment]
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
         changes.append({"id": row.id, **values})
         events.extend(row_events)
     update_by_id(session, SCHEDULES, changes)
-    append(session, events)
+    # Through bulk.insert_rows, not append(): the first result of every target is an event.
+    insert_rows(session, EVENTS, event_log.rows(events))
     return Recorded(streaks, next_due)
 
 
@@ -156,15 +159,14 @@ def _failing(f: Finished) -> list[str]:
 def _schedule_update(
     f: Finished, last_status: str | None, next_regular: datetime
 ) -> tuple[dict[str, object], list[Event]]:
-    order, status = f.order, f.result.status
-    subject = task_subject(order.task.name, order.target.name)
+    order, status = f.order, f.result.status.value
     values: dict[str, object] = {"running_run_id": None}
     events: list[Event] = []
     if f.stop_reason in ("timeout", "overrun", "shutdown"):
         events.append(
             Event(
                 f"run.{f.stop_reason}",
-                subject,
+                task_subject(order.task.name, order.target.name),
                 f.finished_at,
                 ACTOR,
                 {"run_id": order.run_id, "output": f.result.output[:500]},
@@ -181,19 +183,19 @@ def _schedule_update(
         return values, events
     if order.dry_run:
         return values, events
-    values.update(last_run_id=order.run_id, last_status=status.value, last_finished_at=f.finished_at)
-    if last_status != status.value:
+    values.update(last_run_id=order.run_id, last_status=status, last_finished_at=f.finished_at)
+    if last_status != status:
         events.append(
             Event(
                 "task.status",
-                subject,
+                task_subject(order.task.name, order.target.name),
                 f.finished_at,
                 ACTOR,
-                {"from": last_status, "to": status.value, "run_id": order.run_id},
+                {"from": last_status, "to": status, "run_id": order.run_id},
             )
         )
     retry = order.task.retries
-    if status.value in retry.on and order.attempt < retry.attempts and order.trigger is not Trigger.manual:
+    if status in retry.on and order.attempt < retry.attempts and order.trigger is not Trigger.manual:
         retry_at = f.finished_at + retry.delay(order.attempt)
         values.update(
             retry_at=retry_at,
