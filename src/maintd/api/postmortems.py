@@ -32,6 +32,7 @@ from maintd.postmortems.model import (
     PostmortemView,
     action_view,
 )
+from maintd.postmortems.moves import MOVES
 from maintd.store.models import PostmortemRow
 
 Ctx = Annotated[AppContext, Depends(context)]
@@ -137,17 +138,8 @@ def router() -> APIRouter:
             service.edit(session, incident_id=incident_id, changes=body, actor=who.actor, now=ctx.clock.now())
             return service.get_postmortem(session, incident_id=incident_id)
 
-    for verb, move, role, summary in (
-        ("review", service.review, Role.responder, "Ask for a review: draft → in_review"),
-        ("send-back", service.send_back, Role.team_lead, "Send back for changes: in_review → draft"),
-        (
-            "complete",
-            service.complete,
-            Role.team_lead,
-            "Complete: in_review → complete (the incident may close)",
-        ),
-    ):
-        _move_route(r, verb, move, role, summary)
+    for verb, move in MOVES.items():
+        _move_route(r, verb, move.call, move.role, move.summary)
 
     @r.post(
         "/postmortems/{incident_id}/actions",
@@ -231,11 +223,8 @@ def _brief(row: PostmortemRow) -> PostmortemBrief:
 
 
 def _plan(ctx: AppContext, session: Session) -> tuple[set[str], PostmortemSettings]:
-    """The people and post-mortem settings of the running plan, else of the stored plan."""
     loaded = ctx.engine.loaded if ctx.engine is not None else None
-    if loaded is not None:
-        return {p.name for p in loaded.plan.people}, loaded.plan.postmortems
-    return set(planned.stored_people(session)), planned.stored_settings(session)
+    return planned.people_and_settings(loaded.plan if loaded else None, session)
 
 
 @contextlib.contextmanager

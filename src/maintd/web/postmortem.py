@@ -33,6 +33,7 @@ from maintd.postmortems.model import (
     PostmortemNotFound,
     PostmortemState,
 )
+from maintd.postmortems.moves import MOVES
 from maintd.store.models import PostmortemRow
 from maintd.web.auth import WebSession
 from maintd.web.common import Ctx, Form, Gather, Invalid, NotFound, act, again, problems, show
@@ -62,12 +63,6 @@ LABELS = {
     "due_on": "Due on",
 }
 LINES = ("title", "severity")  # one-line inputs; the other text sections are paragraphs
-# form path -> (service call, the state it leads to, the role the API asks for, button label)
-MOVES = {
-    "review": (service.review, PostmortemState.in_review, Role.responder, "Ask for review"),
-    "send-back": (service.send_back, PostmortemState.draft, Role.team_lead, "Send back to draft"),
-    "complete": (service.complete, PostmortemState.complete, Role.team_lead, "Mark complete"),
-}
 
 
 def router() -> APIRouter:
@@ -148,7 +143,7 @@ def router() -> APIRouter:
 
 
 def _move_route(r: APIRouter, path: str) -> None:
-    call, _, role, _ = MOVES[path]
+    call, role = MOVES[path].call, MOVES[path].role
 
     @r.post(f"/postmortems/{{incident_id}}/{path}", name=f"web_{path.replace('-', '_')}_postmortem")
     def move(incident_id: Id, request: Request, ctx: Ctx, fields: Form) -> Response:
@@ -177,9 +172,9 @@ def _gather(ctx: AppContext, incident_id: int) -> Gather:
             "texts": [(name, LABELS[name], name in LINES) for name in _TEXTS],
             "times": [(name, LABELS[name]) for name in TIME_FIELDS],
             "moves": [
-                (path, label)
-                for path, (_, to, role, label) in MOVES.items()
-                if to in TRANSITIONS[state] and web.may(role)
+                (path, move.label)
+                for path, move in MOVES.items()
+                if move.leads_to in TRANSITIONS[state] and web.may(move.role)
             ],
             "may_edit": web.may(Role.responder) and state is not PostmortemState.complete,
             "may_act": web.may(Role.responder),
@@ -215,11 +210,8 @@ def _edit(row: PostmortemRow, fields: dict[str, str]) -> PostmortemEdit:
 
 
 def _plan(ctx: AppContext, session: Session) -> tuple[set[str], PostmortemSettings]:
-    """The people and post-mortem settings of the running plan, else of the stored plan (as the API)."""
     loaded = ctx.engine.loaded if ctx.engine is not None else None
-    if loaded is not None:
-        return {p.name for p in loaded.plan.people}, loaded.plan.postmortems
-    return set(planned.stored_people(session)), planned.stored_settings(session)
+    return planned.people_and_settings(loaded.plan if loaded else None, session)
 
 
 def _back(incident_id: int) -> str:
