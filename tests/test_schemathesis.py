@@ -42,6 +42,8 @@ PLAN = """
             rotation: {members: [ann], every: 1w, handoff: "Friday 17:00", start: 2026-01-02}
     slos:
       - {name: web-avail, target: web}
+    reviews:
+      - {name: architecture, owner: ann}
 """
 
 
