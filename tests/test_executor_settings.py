@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from maintd.plan.models import RunnerSettings
 from maintd.settings import Settings
 from maintd.store.db import Store
-from tests.harness import Harness
+from tests.harness import Harness, http_get
 
 PG = "postgresql://postgres@127.0.0.1:5432/x"
 
@@ -114,9 +114,12 @@ def test_serve_with_celery_and_no_broker_stops_saying_where_to_set_one(
     world = Harness(pg_store, tmp_path)
     try:
         world.write_plan(PLAN)
+        api = world.serve("--role", "api")  # sends nothing to workers: needs no broker
+        world.wait_for("the API to answer", lambda: http_get(api.url + "/healthz")[0] == 200, api)
         server = world.serve("--role", "scheduler")
         assert server.wait_exit(60) == 2
         assert "executor celery needs a broker: set runner.executor.broker_url in the plan" in server.stderr()
+        assert api.proc.poll() is None
     finally:
         world.cleanup()
 

@@ -177,8 +177,11 @@ def _upgrade(store: Store) -> None:
 
 
 def _executor_settings(settings: Settings, engine: Engine) -> Settings:
-    """[executor] The plan's runner.executor where no flag or variable says otherwise, checked."""
+    """[executor] The plan's runner.executor where no flag or variable says otherwise, checked. API
+    replicas send nothing to workers: they need no broker."""
     assert engine.loaded is not None
+    if not settings.schedules:
+        return settings
     try:
         merged = settings.with_plan(engine.loaded.plan.runner.executor)
         merged.check_executor()
