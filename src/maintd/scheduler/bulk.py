@@ -68,7 +68,7 @@ def _executemany(
     for name, process in zip(names, processors, strict=True):
         values = [row[name] for row in params]
         if process is not None:
-            if all(type(value) in _ONCE for value in values):
+            if set(map(type, values)) <= _ONCE:
                 converted = {value: process(value) for value in set(values)}
                 values = [converted[value] for value in values]
             else:

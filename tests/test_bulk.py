@@ -1,0 +1,91 @@
+"""scheduler.bulk: rows written by the executemany helpers read back as written, on both stores.
+
+On SQLite the helpers convert values themselves (each column type's bind processor,
+a repeated value once); these tests hold that path to what Core writes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Table, select
+from sqlalchemy.exc import IntegrityError
+
+from maintd.scheduler.bulk import insert_rows, update_by_id
+from maintd.store.db import Store
+from maintd.store.models import RunRow
+
+RUNS: Table = RunRow.__table__  # type: ignore[assignment]
+T = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+PLUS2 = timezone(timedelta(hours=2))
+
+
+def _run(run_id: str, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": run_id,
+        "task": "probe",
+        "target": f"web-{run_id}",
+        "kind": "http",
+        "trigger": "schedule",
+        "attempt": 1,
+        "scheduled_for": T,
+        "window_end": None,
+        "started_at": T,
+        "state": "running",
+        "in_window": True,
+        "dry_run": False,
+        "preventive": False,
+        "output": "",
+        "metrics": {},
+        "owner": "test",
+    }
+    row.update(values)
+    return row
+
+
+def test_inserted_and_updated_rows_read_back_as_written(store: Store) -> None:
+    # The same instant given in another zone, a NULL next to a value, shared and distinct
+    # timestamps, booleans both ways, JSON of several shapes: each must come back as it went in.
+    rows = [
+        _run("r1", window_end=T + timedelta(hours=1), metrics={"time": 0.5}),
+        _run("r2", started_at=T.astimezone(PLUS2), dry_run=True, in_window=False),
+        _run("r3", started_at=T + timedelta(microseconds=1), output="é ✓ 'quoted'"),
+    ]
+    with store.write() as session:
+        insert_rows(session, RUNS, rows)
+    with store.write() as session:
+        update_by_id(
+            session,
+            RUNS,
+            [
+                {"id": "r1", "state": "finished", "status": "ok", "finished_at": T + timedelta(seconds=1)},
+                {"id": "r3", "state": "finished", "status": "critical", "finished_at": T},
+                {"id": "r2", "metrics": {"json:$.a": 1.0, "nested": [1, 2]}},
+            ],
+        )
+    with store.read() as session:
+        got = {r.id: r for r in session.scalars(select(RunRow))}
+    assert got["r1"].window_end == T + timedelta(hours=1)
+    assert got["r1"].metrics == {"time": 0.5}
+    assert (got["r1"].state, got["r1"].status) == ("finished", "ok")
+    assert got["r1"].finished_at == T + timedelta(seconds=1)
+    assert got["r2"].started_at == T and got["r2"].started_at.tzinfo is not None
+    assert (got["r2"].dry_run, got["r2"].in_window) == (True, False)
+    assert got["r2"].window_end is None and got["r2"].finished_at is None
+    assert got["r2"].metrics == {"json:$.a": 1.0, "nested": [1, 2]}
+    assert got["r2"].state == "running"
+    assert got["r3"].started_at == T + timedelta(microseconds=1)
+    assert got["r3"].output == "é ✓ 'quoted'"
+    assert (got["r3"].status, got["r3"].finished_at) == ("critical", T)
+    assert got["r3"].metrics == {}
+
+
+def test_a_failed_statement_writes_nothing_of_its_transaction(store: Store) -> None:
+    with store.write() as session:
+        insert_rows(session, RUNS, [_run("r1")])
+    with pytest.raises(IntegrityError), store.write() as session:
+        update_by_id(session, RUNS, [{"id": "r1", "state": "finished"}])
+        insert_rows(session, RUNS, [_run("r1")])  # the same primary key again
+    with store.read() as session:
+        assert session.scalar(select(RunRow.state).where(RunRow.id == "r1")) == "running"
