@@ -100,17 +100,25 @@ def test_loading_the_plan_opens_this_quarters_review_and_the_next_one_opens_when
     assert [(i.area, i.status) for i in view.items] == [(a, "pending") for a in SEED_AREAS]
     assert view.items[0].title == "Scalability assessment"
 
-    assert len(deliver(engine, mailbox, Z("2026-12-31T23:59:59"))) == 2  # nothing new before the quarter
-    assert len(deliver(engine, mailbox, Z("2027-01-01T00:00"))) == 4
+    assert len(deliver(engine, mailbox, Z("2026-12-17T23:59:59"))) == 2
+    due = deliver(engine, mailbox, Z("2026-12-18T00:00"))[2:]  # two weeks before the quarter ends
+    assert [(m.recipients, m.subject) for m in due] == [
+        (["ann@example.test"], f"REMINDER Architecture review 2026-Q4 (review {review_id}): due soon")
+    ]
+    assert "still open, due before 2027-01-01 00:00 UTC: 0 of 6 areas reviewed." in due[0].text
+    assert "Not reviewed yet: scalability, security-architecture, cost" in due[0].text
+    assert len(deliver(engine, mailbox, Z("2026-12-31T23:59:59"))) == 3  # nothing new before the quarter
+    new = deliver(engine, mailbox, Z("2027-01-01T00:00"))[3:]  # Q1 opens to two people; Q4 is overdue
+    assert sorted(m.subject.split(" ")[0] for m in new) == ["OPENED", "OPENED", "OVERDUE"]
     assert reviews_of(engine) == [("architecture", "2026-Q4", "open"), ("architecture", "2027-Q1", "open")]
     assert engine.reload().ok  # loading the plan again opens nothing twice
-    assert len(deliver(engine, mailbox, Z("2027-01-01T00:01"))) == 4
+    assert len(deliver(engine, mailbox, Z("2027-01-01T00:01"))) == 6
     with engine.store.read() as s:
         kinds = list(s.scalars(select(EventRow.actor).where(EventRow.kind == "review.opened")))
     assert kinds == ["system", "system"]
 
 
-def test_a_review_cannot_complete_while_an_area_is_unreviewed(engine: Engine) -> None:
+def test_a_review_cannot_complete_while_an_area_is_unreviewed(engine: Engine, mailbox: Mailbox) -> None:
     review_id = started(engine)
     for area in SEED_AREAS[:-1]:
         check(engine, review_id, area)
@@ -132,6 +140,7 @@ def test_a_review_cannot_complete_while_an_area_is_unreviewed(engine: Engine) ->
     assert events[-1].payload["on_time"] is True
     assert view.items[-1].notes == "SOC 2 controls mapped; two gaps, see findings"
     assert view.items[-1].reviewed_by == "user:bob"
+    assert deliver(engine, mailbox, Z("2027-01-02T00:00"))[2:] == []  # complete: no due or overdue notice
 
 
 def test_a_period_has_one_review_and_the_timer_does_not_open_a_second(
@@ -188,7 +197,8 @@ def test_a_findings_owner_is_reminded_before_it_is_due_then_while_overdue_and_it
     assert f"maintd review finding done {finding_id}" in early.text
     overdue = deliver(engine, mailbox, Z("2026-12-05T00:00"))[1:]
     assert [m.subject.split(" ")[0] for m in overdue] == ["OVERDUE"]
-    assert len(deliver(engine, mailbox, Z("2026-12-20T00:00"))) == 3  # overdue_reminders: 2, then it stops
+    later = deliver(engine, mailbox, Z("2026-12-20T00:00"))
+    assert len([m for m in later if "review finding" in m.subject]) == 3  # overdue_reminders: 2, then none
     finish(engine, finding_id, Z("2026-12-21T10:00"))
     with engine.store.read() as s:
         (done,) = s.scalars(select(EventRow).where(EventRow.kind == "review.finding.completed"))

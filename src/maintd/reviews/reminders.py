@@ -4,6 +4,8 @@
   checklist from the plan), tell the owner and the participants, and set the next period's
   timer. The current period's timer is set when the plan is activated, due at once, so a
   plan loaded mid-quarter opens this quarter's review.
+- ``review-due``: a review is still open two weeks before its period ends (``REMINDER`` to the
+  owner, with the areas left), and when it has ended (``OVERDUE``); set when the review opens.
 - ``review-finding``: a finding's action item is due soon or overdue: the chain of
   maintd.postmortems.reminders (``remind_before`` the end of the due day, then every
   ``overdue_every``, at most ``overdue_reminders`` times), with the review's ``findings``
@@ -15,7 +17,7 @@ timer was set queues nothing; a review already opened on demand is not opened tw
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -30,9 +32,10 @@ from maintd.postmortems.reminders import BEFORE, OVERDUE, REMINDER, deadline
 from maintd.reviews.model import FindingStatus
 from maintd.reviews.periods import ReviewPeriod, following, parse, period_of
 from maintd.store.events import SYSTEM, Event, append
-from maintd.store.models import ReviewFindingRow, TimerRow
+from maintd.store.models import ReviewFindingRow, ReviewRow, TimerRow
 
-OPEN, FINDING = "review-open", "review-finding"  # timer kinds
+OPEN, DUE, FINDING = "review-open", "review-due", "review-finding"  # timer kinds
+DUE_BEFORE = timedelta(days=14)  # a review still open this long before its period ends: remind the owner
 OPENED = "opened"  # the notification state of "a review is open"
 
 
@@ -67,6 +70,15 @@ def _opening(session: Session, review: Review, period: ReviewPeriod, now: dateti
             now=now,
         )
     )
+
+
+def schedule_due(session: Session, row: ReviewRow, *, now: datetime) -> int:
+    """The open review's reminder two weeks before its period ends, and its overdue notice at the end."""
+    added = 0
+    for step, at in (("due", row.period_end - DUE_BEFORE), ("late", row.period_end)):
+        added += timers.schedule(session, kind=DUE, subject=f"review:{row.id}", step=step,
+                                 due_at=max(now, at), payload={"review": row.id}, now=now)  # fmt: skip
+    return added
 
 
 def schedule_finding(
@@ -120,7 +132,10 @@ def handlers(plan: Plan, *, base_url: str) -> dict[str, timers.Handler]:
     def fire_finding(session: Session, timer: TimerRow, now: datetime) -> None:
         _finding(session, timer, now, reviews, people, base)
 
-    return {OPEN: fire_open, FINDING: fire_finding}
+    def fire_due(session: Session, timer: TimerRow, now: datetime) -> None:
+        _due(session, timer, now, people, base)
+
+    return {OPEN: fire_open, DUE: fire_due, FINDING: fire_finding}
 
 
 def _recipient(people: dict[str, Person], name: str) -> Recipient:
@@ -171,6 +186,36 @@ def _open(
             message=message,
             now=now,
         )
+
+
+def _due(session: Session, timer: TimerRow, now: datetime, people: dict[str, Person], base: str) -> None:
+    from maintd.reviews import service
+    from maintd.reviews.model import ItemStatus, ReviewState
+
+    row = session.get(ReviewRow, int(timer.payload["review"]))
+    if row is None or row.state != ReviewState.open.value:
+        return  # completed since the timer was set
+    items = service.items_of(session, row.id)
+    left = [i.area for i in items if i.status != ItemStatus.reviewed.value]
+    state = OVERDUE if timer.step == "late" else REMINDER
+    due = f"{row.period_end:%Y-%m-%d %H:%M} UTC"
+    when = f"its period ended {due}" if state == OVERDUE else f"due before {due}"
+    message = Message(
+        title=f"{row.title} {row.period} (review {row.id}): {'overdue' if state == OVERDUE else 'due soon'}",
+        summary=f"{row.title} {row.period} is still open, {when}: {len(items) - len(left)} of {len(items)} "
+        f"areas reviewed. Owner: {row.owner}.",
+        state=state,
+        url=f"{base}/api/v1/reviews/{row.id}",
+        details=[
+            f"Not reviewed yet: {', '.join(left) or 'none'}",
+            f"When done: maintd review complete {row.id}",
+        ],
+    )
+    recipient = _recipient(people, row.owner)
+    enqueue(session, subject=service.subject(row.id), incident_id=None, recipient=recipient, state=state,
+            step=timer.step, message=message, now=now)  # fmt: skip
+    payload = {"review": row.name, "period": row.period, "reminder": state, "left": left}
+    append(session, Event("review.reminded", service.subject(row.id), now, SYSTEM, payload))
 
 
 def _finding(

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from maintd.plan.reviews import Review
+from maintd.reviews import reminders
 from maintd.reviews.model import (
     FindingStatus,
     ItemStatus,
@@ -78,6 +79,7 @@ def open_period(
         "due": period.end.isoformat(),
     }
     append(session, Event("review.opened", subject(row.id), now, actor, payload))
+    reminders.schedule_due(session, row, now=now)  # to its owner while it stays open near its end
     return row
 
 
