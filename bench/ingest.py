@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,7 @@ def prepared(db_url: str, plan: str = PLAN) -> Iterator[tuple[Path, dict[str, st
         yield root, env, token, key
 
 
+START_TIMEOUT = 90.0  # seconds for a server to answer /healthz
 MAINTD = str(Path(sys.executable).with_name("maintd"))
 
 
@@ -166,7 +168,14 @@ def serving(root: Path, env: dict[str, str], port: int, *args: str) -> Iterator[
         )
     server = services.Server("maintd", port, proc, root)
     try:
-        services.wait_http(server, f"http://127.0.0.1:{port}/healthz")
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:  # services.wait_http gives up after 15 s; on a loaded machine imports alone take that
+            try:
+                services.wait_http(server, f"http://127.0.0.1:{port}/healthz")
+                break
+            except RuntimeError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
         yield server
     finally:
         services.stop(proc)
