@@ -22,6 +22,7 @@ from maintd.registry import Registry
 from maintd.reviews import FindingStatus, ReviewError, ReviewState, findings, service
 from maintd.reviews.periods import parse, period_of
 from maintd.store.models import EventRow, ReviewRow
+from tests.conftest import T0
 from tests.notify_support import Mail, Mailbox
 
 SEED_AREAS = ["scalability", "security-architecture", "cost", "technical-debt", "performance", "compliance"]
@@ -308,3 +309,23 @@ def test_listing_shows_progress_and_open_findings(engine: Engine) -> None:
         (brief,) = service.list_reviews(s, state=ReviewState.open)
         assert service.list_reviews(s, state=ReviewState.complete) == []
     assert (brief.id, brief.reviewed, brief.areas, brief.open_findings) == (review_id, 1, 6, 1)
+
+
+def test_losing_a_race_to_open_the_same_period_reads_the_winners_review(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process opened it between this one's look-up and its insert: the unique (name, period)
+    refuses the insert, the savepoint is undone, and the transaction goes on."""
+    winner = started(engine)
+    real_find = service.find
+    stale = iter([None])  # the first look-up misses the row, as it would before the winner committed
+    monkeypatch.setattr(service, "find", lambda s, **kw: next(stale, real_find(s, **kw)))
+    assert engine.loaded is not None
+    with engine.store.write() as s:
+        review = engine.loaded.plan.reviews[0]
+        assert service.open_period(s, review, period_of(review.cadence, T0), actor="t", now=T0) is None
+        item = service.check(  # the transaction goes on
+            s, review_id=winner, area="cost", notes="ok", actor="t", now=T0
+        )
+    assert item.status == "reviewed"
+    assert reviews_of(engine) == [("architecture", "2026-Q4", "open")]

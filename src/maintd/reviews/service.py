@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from maintd.plan.reviews import Review
@@ -57,8 +58,14 @@ def open_period(
         opened_at=now,
         opened_by=actor,
     )
-    session.add(row)
-    session.flush()
+    try:
+        # The unique (name, period) decides a race between the timer and someone opening it on
+        # demand in another process: the loser's savepoint is undone and it reads the winner's.
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return None
     for position, area in enumerate(review.areas):
         session.add(
             ReviewItemRow(
