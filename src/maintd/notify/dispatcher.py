@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from maintd.clock import Clock, utc
 from maintd.metrics import Metrics
+from maintd.notify.bulkhead import DEFER, Bulkhead
 from maintd.notify.jobs import (
     ATTEMPT,
     CANDIDATES,
@@ -72,6 +73,7 @@ class Dispatcher:
         backoff: tuple[timedelta, ...] = BACKOFF,
         max_attempts: int = MAX_ATTEMPTS,
         max_attempts_last: int = MAX_ATTEMPTS_LAST,
+        per_endpoint: int | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -81,10 +83,17 @@ class Dispatcher:
         self.metrics = metrics
         self.lease = lease
         self.policy = RetryPolicy(backoff, max_attempts, max_attempts_last)
+        # Half the slots by default: a receiver that hangs leaves the other half to the rest.
+        self.bulkhead = Bulkhead(per_endpoint or max(1, concurrency // 2))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Sends the loop has started and not yet recorded."""
+        return len(self._inflight)
 
     # -- one synchronous pass ------------------------------------------------------------------
 
@@ -263,7 +272,16 @@ class Dispatcher:
         return None if value is None else utc(value)
 
     def attempt(self, job: Job) -> Outcome:
-        """Send one claimed row on its current channel (in a worker thread)."""
+        """Send one claimed row on its current channel (in a worker thread); not tried when its
+        endpoint hangs and already holds as many sends as the bulkhead allows."""
+        with self.bulkhead.slot(job.url) as send:
+            if not send.allowed:
+                return Outcome(self.clock.now(), 0.0, None, deferred=True)
+            outcome = self._send(job)
+            send.ended(timed_out=outcome.error is not None and outcome.error.timed_out)
+            return outcome
+
+    def _send(self, job: Job) -> Outcome:
         at, started = self.clock.now(), time.monotonic()
         try:
             self.notifier.send(job.url, job.title, job.body)
@@ -281,6 +299,8 @@ class Dispatcher:
     def record(self, job: Job, outcome: Outcome, now: datetime) -> bool:
         """Write the attempt, its event, and where the row goes next (one transaction); whether
         the row is still pending (a retry, or its next channel)."""
+        if outcome.deferred:
+            return self._put_back(job, now)
         result, values, payload = self.policy.decide(job, outcome.error, now)
         target = redact(job.url)
         attempt = {
@@ -323,3 +343,13 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.notifications_sent.labels(result).inc()
         return rowcount(changed) == 1 and "status" not in values
+
+    def _put_back(self, job: Job, now: datetime) -> bool:
+        """Free a row not tried (see ``Bulkhead``), due ``DEFER`` later: no attempt, no event."""
+        with self.store.write() as session:
+            changed = session.execute(
+                finish(("due_at",)), {"id_": job.id, "lease": job.lease_until, "v_due_at": now + DEFER}
+            )
+        if self.metrics is not None:
+            self.metrics.notifications_sent.labels("deferred").inc()
+        return rowcount(changed) == 1

@@ -47,6 +47,7 @@ class Outcome:
     at: datetime
     seconds: float
     error: TransportError | None
+    deferred: bool = False  # not tried: its endpoint holds as many sends as it may (bulkhead)
 
 
 # Statements built once, values bound at execution: building a statement and its cache key

@@ -36,9 +36,10 @@ _SMTP_CODE = re.compile(r"\((\d{3}), b['\"]")
 class TransportError(Exception):
     """A notification was not delivered; ``permanent`` says whether trying again could help."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, timed_out: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.timed_out = timed_out  # no answer in time: the receiver may hang (see notify.bulkhead)
 
 
 class Notifier(Protocol):
@@ -119,7 +120,7 @@ def classify(status: str, lines: list[str], elapsed: float, read_timeout: float)
         return None
     message = " ".join(lines) or f"apprise reported {status}"
     if status == "TIMEOUT":
-        return TransportError(f"no answer within {elapsed:.1f}s: {message}")
+        return TransportError(f"no answer within {elapsed:.1f}s: {message}", timed_out=True)
     if code := _HTTP_CODE.search(message):
         status_code = int(code.group(1))
         permanent = 400 <= status_code < 500 and status_code not in (408, 429)
@@ -127,7 +128,7 @@ def classify(status: str, lines: list[str], elapsed: float, read_timeout: float)
     if code := _SMTP_CODE.search(message):
         return TransportError(f"SMTP {code.group(1)}: {message}", permanent=code.group(1).startswith("5"))
     if elapsed >= read_timeout * 0.95:
-        return TransportError(f"no answer within {read_timeout:.1f}s: {message}")
+        return TransportError(f"no answer within {read_timeout:.1f}s: {message}", timed_out=True)
     # Connection refused, reset, DNS: the receiver may be back soon.
     return TransportError(message)
 
@@ -175,7 +176,9 @@ class AppriseNotifier:
         try:
             self._send(resolved, title, body)
         except TransportError as exc:
-            raise TransportError(scrub(str(exc), resolved), permanent=exc.permanent) from None
+            raise TransportError(
+                scrub(str(exc), resolved), permanent=exc.permanent, timed_out=exc.timed_out
+            ) from None
 
     def _send(self, url: str, title: str, body: str) -> None:
         import apprise  # first use only: apprise and its ~190 plugins cost memory and a fifth of a second
