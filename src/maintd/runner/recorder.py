@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -206,15 +207,22 @@ def _schedule_update(
     return values, events
 
 
-def recover_interrupted(session: Session, now: datetime, owner: str | None = None) -> list[str]:
+def recover_interrupted(
+    session: Session, now: datetime, owner: str | None = None, spare: Collection[str] = ()
+) -> list[str]:
     """Runs left 'running' by a process that died: mark them interrupted and owe a re-run.
 
     ``owner`` limits recovery to one dead instance; None recovers every running
-    run (single-process startup, where nothing else can be running).
+    run (single-process startup, where nothing else can be running) but those of the
+    owners in ``spare`` (Celery workers still alive: they record their runs themselves).
     """
     stmt = select(RunRow.id, RunRow.task, RunRow.target, RunRow.attempt).where(RunRow.state == "running")
     if owner is not None:
         stmt = stmt.where(RunRow.owner == owner)
+    if spare:
+        stmt = stmt.where(RunRow.owner.not_in(list(spare)))
+    # Locked (in one order, as workers take them): a worker taking one meanwhile waits, then skips it.
+    stmt = stmt.order_by(RunRow.id).with_for_update()
     stale = session.execute(stmt).all()
     if not stale:
         return []
