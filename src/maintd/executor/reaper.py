@@ -103,14 +103,7 @@ class Reaper:
         loaded = self.loaded()
         tasks = {t.name: t for t in loaded.plan.tasks} if loaded is not None else {}
         with self.store.write() as session:
-            beats = {
-                row.component[len(WORKER) :]: row.beat_at
-                for row in session.execute(
-                    select(HeartbeatRow.component, HeartbeatRow.beat_at).where(
-                        HeartbeatRow.component.startswith(WORKER)
-                    )
-                )
-            }
+            beats = worker_beats(session)
             live = {w for w, at in beats.items() if now - at < BEAT_STALE}
             # Sent by this scheduler and never taken, or taken by a worker: runs of API replicas
             # and standbys are their own runners' (a dead holder's are recovered at takeover).
@@ -164,6 +157,20 @@ class Reaper:
                 return
             except Exception:
                 log.exception("looking for lost runs failed; trying again in %s", self.interval)
+
+
+def worker_beats(session: Session) -> dict[str, datetime]:
+    """Every worker's last heartbeat, by its instance name."""
+    rows = session.execute(
+        select(HeartbeatRow.component, HeartbeatRow.beat_at).where(HeartbeatRow.component.startswith(WORKER))
+    )
+    return {row.component[len(WORKER) :]: row.beat_at for row in rows}
+
+
+def live_workers(session: Session, now: datetime) -> set[str]:
+    """The workers beating at ``now``: their runs are theirs to record (the reaper and a
+    scheduler taking over leave them alone)."""
+    return {w for w, at in worker_beats(session).items() if now - at < BEAT_STALE}
 
 
 def _timeout(task: Task | None) -> timedelta:
