@@ -27,6 +27,7 @@ from maintd.changes.health import RunnerChecks
 from maintd.changes.worker import ChangeWorker
 from maintd.clock import Clock
 from maintd.executor import Executor
+from maintd.executor.reaper import live_workers
 from maintd.incidents import auditor, escalation
 from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
@@ -275,7 +276,9 @@ class Engine:
     def recover(self) -> list[str]:
         """At start: runs a dead process left running become interrupted and owed."""
         with self.store.write() as session:
-            recovered = recover_interrupted(session, self.clock.now())
+            now = self.clock.now()
+            # [executor] Runs of Celery workers still beating are theirs to record (maintd.executor.reaper).
+            recovered = recover_interrupted(session, now, spare=live_workers(session, now))
         if self.children is not None:
             # Commands a SIGKILLed maintd started are still running: stop them before the re-run.
             self.children.kill_orphans(recovered)
