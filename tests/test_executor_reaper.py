@@ -254,6 +254,25 @@ def test_a_late_result_of_a_reaped_run_is_noted_and_not_recorded(
     assert changed == []
 
 
+def test_a_scheduler_taking_over_leaves_the_runs_of_beating_workers_to_them(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Recovery at takeover: the dead holder's runs are owed again, a live worker's are not
+    (re-running them would run an action twice while the worker still runs it)."""
+    store = engine.store
+    orders = claim(engine, clock)
+    quick, retried = orders["quick"], orders["retried"]
+    with store.write() as s:
+        s.execute(update(RunRow).where(RunRow.id == retried.run_id).values(owner="worker-alive"))
+    WorkerBeat(store, clock, "worker-alive").beat()
+    clock.advance(timedelta(seconds=5))
+
+    assert engine.recover() == [quick.run_id]
+    assert run_row(store, quick.run_id).state == "interrupted"
+    assert run_row(store, retried.run_id).state == "running"
+    assert schedule(store, "retried").running_run_id == retried.run_id
+
+
 @pytest.fixture(autouse=True)
 def _no_beats_left(pg_store: Store) -> Iterator[None]:
     yield
