@@ -36,6 +36,7 @@ from maintd.registry import Registry
 from maintd.settings import Settings
 from maintd.store.db import Store
 from maintd.store.events import Event, append
+from maintd.store.outage import quiet_outages
 from maintd.wakeup import Listener, sender
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class _Server(uvicorn.Server):
 
 
 async def serve(settings: Settings, clock: Clock, *, registry: Registry | None = None) -> None:
+    quiet_outages()  # a database outage: one log line per failure, not a traceback per loop and tick
     store = Store(settings.database_url)
     if store.dialect != "postgresql" and settings.role != "all":  # [lease]
         raise StartupError(
