@@ -185,6 +185,8 @@ def test_a_database_restart_loses_no_acknowledged_alert_and_the_engine_recovers_
     assert max(a.seconds for a in answers) < CLIENT_TIMEOUT
     accepted = {a.number for a in answers if a.status == 200}
     assert accepted - stored(h.store) == set(), "an acknowledged alert is missing after the restart"
+    log = server.stderr()
+    assert "Traceback" not in log and "database unavailable: " in log, "an outage logs one line per failure"
 
     # The scheduler of the same process still runs the task: move time on, run 2 comes.
     h.set_clock(T0 + timedelta(minutes=1))
