@@ -52,7 +52,7 @@ class Metrics:
         )
         self.notifications_sent = Counter(
             "maintd_notifications_sent",
-            "Notification delivery attempts by result (sent, retry, failed)",
+            "Notification delivery attempts by result (sent, retry, failed; deferred: not tried)",
             ["result"],
             registry=self.registry,
         )
