@@ -27,6 +27,7 @@ from maintd.cli import changes as changes_cli
 from maintd.cli import lifecycle as lifecycle_cli  # lifecycle (maintd.lifecycle)
 from maintd.cli import remediation as remediation_cli
 from maintd.cli import report as report_cli  # reports written as files: `maintd report capacity`
+from maintd.cli import reviews as reviews_cli  # recurring reviews (maintd.reviews)
 from maintd.cli import slo as slo_cli  # SLOs (maintd.slo)
 from maintd.cli import worker as worker_cli  # [executor] Celery workers (maintd.executor)
 from maintd.cli.common import DbOption, fail
@@ -51,6 +52,7 @@ app.add_typer(oncall.app, name="oncall")
 app.add_typer(notifications.app, name="notifications")
 app.add_typer(backup.app, name="backup")
 app.add_typer(postmortems.app, name="postmortem")
+app.add_typer(reviews_cli.app, name="review")  # the quarterly architecture review
 app.add_typer(remediation_cli.app, name="remediation")
 app.add_typer(changes_cli.app, name="change")
 app.add_typer(lifecycle_cli.app, name="lifecycle")  # lifecycle: components, docs, training
