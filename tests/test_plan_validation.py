@@ -540,6 +540,7 @@ def test_the_plan_schema_is_json(schema: dict[str, Any]) -> None:
         "documents",
         "trainings",
         "slos",  # service level objectives (maintd.slo)
+        "reviews",  # recurring reviews, the quarterly architecture review (maintd.reviews)
         "costs",  # the monthly audit and the ROI KPI (maintd.reports)
         "compliance",
     }
