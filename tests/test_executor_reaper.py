@@ -21,6 +21,7 @@ from sqlalchemy import select, text, update
 
 from maintd.clock import FakeClock
 from maintd.engine import Engine
+from maintd.executor import reaper as reaper_module
 from maintd.executor.reaper import BEAT_STALE, Reaper, Running, WorkerBeat, _reap, is_lost
 from maintd.executor.worker import WorkerRuntime
 from maintd.lease import TABLE, Lease, LeaseLost
@@ -150,6 +151,18 @@ def test_a_run_nobody_worked_is_reaped_once_after_its_timeout_and_grace(
     assert (again["retried"].attempt, again["retried"].trigger.value) == (2, "retry")
 
 
+def test_more_lost_runs_than_a_batch_are_reaped_in_several_transactions(
+    engine: Engine, reaper: Reaper, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reaper_module, "BATCH", 1)
+    orders = claim(engine, clock)
+    clock.advance(TIMEOUT + GRACE)
+    assert sorted(reaper.sweep(clock.now(), set())) == sorted(o.run_id for o in orders.values())
+    assert sorted(e.payload["run_id"] for e in lost_events(engine.store)) == sorted(
+        o.run_id for o in orders.values()
+    )
+
+
 def test_runs_of_this_runner_and_of_a_beating_worker_are_left_alone(
     engine: Engine, reaper: Reaper, clock: FakeClock
 ) -> None:
@@ -186,9 +199,9 @@ def test_a_run_taken_or_recorded_after_the_sweep_read_it_is_not_reaped(
     with store.write() as s:
         s.execute(update(RunRow).where(RunRow.id == quick.run_id).values(owner="worker-fast"))
         s.execute(update(RunRow).where(RunRow.id == retried.run_id).values(state="finished", status="ok"))
+    tasks = {o.task.name: o.task for o in (quick, retried)}
     with store.write() as s:
-        assert not _reap(s, seen[quick.run_id], quick.task, clock.now())
-        assert not _reap(s, seen[retried.run_id], retried.task, clock.now())
+        assert _reap(s, list(seen.values()), tasks, clock.now()) == []
     assert run_row(store, quick.run_id).state == "running"
     assert run_row(store, retried.run_id).state == "finished"
     assert schedule(store, "quick").running_run_id == quick.run_id

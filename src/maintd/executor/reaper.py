@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from maintd.checks.base import Status
@@ -38,18 +38,21 @@ from maintd.clock import Clock
 from maintd.lease import Gate, LeaseLost
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
+from maintd.scheduler.bulk import update_by_id
 from maintd.scheduler.orders import Trigger
-from maintd.store.db import Store, dialect_insert, rowcount
+from maintd.store.db import Store, dialect_insert
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import HeartbeatRow, RunRow, ScheduleRow
 
 log = logging.getLogger(__name__)
 ACTOR = "reaper"
+SCHEDULES: Table = ScheduleRow.__table__  # type: ignore[assignment]
 BEAT_EVERY = timedelta(seconds=5)  # a worker's heartbeat
 BEAT_STALE = timedelta(seconds=30)  # ... missed this long: the worker is dead (6 beats)
 BEAT_FORGET = timedelta(days=1)  # a dead worker's heartbeat row is dropped once it owns no run
 WORKER = "worker:"  # the heartbeat component of a worker: worker:<instance>
 DEFAULT_TIMEOUT = Task.model_fields["timeout"].default  # a task no longer in the plan
+BATCH = 1000  # runs reaped a transaction (10,000 one by one held the lease's fence for a minute)
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,22 @@ class Reaper:
         self.reaped = 0
 
     def sweep(self, now: datetime, local: set[str]) -> list[str]:
-        """Reap the lost runs at ``now``, one transaction; their ids. Call through ``Gate.call``."""
+        """Reap the lost runs at ``now``, BATCH a transaction; their ids. Call through ``Gate.call``."""
         loaded = self.loaded()
         tasks = {t.name: t for t in loaded.plan.tasks} if loaded is not None else {}
+        reaped: list[str] = []
+        while True:
+            batch = self._sweep_once(now, local, tasks)
+            reaped.extend(batch)
+            if len(batch) < BATCH:
+                break
+        if reaped:
+            self.reaped += len(reaped)
+            shown = ", ".join(reaped[:10]) + (f" and {len(reaped) - 10} more" if len(reaped) > 10 else "")
+            log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), shown)
+        return reaped
+
+    def _sweep_once(self, now: datetime, local: set[str], tasks: dict[str, Task]) -> list[str]:
         with self.store.write() as session:
             beats = worker_beats(session)
             live = {w for w, at in beats.items() if now - at < BEAT_STALE}
@@ -138,11 +154,8 @@ class Reaper:
                     live=live,
                 )
             ]
-            reaped = [r.run_id for r in lost if _reap(session, r, tasks.get(r.task), now)]
+            reaped = _reap(session, lost[:BATCH], tasks, now)
             _forget_dead_workers(session, beats, now, busy={r.owner for r in running})
-        if reaped:
-            self.reaped += len(reaped)
-            log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), ", ".join(reaped))
         return reaped
 
     async def run(self, gate: Gate, local: Callable[[], set[str]], stopping: asyncio.Event) -> None:
@@ -177,49 +190,72 @@ def _timeout(task: Task | None) -> timedelta:
     return task.timeout if task is not None else DEFAULT_TIMEOUT
 
 
-def _reap(session: Session, run: Running, task: Task | None, now: datetime) -> bool:
-    """Mark ``run`` lost and free its schedule row, if nobody took or recorded it meanwhile."""
-    marked = session.execute(
-        update(RunRow)
-        .where(RunRow.id == run.run_id, RunRow.state == "running", RunRow.owner == run.owner)
-        .values(
-            state="interrupted",
-            status=Status.unknown.value,
-            stop_reason="lost",
-            finished_at=now,
-            output="no worker recorded this run: its Celery message was lost",
+def _reap(session: Session, lost: list[Running], tasks: dict[str, Task], now: datetime) -> list[str]:
+    """Mark ``lost`` runs interrupted and free their schedule rows, each only if nobody took or
+    recorded it meanwhile (still running, the owner read); the ids reaped."""
+    by_owner: dict[str, list[str]] = {}
+    for r in lost:
+        by_owner.setdefault(r.owner, []).append(r.run_id)
+    marked: set[str] = set()
+    for owner, ids in by_owner.items():
+        marked.update(
+            session.scalars(
+                update(RunRow)
+                .where(RunRow.id.in_(ids), RunRow.state == "running", RunRow.owner == owner)
+                .values(
+                    state="interrupted",
+                    status=Status.unknown.value,
+                    stop_reason="lost",
+                    finished_at=now,
+                    output="no worker recorded this run: its Celery message was lost",
+                )
+                .returning(RunRow.id)
+            )
+        )
+    reaped = [r for r in lost if r.run_id in marked]
+    if not reaped:
+        return []
+    rows = session.execute(
+        select(ScheduleRow.id, ScheduleRow.running_run_id, ScheduleRow.next_regular).where(
+            ScheduleRow.running_run_id.in_(list(marked))
         )
     )
-    if rowcount(marked) != 1:
-        return False
-    payload: dict[str, object] = {"run_id": run.run_id, "reason": "lost", "owner": run.owner}
-    row = session.execute(
-        select(ScheduleRow.id, ScheduleRow.next_regular).where(ScheduleRow.running_run_id == run.run_id)
-    ).first()
-    if row is not None:
-        values: dict[str, object] = {"running_run_id": None}
-        retry = task.retries if task is not None else None
-        if (
-            retry is not None
-            and Status.unknown.value in retry.on
-            and run.attempt < retry.attempts
-            and run.trigger != Trigger.manual.value
-        ):
-            retry_at = now + retry.delay(run.attempt)
-            values.update(
-                retry_at=retry_at,
-                retry_attempt=run.attempt + 1,
-                retry_trigger=Trigger.retry.value,
-                due_at=min(retry_at, row.next_regular),
-            )
-            payload["retry_at"] = retry_at.isoformat()
-        session.execute(
-            update(ScheduleRow)
-            .where(ScheduleRow.id == row.id, ScheduleRow.running_run_id == run.run_id)
-            .values(**values)
-        )
-    append(session, [Event("run.interrupted", task_subject(run.task, run.target), now, ACTOR, payload)])
-    return True
+    # Only these runs' recorders would change these rows, and they wait for the run rows updated here.
+    held = {row.running_run_id: row for row in rows}
+    changes: list[dict[str, object]] = []
+    events: list[Event] = []
+    for run in reaped:
+        payload: dict[str, object] = {"run_id": run.run_id, "reason": "lost", "owner": run.owner}
+        row = held.get(run.run_id)
+        if row is not None:
+            values: dict[str, object] = {"id": row.id, "running_run_id": None}
+            retry_at = _retry_at(run, tasks.get(run.task), now)
+            if retry_at is not None:
+                values.update(
+                    retry_at=retry_at,
+                    retry_attempt=run.attempt + 1,
+                    retry_trigger=Trigger.retry.value,
+                    due_at=min(retry_at, row.next_regular),
+                )
+                payload["retry_at"] = retry_at.isoformat()
+            changes.append(values)
+        events.append(Event("run.interrupted", task_subject(run.task, run.target), now, ACTOR, payload))
+    update_by_id(session, SCHEDULES, changes)
+    append(session, events)
+    return [r.run_id for r in reaped]
+
+
+def _retry_at(run: Running, task: Task | None, now: datetime) -> datetime | None:
+    """When the task's retry policy runs a lost run again (as a failed one: status unknown), or None."""
+    retry = task.retries if task is not None else None
+    if (
+        retry is None
+        or Status.unknown.value not in retry.on
+        or run.attempt >= retry.attempts
+        or run.trigger == Trigger.manual.value
+    ):
+        return None
+    return now + retry.delay(run.attempt)
 
 
 def _forget_dead_workers(
