@@ -95,11 +95,11 @@ def serve(
     ),
     # [executor] where claimed runs execute (docs/deployment.md)
     executor: str = typer.Option(
-        "local",
+        None,
         "--executor",
         envvar="MAINTD_EXECUTOR",
         help="local: this process runs checks and actions; celery: `maintd worker` processes do "
-        "(PostgreSQL and --broker-url).",
+        "(PostgreSQL and --broker-url). Default: the plan's runner.executor.kind, else local.",
     ),
     broker_url: str = typer.Option(
         None, "--broker-url", envvar="MAINTD_BROKER_URL", help="The Celery broker for --executor celery."
