@@ -10,6 +10,7 @@ fires for one (a race with the change) queues nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
@@ -28,8 +29,86 @@ REMINDER, OVERDUE = "reminder", "overdue"  # notification states
 BEFORE = "before"
 
 
+@dataclass(frozen=True)
+class Chain:
+    """The reminders of items that have an owner and a due day: one timer ``remind_before`` the end
+    of the due day, one when it ends, then one every ``overdue_every``, at most ``overdue_reminders``.
+
+    Post-mortem action items use it, and so do review findings (maintd.reviews): ``kind`` is the
+    timer kind, ``prefix`` makes an item's timer subject, ``key`` names the item in the payloads.
+    """
+
+    kind: str
+    prefix: str
+    key: str
+
+    def subject(self, item_id: int) -> str:
+        return f"{self.prefix}:{item_id}"
+
+    def schedule(
+        self, session: Session, *, item_id: int, due_on: date, settings: PostmortemSettings, now: datetime
+    ) -> int:
+        """Set the item's first timers (the early reminder, the first overdue one); how many were added."""
+        end = deadline(due_on)
+        added = 0
+        # A timer's key is never reused, even cancelled: each setting of an item's timers has a key of
+        # its own (the due date and a serial), so moving a due date away and back sets timers again.
+        series = f"{due_on.isoformat()}.s{len(timers.of_subject(session, self.subject(item_id)))}"
+        if settings.remind_before > timedelta(0):
+            at = max(now, end - settings.remind_before)
+            added += self.timer(session, item_id=item_id, due_on=due_on, series=series, n=0, at=at, now=now)
+        if settings.overdue_reminders > 0:
+            added += self.timer(session, item_id=item_id, due_on=due_on, series=series, n=1, at=end, now=now)
+        return added
+
+    def timer(
+        self,
+        session: Session,
+        *,
+        item_id: int,
+        due_on: date,
+        series: str,
+        n: int,
+        at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Timer ``n`` of a series: 0 the early reminder, 1... the overdue ones."""
+        payload: dict[str, object] = {self.key: item_id, "due_on": due_on.isoformat(), "series": series}
+        if n:
+            payload["n"] = n
+        step = f"{series}.{OVERDUE}.{n}" if n else f"{series}.{BEFORE}"
+        return timers.schedule(
+            session,
+            kind=self.kind,
+            subject=self.subject(item_id),
+            step=step,
+            due_at=at,
+            payload=payload,
+            now=now,
+        )
+
+    def cancel(self, session: Session, *, item_id: int, now: datetime) -> int:
+        return timers.cancel(session, subject=self.subject(item_id), kind=self.kind, now=now)
+
+    def next_overdue(
+        self, session: Session, timer: TimerRow, *, due_on: date, settings: PostmortemSettings, now: datetime
+    ) -> datetime | None:
+        """After overdue reminder ``n`` fired: set reminder ``n + 1`` unless that is one too many; when."""
+        n = int(timer.payload.get("n", 0))
+        if not n or n >= settings.overdue_reminders:
+            return None
+        at = max(deadline(due_on) + settings.overdue_every * n, now)
+        item_id = int(timer.payload[self.key])
+        self.timer(session, item_id=item_id, due_on=due_on, series=str(timer.payload["series"]), n=n + 1,
+                   at=at, now=now)  # fmt: skip
+        return at
+
+
+ACTIONS = Chain(KIND, "pm-action", "action")
+
+
 def subject(action_id: int) -> str:
-    return f"pm-action:{action_id}"
+    return ACTIONS.subject(action_id)
 
 
 def deadline(due_on: date) -> datetime:
@@ -41,43 +120,11 @@ def schedule(
     session: Session, item: PostmortemActionRow, *, settings: PostmortemSettings, now: datetime
 ) -> int:
     """Set the item's first timers (the early reminder, the first overdue one); how many were added."""
-    end = deadline(item.due_on)
-    added = 0
-    # A timer's key is never reused, even cancelled: each setting of an item's timers has a key of its
-    # own (the due date and a serial), so moving a due date away and back sets timers again.
-    series = f"{item.due_on.isoformat()}.s{len(timers.of_subject(session, subject(item.id)))}"
-    payload = {"action": item.id, "due_on": item.due_on.isoformat(), "series": series}
-    if settings.remind_before > timedelta(0):
-        added += timers.schedule(
-            session,
-            kind=KIND,
-            subject=subject(item.id),
-            step=f"{series}.{BEFORE}",
-            due_at=max(now, end - settings.remind_before),
-            payload=payload,
-            now=now,
-        )
-    if settings.overdue_reminders > 0:
-        added += _overdue_timer(session, item, series, 1, end, now)
-    return added
+    return ACTIONS.schedule(session, item_id=item.id, due_on=item.due_on, settings=settings, now=now)
 
 
 def cancel(session: Session, item: PostmortemActionRow, *, now: datetime) -> int:
-    return timers.cancel(session, subject=subject(item.id), kind=KIND, now=now)
-
-
-def _overdue_timer(
-    session: Session, item: PostmortemActionRow, series: str, n: int, at: datetime, now: datetime
-) -> bool:
-    return timers.schedule(
-        session,
-        kind=KIND,
-        subject=subject(item.id),
-        step=f"{series}.{OVERDUE}.{n}",
-        due_at=at,
-        payload={"action": item.id, "due_on": item.due_on.isoformat(), "series": series, "n": n},
-        now=now,
-    )
+    return ACTIONS.cancel(session, item_id=item.id, now=now)
 
 
 def handlers(
@@ -130,10 +177,9 @@ def remind(
         "reminder": state,
         "step": timer.step,
     }
-    if n and n < settings.overdue_reminders:
-        nxt = deadline(item.due_on) + settings.overdue_every * n
-        _overdue_timer(session, item, str(timer.payload["series"]), n + 1, max(nxt, now), now)
-        payload["next"] = max(nxt, now).isoformat()
+    nxt = ACTIONS.next_overdue(session, timer, due_on=item.due_on, settings=settings, now=now)
+    if nxt is not None:
+        payload["next"] = nxt.isoformat()
     append(session, Event("postmortem.action.reminded", f"incident:{item.incident_id}", now, SYSTEM, payload))
 
 

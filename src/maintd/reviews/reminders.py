@@ -28,7 +28,7 @@ from maintd.plan.models import Plan
 from maintd.plan.oncall import Person
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.plan.reviews import Review
-from maintd.postmortems.reminders import BEFORE, OVERDUE, REMINDER, deadline
+from maintd.postmortems.reminders import OVERDUE, REMINDER, Chain, deadline
 from maintd.reviews.model import FindingStatus
 from maintd.reviews.periods import ReviewPeriod, following, parse, period_of
 from maintd.store.events import SYSTEM, Event, append
@@ -37,6 +37,7 @@ from maintd.store.models import ReviewFindingRow, ReviewRow, TimerRow
 OPEN, DUE, FINDING = "review-open", "review-due", "review-finding"  # timer kinds
 DUE_BEFORE = timedelta(days=14)  # a review still open this long before its period ends: remind the owner
 OPENED = "opened"  # the notification state of "a review is open"
+FINDINGS = Chain(FINDING, "review-finding", "finding")  # the post-mortem actions' reminder chain
 
 
 def plan_subject(name: str) -> str:
@@ -44,7 +45,7 @@ def plan_subject(name: str) -> str:
 
 
 def finding_subject(finding_id: int) -> str:
-    return f"review-finding:{finding_id}"
+    return FINDINGS.subject(finding_id)
 
 
 def schedule_openings(session: Session, reviews: list[Review], now: datetime) -> int:
@@ -85,39 +86,11 @@ def schedule_finding(
     session: Session, row: ReviewFindingRow, *, settings: PostmortemSettings, now: datetime
 ) -> int:
     """The finding's first timers (the early reminder, the first overdue one); how many were added."""
-    end = deadline(row.due_on)
-    # Keys are never reused, even cancelled: a serial per setting, so a due date moved away and
-    # back sets timers again (as maintd.postmortems.reminders does).
-    series = f"{row.due_on.isoformat()}.s{len(timers.of_subject(session, finding_subject(row.id)))}"
-    added = 0
-    if settings.remind_before.total_seconds() > 0:
-        added += _finding_timer(session, row, series, 0, max(now, end - settings.remind_before), now)
-    if settings.overdue_reminders > 0:
-        added += _finding_timer(session, row, series, 1, end, now)
-    return added
-
-
-def _finding_timer(
-    session: Session, row: ReviewFindingRow, series: str, n: int, at: datetime, now: datetime
-) -> int:
-    """Timer ``n`` of a series: 0 the early reminder, 1.. the overdue ones."""
-    step = f"{series}.{OVERDUE}.{n}" if n else f"{series}.{BEFORE}"
-    payload = {"finding": row.id, "due_on": row.due_on.isoformat(), "series": series, "n": n}
-    return int(
-        timers.schedule(
-            session,
-            kind=FINDING,
-            subject=finding_subject(row.id),
-            step=step,
-            due_at=at,
-            payload=payload,
-            now=now,
-        )
-    )
+    return FINDINGS.schedule(session, item_id=row.id, due_on=row.due_on, settings=settings, now=now)
 
 
 def cancel_finding(session: Session, row: ReviewFindingRow, *, now: datetime) -> int:
-    return timers.cancel(session, subject=finding_subject(row.id), kind=FINDING, now=now)
+    return FINDINGS.cancel(session, item_id=row.id, now=now)
 
 
 def handlers(plan: Plan, *, base_url: str) -> dict[str, timers.Handler]:
@@ -256,10 +229,9 @@ def _finding(
         "reminder": state,
         "step": timer.step,
     }
-    if n and n < settings.overdue_reminders:
-        at = max(deadline(row.due_on) + settings.overdue_every * n, now)
-        _finding_timer(session, row, str(timer.payload["series"]), n + 1, at, now)
-        payload["next"] = at.isoformat()
+    nxt = FINDINGS.next_overdue(session, timer, due_on=row.due_on, settings=settings, now=now)
+    if nxt is not None:
+        payload["next"] = nxt.isoformat()
     append(session, Event("review.finding.reminded", service.subject(row.review_id), now, SYSTEM, payload))
 
 
