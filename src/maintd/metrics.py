@@ -33,6 +33,11 @@ class Metrics:
         self.scheduler_ticks = Counter(
             "maintd_scheduler_ticks", "Scheduler loop iterations", registry=self.registry
         )
+        self.runs_lost = Counter(  # [executor] maintd.executor.reaper
+            "maintd_runs_lost",
+            "Runs sent to Celery workers that no worker recorded (their message lost), reaped",
+            registry=self.registry,
+        )
         self.runs_in_flight = Gauge(
             "maintd_runs_in_flight",
             "Runs executing or waiting for a concurrency slot",
