@@ -25,6 +25,7 @@ from maintd.executor import reaper as reaper_module
 from maintd.executor.reaper import BEAT_STALE, Reaper, Running, WorkerBeat, _reap, is_lost
 from maintd.executor.worker import WorkerRuntime
 from maintd.lease import TABLE, Lease, LeaseLost
+from maintd.metrics import Metrics
 from maintd.registry import Registry
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
@@ -69,6 +70,7 @@ def reaper(engine: Engine, clock: FakeClock) -> Reaper:
         loaded=lambda: engine.loaded,
         interval=timedelta(seconds=5),
         grace=GRACE,
+        metrics=Metrics(),
     )
 
 
@@ -144,6 +146,8 @@ def test_a_run_nobody_worked_is_reaped_once_after_its_timeout_and_grace(
     clock.advance(timedelta(seconds=5))
     assert reaper.sweep(clock.now(), set()) == []  # never twice
     assert len(lost_events(store)) == 2
+    assert reaper.metrics is not None
+    assert reaper.metrics.registry.get_sample_value("maintd_runs_lost_total") == 2
 
     clock.advance(timedelta(seconds=5))
     again = claim(engine, clock)

@@ -206,6 +206,7 @@ def _reaper(settings: Settings, engine: Engine) -> Reaper:
         loaded=lambda: engine.loaded,
         interval=timedelta(seconds=settings.reaper_interval),
         grace=timedelta(seconds=settings.reaper_grace),
+        metrics=engine.metrics,
     )
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from maintd.checks.base import Status
 from maintd.clock import Clock
 from maintd.lease import Gate, LeaseLost
+from maintd.metrics import Metrics
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
 from maintd.scheduler.bulk import update_by_id
@@ -92,6 +93,7 @@ class Reaper:
         loaded: Callable[[], LoadedPlan | None],
         interval: timedelta,
         grace: timedelta,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -100,6 +102,7 @@ class Reaper:
         self.interval = interval
         self.grace = grace
         self.reaped = 0
+        self.metrics = metrics
 
     def sweep(self, now: datetime, local: set[str]) -> list[str]:
         """Reap the lost runs at ``now``, BATCH a transaction; their ids. Call through ``Gate.call``."""
@@ -113,6 +116,8 @@ class Reaper:
                 break
         if reaped:
             self.reaped += len(reaped)
+            if self.metrics is not None:
+                self.metrics.runs_lost.inc(len(reaped))
             shown = ", ".join(reaped[:10]) + (f" and {len(reaped) - 10} more" if len(reaped) > 10 else "")
             log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), shown)
         return reaped
