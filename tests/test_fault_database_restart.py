@@ -16,6 +16,9 @@ from __future__ import annotations
 import collections
 import http.client
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -37,7 +40,7 @@ from sqlalchemy.exc import (
 
 from maintd.store.db import Store
 from maintd.store.models import AlertRow
-from maintd.store.outage import unavailable
+from maintd.store.outage import DEADLINE, unavailable
 from tests.harness import T0, Harness, Server, cli, http_get
 from tests.postgres_support import BIN, Cluster, _run, clusters
 
@@ -62,6 +65,7 @@ class Sender:
     url: str
     bearer: str
     name: str
+    timeout: float = CLIENT_TIMEOUT
     answers: list[Answer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -77,7 +81,7 @@ class Sender:
     def post(self, number: str) -> Answer:
         body = [{"labels": {"alertname": "Fault", "n": str(number)}, "severity": "warning"}]
         host, port = self.url.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=CLIENT_TIMEOUT)
+        conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
         started = time.monotonic()
         try:
             conn.request(
@@ -118,6 +122,13 @@ def private(tmp_path: Path) -> Iterator[tuple[Harness, Cluster]]:
 
 def stop(cluster: Cluster, mode: str) -> None:
     _run([str(BIN / "pg_ctl"), "-D", str(cluster.datadir), "-m", mode, "-w", "-t", "30", "stop"], cluster.log)
+
+
+def frozen(cluster: Cluster) -> list[int]:
+    """The cluster's processes: the postmaster and its children (backends, checkpointer...)."""
+    master = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True, check=False)
+    return [master, *(int(pid) for pid in children.stdout.split())]
 
 
 def readyz(server: Server) -> int:
@@ -192,6 +203,36 @@ def test_a_database_restart_loses_no_acknowledged_alert_and_the_engine_recovers_
     h.set_clock(T0 + timedelta(minutes=1))
     h.wait_for("run 2 of the task, after the restart", lambda: h.finished("a", 2), server)
     assert server.proc.poll() is None
+
+
+def test_a_database_that_never_answers_gets_a_503_at_the_deadline_not_a_hang(
+    private: tuple[Harness, Cluster],
+) -> None:
+    """SIGSTOP every process of the cluster: connections open, nothing answers (a frozen host)."""
+    h, cluster = private
+    h.write_plan("targets: [{name: local, kind: host}]\n")
+    made = cli("token", "create", "--name", "prometheus", "--role", "responder", env=h.env)
+    assert made.returncode == 0, made.stderr
+    server = h.serve()
+    h.wait_ready(server)
+    sender = Sender(server.url, made.stdout.strip().splitlines()[-1], "f", timeout=DEADLINE + 10)
+    assert sender.post("f-1").status == 200
+
+    stopped = frozen(cluster)
+    try:
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        answer = sender.post("f-2")
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert sender.errors == []
+    assert (answer.status, answer.retry_after) == (503, "5")
+    assert DEADLINE - 0.5 < answer.seconds < DEADLINE + 5
+
+    # Thawed: the same process takes alerts again, and the commit the 503 gave up on landed.
+    h.wait_for("an alert accepted again", lambda: sender.post("f-3").status == 200, server)
+    h.wait_for("f-2 stored after all", lambda: {"f-1", "f-2", "f-3"} <= stored(h.store), server)
 
 
 def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:

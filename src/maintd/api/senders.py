@@ -22,6 +22,7 @@ from maintd.alerts.integrations import Integration, find_integration
 from maintd.auth import Principal, Role, authenticate, touch
 from maintd.clock import Clock
 from maintd.store.db import Store
+from maintd.store.outage import bounded
 
 TTL = 1.0  # seconds a found key or token is trusted without asking the database again
 TOUCH_EVERY = timedelta(minutes=1)  # as maintd.api.deps: a token's last-used stamp, once a minute
@@ -57,7 +58,7 @@ class Senders:
         hit = self._keys.get(key)
         if hit is not None and hit[1] > self._monotonic():
             return hit[0]
-        found = await run_in_threadpool(self._find_integration, key)
+        found = await bounded(run_in_threadpool(self._find_integration, key))
         if found is None:
             self._keys.pop(key, None)
         else:
@@ -75,7 +76,7 @@ class Senders:
         token = token.strip()
         hit = self._tokens.get(token)
         if hit is None or hit.expires <= self._monotonic():
-            found = await run_in_threadpool(self._authenticate, token)
+            found = await bounded(run_in_threadpool(self._authenticate, token))
             if found is None:
                 self._tokens.pop(token, None)
                 raise HTTPException(401, "unknown or revoked token")
@@ -89,7 +90,7 @@ class Senders:
         now = self._clock.now()
         if hit.last_used is None or now - hit.last_used > TOUCH_EVERY:
             hit.last_used = now
-            await run_in_threadpool(self._touch, principal.name, now)
+            await bounded(run_in_threadpool(self._touch, principal.name, now))
         return principal
 
     def _find_integration(self, key: str) -> Integration | None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from maintd.alerts.model import AlertIn
 from maintd.store.db import Store
-from maintd.store.outage import reason, unavailable
+from maintd.store.outage import bounded, reason, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ class GroupCommitter(Generic[T]):
         self._queue.append(_Queued(AlertRequest(alerts, actor), answer))
         if self._writer is None:
             self._writer = loop.create_task(self._write(), name="maintd-group-commit")
-        # A sender that hangs up is not waited for, but its alerts are stored all the same.
-        return await asyncio.shield(answer)
+        # A sender that hangs up is not waited for, but its alerts are stored all the same; so
+        # are those of a request answered 503 because the database did not answer in time.
+        return await bounded(asyncio.shield(answer))
 
     async def _write(self) -> None:
         try:

@@ -12,7 +12,10 @@ Retry-After, and one log line rather than a traceback per loop and tick.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from sqlalchemy.exc import (
     DBAPIError,
@@ -25,6 +28,8 @@ from sqlalchemy.exc import (
 from maintd.store.db import StoreError
 
 RETRY_AFTER = 5  # seconds a sender is asked to wait: PostgreSQL restarts in about that long
+DEADLINE = 10.0  # seconds a request waits for the database before its 503: under senders' timeouts
+T = TypeVar("T")
 _INVALID_TRANSACTION = "8s2b"  # PendingRollbackError's code for a connection lost in a transaction
 
 
@@ -46,6 +51,19 @@ def _lost(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, PendingRollbackError) and exc.code == _INVALID_TRANSACTION
+
+
+async def bounded(awaitable: Awaitable[T], seconds: float = DEADLINE) -> T:
+    """``awaitable``'s result, or StoreError once the database has not answered for ``seconds``.
+
+    A database that accepts connections and never answers (a frozen host, a half-open TCP
+    path) fails nothing: a statement waits for hours. What was started goes on in its thread
+    (a commit may still land later: the 503 says a repeat is harmless).
+    """
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise StoreError(f"the database did not answer within {seconds:g} s") from None
 
 
 def reason(exc: BaseException) -> str:
