@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from maintd.executor.reaper import PATIENCE
 from maintd.store.db import Store
 from maintd.store.models import HeartbeatRow, RunRow
 from tests.harness import Harness
@@ -106,6 +107,73 @@ def test_a_run_whose_message_was_lost_is_reaped_once_and_retried_on_a_worker(
     row = h.schedule("probe")
     assert row is not None and row.last_run_id == retried.id and row.running_run_id is None
     assert scheduler.proc.poll() is None and worker.proc.poll() is None
+
+
+def test_a_run_still_waiting_in_the_queue_is_given_patience_before_it_counts_as_lost(
+    world: tuple[Harness, redis.Redis, str],
+) -> None:
+    """A backlog is not a loss: while messages wait in the queue, a run never taken is reaped only
+    PATIENCE after its deadline. A run taken by a worker that died is reaped at its deadline (it is
+    not in the queue): the same sweep shows the reaper looked."""
+    h, client, queue = world
+    h.write_plan(
+        f"""
+        runner:
+          executor:
+            kind: celery
+            broker_url: env:EXECUTOR_TEST_BROKER
+            queue: {queue}
+            reaper_interval: 1s
+            reaper_grace: 5s
+        targets:
+          - {{name: local, kind: host}}
+        tasks:
+          - name: waiting
+            kind: command
+            targets: [local]
+            schedule: {{every: 1d}}
+            timeout: 10s
+            params: {{argv: ["true"]}}
+          - name: taken
+            kind: command
+            targets: [local]
+            schedule: {{every: 1d}}
+            timeout: 10s
+            params: {{argv: ["true"]}}
+        """
+    )
+    scheduler = h.serve("--role", "scheduler")
+    runs = h.wait_for(
+        "both runs to be claimed", lambda: _runs_by_task(h) if len(h.runs()) == 2 else None, scheduler
+    )
+    h.wait_for("their message in the Redis queue", lambda: client.llen(queue) >= 1, scheduler)
+    with h.store.write() as s:  # a worker took one and died: its heartbeat stopped at T0
+        s.add(HeartbeatRow(component="worker:dead-worker", instance="dead-worker", beat_at=h.now))
+        s.execute(update(RunRow).where(RunRow.id == runs["taken"].id).values(owner="dead-worker"))
+
+    h.set_clock(h.now + timedelta(seconds=60))  # past both deadlines (10s + 5s) and the heartbeat's
+    h.wait_for(
+        "the dead worker's run to be reaped",
+        lambda: _run(h.store, runs["taken"].id).state != "running",
+        scheduler,
+    )
+    assert _run(h.store, runs["waiting"].id).state == "running"
+    assert client.llen(queue) >= 1
+
+    h.set_clock(h.now + PATIENCE)
+    h.wait_for(
+        "the waiting run to be reaped",
+        lambda: _run(h.store, runs["waiting"].id).state != "running",
+        scheduler,
+    )
+    for task in ("waiting", "taken"):
+        row = _run(h.store, runs[task].id)
+        assert (row.state, row.stop_reason) == ("interrupted", "lost")
+    assert len([e for e in h.events("run.interrupted") if e.payload.get("reason") == "lost"]) == 2
+
+
+def _runs_by_task(h: Harness) -> dict[str, RunRow]:
+    return {r.task: r for r in h.runs()}
 
 
 def _run(store: Store, run_id: str) -> RunRow:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from sqlalchemy import select, text, update
 from maintd.clock import FakeClock
 from maintd.engine import Engine
 from maintd.executor import reaper as reaper_module
-from maintd.executor.reaper import BEAT_STALE, Reaper, Running, WorkerBeat, _reap, is_lost
+from maintd.executor.reaper import BEAT_STALE, PATIENCE, Reaper, Running, Seen, WorkerBeat, _reap, is_lost
 from maintd.executor.worker import WorkerRuntime
 from maintd.lease import TABLE, Lease, LeaseLost
 from maintd.metrics import Metrics
@@ -101,13 +102,25 @@ def lost_events(store: Store) -> list[EventRow]:
 
 
 def test_the_decision() -> None:
-    run = Running("r1", "t", "local", "worker-a", 1, "schedule", T0)
-    decide = {"timeout": TIMEOUT, "grace": GRACE, "local": set[str](), "live": set[str]()}
-    assert not is_lost(run, now=T0 + TIMEOUT + GRACE - timedelta(seconds=1), **decide)  # type: ignore[arg-type]
-    assert is_lost(run, now=T0 + TIMEOUT + GRACE, **decide)  # type: ignore[arg-type]
+    deadline = T0 + TIMEOUT + GRACE
+    nothing = Seen(local=set(), live=set(), sender="scheduler-1", queued=False)
+
+    def lost(run: Running, now: datetime, seen: Seen = nothing) -> bool:
+        return is_lost(run, now=now, timeout=TIMEOUT, grace=GRACE, seen=seen)
+
+    taken = Running("r1", "t", "local", "worker-a", 1, "schedule", T0)
+    assert not lost(taken, deadline - timedelta(seconds=1))
+    assert lost(taken, deadline)
     later = T0 + timedelta(days=1)
-    assert not is_lost(run, now=later, **{**decide, "live": {"worker-a"}})  # type: ignore[arg-type]
-    assert not is_lost(run, now=later, **{**decide, "local": {"r1"}})  # type: ignore[arg-type]
+    assert not lost(taken, later, replace(nothing, live={"worker-a"}))  # its worker beats
+    assert not lost(taken, later, replace(nothing, local={"r1"}))  # this process runs it
+    # Never taken while messages wait in the queue: maybe behind them, PATIENCE more.
+    untaken = replace(taken, owner="scheduler-1")
+    backlog = replace(nothing, queued=True)
+    assert lost(untaken, deadline)
+    assert not lost(untaken, deadline + PATIENCE - timedelta(seconds=1), backlog)
+    assert lost(untaken, deadline + PATIENCE, backlog)
+    assert lost(taken, deadline, backlog)  # a dead worker's run is not in the queue
 
 
 def test_a_run_nobody_worked_is_reaped_once_after_its_timeout_and_grace(

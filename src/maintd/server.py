@@ -199,6 +199,9 @@ def _executor_settings(settings: Settings, engine: Engine) -> Settings:
 
 def _reaper(settings: Settings, engine: Engine) -> Reaper:
     """[executor] The lease holder's sweep for runs sent to Celery and never recorded."""
+    from maintd.executor.celery_app import make_app, queue_depth
+
+    app = make_app(settings)  # its own connections: the sweep runs in a thread of its own
     return Reaper(
         store=engine.store,
         clock=engine.clock,
@@ -207,6 +210,7 @@ def _reaper(settings: Settings, engine: Engine) -> Reaper:
         interval=timedelta(seconds=settings.reaper_interval),
         grace=timedelta(seconds=settings.reaper_grace),
         metrics=engine.metrics,
+        queued=lambda: queue_depth(app, settings.queue),
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
 
 from maintd.settings import Settings
 
+log = logging.getLogger(__name__)
 TASK = "maintd.run"
 CONNECT_TIMEOUT = 2.0  # seconds: a broker that does not answer is down (the scheduler falls back)
 
@@ -40,3 +42,18 @@ def make_app(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
+
+
+def queue_depth(app: Celery, queue: str) -> int | None:
+    """Messages waiting in ``queue`` (not those workers hold), 0 when it does not exist (Redis drops
+    an empty list), or None when the broker does not answer."""
+    try:
+        with app.connection_for_read() as conn:
+            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+    except Exception as exc:  # kombu's OperationalError, amqp's ChannelError, a socket error
+        if "NOT_FOUND" in str(exc):
+            return 0
+        log.warning(
+            "could not read the length of queue %s: %s", queue, str(exc).splitlines()[0] if str(exc) else exc
+        )
+        return None

@@ -7,7 +7,9 @@ queue purged, a worker that acknowledged and died before recording. Such a run w
 after their task's timeout + ``reaper_grace`` (a worker kills a run at its timeout, so a
 live one records it before) and whose owner is neither this process's own runner nor a
 worker still beating (``WorkerBeat``: a worker that took a run is alive while it beats and
-records the run itself). For each, in one transaction fenced by the lease:
+records the run itself). A run no worker took yet while messages wait in the broker's queue
+may be one of them (a backlog, not a loss): it gets ``PATIENCE`` more. For each lost run, in
+transactions of ``BATCH`` fenced by the lease:
 
 - the run becomes ``interrupted``, status unknown, stop reason ``lost``: a conditional
   update on (``state = running``, the owner seen), so a worker taking or recording it
@@ -53,6 +55,7 @@ BEAT_STALE = timedelta(seconds=30)  # ... missed this long: the worker is dead (
 BEAT_FORGET = timedelta(days=1)  # a dead worker's heartbeat row is dropped once it owns no run
 WORKER = "worker:"  # the heartbeat component of a worker: worker:<instance>
 DEFAULT_TIMEOUT = Task.model_fields["timeout"].default  # a task no longer in the plan
+PATIENCE = timedelta(hours=1)  # more for a run never taken while messages wait (a backlog)
 BATCH = 1000  # runs reaped a transaction (10,000 one by one held the lease's fence for a minute)
 
 
@@ -69,16 +72,28 @@ class Running:
     started_at: datetime
 
 
-def is_lost(
-    run: Running, *, now: datetime, timeout: timedelta, grace: timedelta, local: set[str], live: set[str]
-) -> bool:
+@dataclass(frozen=True)
+class Seen:
+    """What a sweep knows besides the run: who still has runs, and whether messages wait."""
+
+    local: set[str]  # the runs this process's own runner has
+    live: set[str]  # the workers beating now
+    sender: str  # this scheduler: a run it owns was sent and never taken by a worker
+    queued: bool  # messages wait in the queue (a run never taken may be among them)
+
+
+def is_lost(run: Running, *, now: datetime, timeout: timedelta, grace: timedelta, seen: Seen) -> bool:
     """The decision: nobody will record ``run`` any more.
 
-    ``local``: the runs this process's own runner has; ``live``: the workers beating now.
+    A run never taken while messages wait in the queue may be one of them (a backlog): it is
+    given PATIENCE more before it counts as lost.
     """
-    if run.run_id in local or run.owner in live:
+    if run.run_id in seen.local or run.owner in seen.live:
         return False
-    return now >= run.started_at + timeout + grace
+    deadline = run.started_at + timeout + grace
+    if run.owner == seen.sender and seen.queued:
+        deadline += PATIENCE
+    return now >= deadline
 
 
 class Reaper:
@@ -94,6 +109,7 @@ class Reaper:
         interval: timedelta,
         grace: timedelta,
         metrics: Metrics | None = None,
+        queued: Callable[[], int | None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -103,14 +119,17 @@ class Reaper:
         self.grace = grace
         self.reaped = 0
         self.metrics = metrics
+        # Messages waiting in the broker's queue; None: the broker does not answer (it may have lost them).
+        self.queued = queued
 
     def sweep(self, now: datetime, local: set[str]) -> list[str]:
         """Reap the lost runs at ``now``, BATCH a transaction; their ids. Call through ``Gate.call``."""
         loaded = self.loaded()
         tasks = {t.name: t for t in loaded.plan.tasks} if loaded is not None else {}
         reaped: list[str] = []
+        waiting = bool(self.queued()) if self.queued is not None else False  # before any transaction
         while True:
-            batch = self._sweep_once(now, local, tasks)
+            batch = self._sweep_once(now, local, tasks, waiting)
             reaped.extend(batch)
             if len(batch) < BATCH:
                 break
@@ -122,10 +141,11 @@ class Reaper:
             log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), shown)
         return reaped
 
-    def _sweep_once(self, now: datetime, local: set[str], tasks: dict[str, Task]) -> list[str]:
+    def _sweep_once(self, now: datetime, local: set[str], tasks: dict[str, Task], waiting: bool) -> list[str]:
         with self.store.write() as session:
             beats = worker_beats(session)
             live = {w for w, at in beats.items() if now - at < BEAT_STALE}
+            seen = Seen(local=local, live=live, sender=self.owner, queued=waiting)
             # Sent by this scheduler and never taken, or taken by a worker: runs of API replicas
             # and standbys are their own runners' (a dead holder's are recovered at takeover).
             owners = [self.owner, *beats]
@@ -150,14 +170,7 @@ class Reaper:
             lost = [
                 r
                 for r in running
-                if is_lost(
-                    r,
-                    now=now,
-                    timeout=_timeout(tasks.get(r.task)),
-                    grace=self.grace,
-                    local=local,
-                    live=live,
-                )
+                if is_lost(r, now=now, timeout=_timeout(tasks.get(r.task)), grace=self.grace, seen=seen)
             ]
             reaped = _reap(session, lost[:BATCH], tasks, now)
             _forget_dead_workers(session, beats, now, busy={r.owner for r in running})
