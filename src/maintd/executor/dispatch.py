@@ -36,10 +36,11 @@ LABELS = {"alertname": ALERTNAME, "component": "broker"}
 # Runs a message: what is due is split into about SPREAD messages, so that every thread of two
 # workers gets a share (each prefetches a message per thread), but never fewer than MIN_BATCH
 # runs a message (a message costs a worker about as much as 10 cheap runs) nor more than
-# MAX_BATCH (a message is acknowledged when its last run is recorded).
+# MAX_BATCH (a message is acknowledged when its last run is recorded; under the default
+# runner.concurrency of 64 a worker starts a whole message at once).
 SPREAD = 16
 MIN_BATCH = 8
-MAX_BATCH = 100
+MAX_BATCH = 50
 
 
 class CeleryExecutor:

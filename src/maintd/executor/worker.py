@@ -37,10 +37,6 @@ from maintd.store.models import PlanVersionRow, RunRow
 from maintd.wakeup import sender
 
 log = logging.getLogger(__name__)
-# Runs at once in a worker process, over all its threads: enough that every run of every message
-# taken starts at once (threads x dispatch.MAX_BATCH), so no run waits behind another message's
-# and a message's time is its slowest run's, under the broker's visibility timeout.
-SLOTS = 1024
 
 
 class OwnedRunner(Runner):
@@ -96,7 +92,6 @@ class WorkerRuntime:
             owner=owner,
             children=children,
             on_streaks=self._alert_from_runs,
-            concurrency=SLOTS,
         )
         self._plan_of: dict[str, LoadedPlan] = {}  # run id -> its plan, while it runs (threads pool)
 
@@ -104,6 +99,8 @@ class WorkerRuntime:
         """Work one message: 'recorded' (its runs owed were run and recorded), or 'skipped' when
         none of its runs is ours to run."""
         loaded = self.plan(str(message.get("plan", "")))
+        # Runs at once in this process, over all its threads' messages: the plan's, as a scheduler's.
+        self.runner.set_concurrency(loaded.plan.runner.concurrency)
         orders = from_batch(message, loaded)
         previous = self._take(orders)
         if not previous:
