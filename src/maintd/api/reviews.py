@@ -1,7 +1,7 @@
 """Recurring reviews (the quarterly architecture review): thin routes over maintd.reviews.
 
-Roles: viewers read; a team lead (or above) opens a review, records areas reviewed and
-findings, changes findings and completes the review.
+Roles (maintd.reviews.roles, shared with the dashboard): viewers read; a team lead (or above)
+opens a review, records areas reviewed and findings, changes findings and completes the review.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 
 from maintd import views
 from maintd.api.deps import MAX_ID, AppContext, Id, Offset, context, require
-from maintd.auth import Principal, Role
-from maintd.plan.postmortems import PostmortemSettings
+from maintd.auth import Principal
 from maintd.plan.reviews import Review
 from maintd.reviews import (
     FindingStatus,
@@ -30,14 +29,15 @@ from maintd.reviews import (
     ReviewView,
     findings,
     planned,
+    roles,
     service,
 )
 from maintd.reviews.model import finding_view
 from maintd.reviews.periods import parse
 
 Ctx = Annotated[AppContext, Depends(context)]
-Viewer = Annotated[Principal, Depends(require(Role.viewer))]
-TeamLead = Annotated[Principal, Depends(require(Role.team_lead))]
+Viewer = Annotated[Principal, Depends(require(roles.READ))]
+TeamLead = Annotated[Principal, Depends(require(roles.RECORD))]
 Area = Annotated[str, Path(min_length=1, max_length=63, description="an area of the review's checklist")]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -139,7 +139,7 @@ def router() -> APIRouter:
         with _answers(), ctx.store.write() as session:
             row = findings.get_finding(session, finding_id=finding_id)
             reviews, people = _plan(ctx, session)
-            settings = _settings(reviews, service.load(session, row.review_id).name)
+            settings = planned.settings_of(reviews, service.load(session, row.review_id).name)
             row = findings.update_finding(
                 session, finding_id=finding_id, people=people, settings=settings, actor=who.actor,
                 now=ctx.clock.now(), title=body.title, owner=body.owner, due_on=body.due_on,
@@ -172,7 +172,7 @@ def router() -> APIRouter:
     def add_finding(review_id: Id, body: FindingBody, ctx: Ctx, who: TeamLead) -> FindingView:
         with _answers(), ctx.store.write() as session:
             reviews, people = _plan(ctx, session)
-            settings = _settings(reviews, service.load(session, review_id).name)
+            settings = planned.settings_of(reviews, service.load(session, review_id).name)
             row = findings.add_finding(
                 session, review_id=review_id, area=body.area, title=body.title, owner=body.owner,
                 due_on=body.due_on, detail=body.detail, people=people, settings=settings, actor=who.actor,
@@ -195,18 +195,8 @@ def router() -> APIRouter:
 
 
 def _plan(ctx: AppContext, session: Session) -> tuple[list[Review], set[str]]:
-    """The reviews and people of the running plan, else of the stored plan."""
     loaded = ctx.engine.loaded if ctx.engine is not None else None
-    if loaded is not None:
-        return loaded.plan.reviews, {p.name for p in loaded.plan.people}
-    return planned.stored_reviews(session), set(planned.stored_people(session))
-
-
-def _settings(reviews: list[Review], name: str) -> PostmortemSettings:
-    for review in reviews:
-        if review.name == name:
-            return review.findings
-    return PostmortemSettings()  # gone from the plan: the defaults
+    return planned.reviews_and_people(loaded.plan if loaded else None, session)
 
 
 @contextlib.contextmanager
