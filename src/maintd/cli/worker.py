@@ -29,7 +29,8 @@ def worker(
         4,
         "--concurrency",
         envvar="MAINTD_WORKER_CONCURRENCY",
-        help="Runs at once (1: solo pool).",
+        help="Messages at once, each up to 50 runs (1: solo pool); runs at once: the plan's "
+        "runner.concurrency.",
     ),
     visibility: float = typer.Option(
         None,
