@@ -51,8 +51,10 @@ def worker(
     from maintd.registry import Registry
     from maintd.runner.children import Children
     from maintd.server import _upgrade
+    from maintd.store.outage import quiet_outages
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_outages()  # a database outage: one log line per failure, as in serve
     if concurrency < 1:
         fail("--concurrency must be at least 1", 2)
     try:
