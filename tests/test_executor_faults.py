@@ -28,7 +28,7 @@ from tests.harness import Harness
 from tests.test_worker_faults import _forget_the_lease, owner_pid, start_worker
 
 pytestmark = pytest.mark.slow
-REDIS_DB = 13  # the machine's Redis: a db number of these tests' own
+REDIS_DB = 11  # the machine's Redis: a db number of these tests' own (13: redis-upkeep, bench)
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ def world(pg_store: Store, tmp_path: Path) -> Iterator[tuple[Harness, redis.Redi
         yield harness, client, queue
     finally:
         harness.cleanup()
-        for key in client.scan_iter(f"{queue}*"):
-            client.delete(key)
+        for pattern in (f"{queue}*", f"_kombu.binding*.{queue}"):  # the queue and Celery's bindings
+            for key in client.scan_iter(pattern):
+                client.delete(key)
         client.close()
         _forget_the_lease(pg_store)
         with pg_store.write() as s:
