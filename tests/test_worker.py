@@ -175,5 +175,5 @@ def test_broker_down_runs_fall_back_to_the_runner_and_alert(engine: Engine, cloc
             row = s.get(RunRow, again.run_id)
             assert row is not None and row.state == "running"  # a worker's now
     finally:
-        client.delete(queue)
+        client.delete(queue, *client.scan_iter(f"_kombu.binding*.{queue}"))  # and Celery's bindings
         client.close()

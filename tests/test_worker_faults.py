@@ -55,7 +55,7 @@ def world(pg_store: Store, tmp_path: Path) -> Iterator[Harness]:
         yield harness
     finally:
         harness.cleanup()
-        client.delete(queue)
+        client.delete(queue, *client.scan_iter(f"_kombu.binding*.{queue}"))  # and Celery's bindings
         client.close()
         _forget_the_lease(pg_store)
 
