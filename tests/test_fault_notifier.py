@@ -3,7 +3,7 @@
 Real receivers on loopback: a TCP server that accepts connections and never answers, a
 webhook answering 500 to everything, a healthy webhook and an SMTP server for the fallback
 channels and for other incidents' pages. The ten minutes pass on the injected clock; each
-try at the hanging endpoint costs its real per-attempt timeout (1 s here) and no more.
+try at the hanging endpoint costs its real per-attempt timeout (1.5 s here) and no more.
 
 What must hold: each page to a failing endpoint is tried on the retry policy's backoff
 (10 s, 30 s, 1 min, 2 min), given up on after five attempts and delivered on its fallback
@@ -35,7 +35,7 @@ from maintd.store.models import EventRow, NotificationAttemptRow, NotificationRo
 from tests.conftest import T0, run
 from tests.notify_support import Mailbox, Webhook, queue, webhook_server
 
-READ_TIMEOUT = 1.0  # seconds one try at the hanging endpoint waits for an answer
+READ_TIMEOUT = 1.5  # seconds one try at the hanging endpoint waits (the other pages go out meanwhile)
 TEN_MINUTES = T0 + timedelta(minutes=10)
 BACKOFF = [timedelta(seconds=s) for s in (10, 30, 60, 120)]
 
