@@ -1,7 +1,8 @@
 """Fault test: PostgreSQL restarted under a real ``maintd serve`` while a client posts alerts.
 
-A private cluster (never the shared one on 5432), one ``maintd serve`` process on it, and a
-client thread posting a new alert after each answer. The test stops the cluster (``pg_ctl
+A private cluster (never the shared one on 5432), one ``maintd serve`` process on it, and four
+client threads, each posting a new alert after each answer: two to maintd's own route, one as
+Alertmanager's webhook, one as a PagerDuty Events v2 client. The test stops the cluster (``pg_ctl
 stop -m fast`` or ``-m immediate``: a crash, as far as the server's sessions can tell) and
 starts it again, then checks what an operator and a sender see:
 
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -38,6 +40,7 @@ from sqlalchemy.exc import (
     PendingRollbackError,
 )
 
+from maintd.alerts.integrations import IntegrationKind, create_integration
 from maintd.store.db import Store
 from maintd.store.models import AlertRow
 from maintd.store.outage import DEADLINE, unavailable
@@ -46,7 +49,8 @@ from tests.postgres_support import BIN, Cluster, _run, clusters
 
 pytestmark = pytest.mark.slow
 CLIENT_TIMEOUT = 5.0  # seconds a sender waits for an answer before giving up
-SENDERS = 4  # clients posting at once: group commits of several requests are cut by the stop
+ROUTES = ("native", "native", "alertmanager", "pagerduty")  # a client each, posting at once
+OK = (200, 202)  # the native and Alertmanager routes answer 200, PagerDuty's 202
 
 
 @dataclass
@@ -63,8 +67,9 @@ class Sender:
     """A client posting one new alert after each answer, until stopped."""
 
     url: str
-    bearer: str
+    key: str  # an API token (native) or the integration's key
     name: str
+    route: str = "native"  # or alertmanager, pagerduty
     timeout: float = CLIENT_TIMEOUT
     answers: list[Answer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -75,21 +80,17 @@ class Sender:
         while not self.stopping.is_set():
             count += 1
             self.answers.append(self.post(f"{self.name}-{count}"))
-            if self.answers[-1].status != 200:
+            if self.answers[-1].status not in OK:
                 time.sleep(0.05)  # a sender told to come back later does not spin
 
     def post(self, number: str) -> Answer:
-        body = [{"labels": {"alertname": "Fault", "n": str(number)}, "severity": "warning"}]
+        path, body = self.request(number)
         host, port = self.url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
         started = time.monotonic()
         try:
-            conn.request(
-                "POST",
-                "/api/v1/alerts",
-                json.dumps(body),
-                {"Content-Type": "application/json", "Authorization": f"Bearer {self.bearer}"},
-            )
+            conn.request("POST", path, json.dumps(body), headers)
             response = conn.getresponse()
             response.read()
             status, retry_after = response.status, response.getheader("Retry-After")
@@ -100,6 +101,19 @@ class Sender:
             conn.close()
         now = time.monotonic()
         return Answer(number, status, retry_after, now - started, now)
+
+    def request(self, number: str) -> tuple[str, Any]:
+        """The route's path and body for one new alert, ``number`` in its labels (or dedup_key)."""
+        labels = {"alertname": "Fault", "n": number}
+        if self.route == "alertmanager":
+            alert = {"status": "firing", "labels": labels, "startsAt": "2026-11-27T01:00:00Z"}
+            webhook = {"version": "4", "groupKey": number, "status": "firing", "receiver": "maintd"}
+            return f"/integrations/alertmanager/{self.key}", {**webhook, "alerts": [alert]}
+        if self.route == "pagerduty":
+            payload = {"summary": "fault", "source": "db01", "severity": "warning"}
+            event = {"routing_key": self.key, "event_action": "trigger", "dedup_key": number}
+            return "/v2/enqueue", {**event, "payload": payload}
+        return "/api/v1/alerts", [{"labels": labels, "severity": "warning"}]
 
     def since(self, mark: float) -> list[Answer]:
         return [a for a in list(self.answers) if a.at > mark]
@@ -136,8 +150,9 @@ def readyz(server: Server) -> int:
 
 
 def stored(store: Store) -> set[str]:
+    """Each stored alert's n label, or its dedup_key label (PagerDuty's alerts carry that one)."""
     with store.read() as s:
-        return {labels["n"] for labels in s.scalars(select(AlertRow.labels)) if "n" in labels}
+        return {labels.get("n") or labels["dedup_key"] for labels in s.scalars(select(AlertRow.labels))}
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
@@ -159,25 +174,29 @@ def test_a_database_restart_loses_no_acknowledged_alert_and_the_engine_recovers_
     )
     made = cli("token", "create", "--name", "prometheus", "--role", "responder", env=h.env)
     assert made.returncode == 0, made.stderr
+    h.env["MAINTD_INGEST_RATE"] = "100000"  # two clients share the token: no 429 here
     server = h.serve()
     h.wait_ready(server)
     h.wait_for("run 1 of the task", lambda: h.finished("a", 1), server)
 
-    bearer = made.stdout.strip().splitlines()[-1]
-    senders = [Sender(server.url, bearer, f"s{i}") for i in range(SENDERS)]
+    keys = {"native": made.stdout.strip().splitlines()[-1]}
+    with h.store.write() as session:
+        for kind in (IntegrationKind.alertmanager, IntegrationKind.pagerduty):
+            keys[kind] = create_integration(session, name=kind, kind=kind, now=T0, actor="test")
+    senders = [Sender(server.url, keys[route], f"s{i}", route) for i, route in enumerate(ROUTES)]
     threads = [threading.Thread(target=s.run, name=s.name, daemon=True) for s in senders]
     for thread in threads:
         thread.start()
 
     def accepted_since(mark: float) -> int:
-        return sum(a.status == 200 for s in senders for a in s.since(mark))
+        return sum(a.status in OK for s in senders for a in s.since(mark))
 
     try:
         h.wait_for("30 alerts accepted", lambda: accepted_since(0) >= 30, server)
         stop(cluster, mode)
         stopped = time.monotonic()
         h.wait_for("/readyz to say not ready", lambda: readyz(server) == 503, server)
-        h.wait_for("each sender answered during the outage", lambda: all(s.since(stopped) for s in senders))
+        h.wait_for("each route answered during the outage", lambda: all(s.since(stopped) for s in senders))
         cluster.start()
         started = time.monotonic()
         h.wait_for("alerts accepted again", lambda: accepted_since(started) >= 30, server)
@@ -191,10 +210,10 @@ def test_a_database_restart_loses_no_acknowledged_alert_and_the_engine_recovers_
     answers = [a for s in senders for a in s.answers]
     assert [e for s in senders for e in s.errors] == [], "every request is answered in the client's timeout"
     statuses = collections.Counter(a.status for a in answers)
-    assert set(statuses) == {200, 503}, statuses  # no 500, and the outage was seen
+    assert set(statuses) == {200, 202, 503}, statuses  # no 500, and the outage was seen
     assert all(a.retry_after is not None and a.retry_after.isdigit() for a in answers if a.status == 503)
     assert max(a.seconds for a in answers) < CLIENT_TIMEOUT
-    accepted = {a.number for a in answers if a.status == 200}
+    accepted = {a.number for a in answers if a.status in OK}
     assert accepted - stored(h.store) == set(), "an acknowledged alert is missing after the restart"
     log = server.stderr()
     assert "Traceback" not in log and "database unavailable: " in log, "an outage logs one line per failure"
