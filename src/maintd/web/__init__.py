@@ -2,7 +2,8 @@
 
 ``install(app)`` mounts it at ``/``: ``/login``, the overview ``/``, ``/incidents``,
 ``/silences``, ``/tasks``, ``/runs``, ``/changes``, ``/postmortems`` (and each one's editing
-page), ``/kpis``, ``/capacity``, ``/inventory`` and ``/static``.
+page), ``/reviews`` (and each review's checklist), ``/kpis``, ``/capacity``, ``/inventory``
+and ``/static``.
 Pages stay out of the OpenAPI document (they are not an API). No JavaScript, no
 CDN: the stylesheet is the only static file, charts are inline SVG.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from maintd.web import pages, planning, postmortem, routes, silences
+from maintd.web import pages, planning, postmortem, review, routes, silences
 
 STATIC = Path(__file__).parent / "static"
 
@@ -25,4 +26,5 @@ def install(app: FastAPI) -> None:
     app.include_router(planning.router())  # capacity and inventory
     app.include_router(postmortem.router())  # one post-mortem: edit, review, action items
     app.include_router(silences.router())
+    app.include_router(review.router())  # reviews: the checklist, findings, completing
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -32,6 +32,7 @@ NAV = (
     ("/runs", "Runs"),
     ("/changes", "Changes"),
     ("/postmortems", "Post-mortems"),
+    ("/reviews", "Reviews"),
     ("/kpis", "KPIs"),
     ("/capacity", "Capacity"),
     ("/inventory", "Inventory"),
