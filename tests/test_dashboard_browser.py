@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright):
 log in with a token, open the overview and an incident, press Acknowledge, see it acknowledged;
 resolve it, edit its post-mortem's draft, add an action item and mark it done; create a
-silence and expire it early, seeing each state change in the page.
+silence and expire it early, seeing each state change in the page; open the architecture
+review's checklist (the serve opened it for the current quarter).
 
 A screenshot of every main page goes to the test's tmp dir, and to $MAINTD_SCREENSHOTS when set.
 Chromium missing is a failure, never a skip (scripts/services.sh installs it).
@@ -23,7 +24,7 @@ from tests.harness import Harness, cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-PAGES = ("incidents", "tasks", "runs", "changes", "postmortems", "kpis", "capacity", "inventory")
+PAGES = ("incidents", "tasks", "runs", "changes", "postmortems", "reviews", "kpis", "capacity", "inventory")
 TITLE = "Checkout API answers 503 <b>not bold</b>"
 ROOT_CAUSE = "The connection pool ran dry under the retry storm."
 PLAN = f"""
@@ -66,6 +67,8 @@ schedules:
     layers:
       - name: primary
         rotation: {{members: [ann, bob], start: 2026-11-01}}
+reviews:
+  - {{name: architecture, title: Architecture review, owner: ann, participants: [bob]}}
 """
 
 
@@ -83,6 +86,9 @@ def test_a_responder_acknowledges_resolves_writes_the_postmortem_and_silences_in
     incident_id = raise_alert(server.url, token)
     world.wait_for(
         "both tasks' first runs", lambda: world.finished("api-smoke", 1) and world.finished("db-size", 1)
+    )
+    reviews = world.wait_for(
+        "the quarter's review opened", lambda: http_list(f"{server.url}/api/v1/reviews", token)
     )
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -119,6 +125,13 @@ def test_a_responder_acknowledges_resolves_writes_the_postmortem_and_silences_in
             due = (world.now + timedelta(days=7)).date().isoformat()  # the server's clock is the world's
             edit_the_postmortem(page, server.url, incident_id, due, shots)
             silence_and_expire(page, server.url, shots)
+
+            # A visit and a screenshot: tests/test_web_reviews drives the review's forms.
+            page.goto(f"{server.url}/reviews")
+            page.get_by_role("link", name="Architecture review").click()
+            expect(page).to_have_url(f"{server.url}/reviews/{reviews[0]['id']}")
+            expect(page.locator("#review-progress")).to_have_text("0 of 6")
+            shot(page, shots, "review")
         finally:
             browser.close()
 
@@ -130,7 +143,7 @@ def test_a_responder_acknowledges_resolves_writes_the_postmortem_and_silences_in
     (silence,) = http_json(f"{server.url}/api/v1/silences?all=true", token)
     assert (silence["state"], silence["created_by"]) == ("expired", "token:rob")
     saved = sorted(p.name for p in shots.iterdir())
-    expected = ("login", "overview", "incident", *PAGES, "postmortem", "silences")
+    expected = ("login", "overview", "incident", *PAGES, "postmortem", "silences", "review")
     assert saved == sorted(f"{n}.png" for n in expected)
     assert all((shots / n).stat().st_size > 5000 for n in saved)
     if os.environ.get("MAINTD_SCREENSHOTS"):
@@ -191,6 +204,11 @@ def raise_alert(url: str, token: str) -> int:
     ]
     accepted = http_json(f"{url}/api/v1/alerts", token, body)
     return int(accepted["alerts"][0]["incident_id"])
+
+
+def http_list(url: str, token: str) -> list | None:  # type: ignore[type-arg]
+    """A JSON list, None while it is empty."""
+    return http_json(url, token) or None  # type: ignore[return-value]
 
 
 def http_json(url: str, token: str, body: object = None) -> dict:  # type: ignore[type-arg]
