@@ -201,10 +201,7 @@ def _findings_table(found: list[Any]) -> None:
 
 
 def _settings(session: Any, name: str) -> PostmortemSettings:
-    for review in planned.stored_reviews(session):
-        if review.name == name:
-            return review.findings
-    return PostmortemSettings()  # gone from the plan: the defaults
+    return planned.settings_of(planned.stored_reviews(session), name)
 
 
 def _do(db: str | None, work: Callable[[Any], Any]) -> Any:
