@@ -41,11 +41,12 @@ from sqlalchemy.exc import (
 )
 
 from maintd.alerts.integrations import IntegrationKind, create_integration
-from maintd.store.db import Store
+from maintd.store.db import PG_CONNECT, Store, StoreError
 from maintd.store.models import AlertRow
 from maintd.store.outage import DEADLINE, unavailable
 from tests.harness import T0, Harness, Server, cli, http_get
 from tests.postgres_support import BIN, Cluster, _run, clusters
+from tests.test_fault_notifier import BlackHole
 
 pytestmark = pytest.mark.slow
 CLIENT_TIMEOUT = 5.0  # seconds a sender waits for an answer before giving up
@@ -277,3 +278,16 @@ def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseExcep
 )
 def test_only_a_lost_database_counts_as_an_outage(exc: BaseException, outage: bool) -> None:
     assert unavailable(exc) is outage
+
+
+def test_a_database_host_that_accepts_and_never_answers_fails_the_connect_in_seconds() -> None:
+    silent = BlackHole()  # a TCP server that never speaks: libpq would wait for its greeting forever
+    store = Store(f"postgresql://postgres@127.0.0.1:{silent.port}/postgres")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"database unreachable: .*timeout"):
+            store.ping()
+        assert time.monotonic() - started < PG_CONNECT["connect_timeout"] + 3
+    finally:
+        store.dispose()
+        silent.close()

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
 
+PG_CONNECT = {
+    "connect_timeout": 5,  # seconds (libpq's minimum is 2)
+    "keepalives_idle": 30,  # seconds of silence before TCP asks the peer whether it is there
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms that sent data may stay unacknowledged: a vanished peer
+}
+
+
 class StoreError(Exception):
     """The database is unreachable or refused an operation."""
 
@@ -50,6 +59,11 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # Without these a connect to a host that does not answer waits for the kernel's SYN
+            # retries (~2 min) or forever (a server that accepts and never speaks), and a
+            # connection whose peer vanished is noticed after 2 h of keepalive idle. The URL's
+            # own parameters (?connect_timeout=...) win.
+            kwargs["connect_args"] = {k: v for k, v in PG_CONNECT.items() if k not in parsed.query}
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_tuning(self.engine)
