@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import logging
 import os
 import socket
@@ -17,48 +15,40 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from maintd import timers, views
+from maintd.activation import record_activation, record_rejection, release_memory
 from maintd.changes.health import RunnerChecks
 from maintd.changes.worker import ChangeWorker
 from maintd.clock import Clock
 from maintd.executor import Executor
 from maintd.executor.reaper import live_workers
-from maintd.incidents import auditor, escalation
+from maintd.firing import TimerFiring
+from maintd.incidents import auditor
 from maintd.incidents.deadlines import breach_due, next_breach_at
 from maintd.incidents.from_runs import alerts_from_streaks
 from maintd.incidents.pipeline import ingest
-from maintd.incidents.recipients import Roster
 from maintd.lease import UNLEASED, Gate
-from maintd.lifecycle import coverage as lifecycle_coverage
-from maintd.lifecycle import reminders as lifecycle_reminders
-from maintd.lifecycle.records import Catalog
 from maintd.metrics import Metrics
-from maintd.notify.dispatcher import Dispatcher, Job
+from maintd.notify.dispatcher import Dispatcher
 from maintd.notify.transport import Notifier
-from maintd.oncall import handoff_delivery
 from maintd.plan.loader import LoadedPlan, PlanError, load_plan, plan_from_document
-from maintd.postmortems import reminders as postmortem_reminders
 from maintd.registry import Registry
 from maintd.remediation.executor import Remediator
 from maintd.remediation.registry import builtin as remediation_actions
 from maintd.remediation.tasks import TaskRunner
-from maintd.reviews import reminders as review_reminders
 from maintd.runner.children import Children
 from maintd.runner.recorder import Streak, recover_interrupted
 from maintd.runner.runner import Runner
 from maintd.scheduler.claims import claim_due, next_due_at
 from maintd.scheduler.orders import RunOrder
-from maintd.scheduler.sync import sync_schedules
 from maintd.settings import Settings
 from maintd.slo.watch import SloWatch
 from maintd.store.db import Store, dialect_insert
 from maintd.store.events import Event, append
-from maintd.store.models import HeartbeatRow, PlanVersionRow
+from maintd.store.models import HeartbeatRow
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +56,6 @@ IDLE_WAKE = timedelta(seconds=2)  # re-check the store at least this often (anot
 HEARTBEAT_EVERY = timedelta(seconds=5)
 DISPATCH_GRACE = 10.0  # seconds a page being sent at shutdown may finish; the rest is resent after its lease
 CLAIM_BATCH = 1000
-TIMER_BATCH = 500
-YOUNG_GC = 10_000  # gc threshold of the youngest generation once a plan is loaded (release_memory)
 
 
 @dataclass
@@ -113,7 +101,6 @@ class Engine:
         self._sleep_until: datetime | None = None
         self._freed_due: datetime | None = None
         self._alerted = False
-        self._handlers: tuple[LoadedPlan, dict[str, timers.Handler]] | None = None
         # poke() since the last tick; whether the last tick leased the pages it queued itself; when
         # a queued page is next claimable (read by a tick after a poke).
         self._poked = False
@@ -151,6 +138,13 @@ class Engine:
             if notifier is not None
             else None
         )
+        self.firing = TimerFiring(
+            store=store,
+            owner=self.instance,
+            dispatcher=self.dispatcher,
+            base_url=settings.base_url,
+            notify=self.notify,
+        )
         # Change requests' steps (maintd.changes): their watched checks run on this runner.
         self.changes = ChangeWorker(
             store=store,
@@ -183,20 +177,8 @@ class Engine:
         except PlanError as exc:
             problems = [str(p) for p in exc.problems]
             with self.store.write() as session:
-                append(
-                    session,
-                    Event(
-                        "plan.rejected",
-                        "plan",
-                        now,
-                        actor,
-                        {
-                            "source": str(path),
-                            "problems": problems[:100],
-                            "kept": self.loaded.digest if self.loaded else None,
-                        },
-                    ),
-                )
+                kept = self.loaded.digest if self.loaded else None
+                record_rejection(session, now, actor=actor, source=str(path), problems=problems, kept=kept)
             self.metrics.plan_reloads.labels("rejected").inc()
             self.last_reload = ReloadResult(False, problems=problems)
             log.error("plan %s rejected, keeping the running plan:\n%s", path, "\n".join(problems))
@@ -207,31 +189,7 @@ class Engine:
         """Make ``loaded`` the running plan: store it, sync the schedules, wake the loop."""
         now = self.clock.now()
         with self.store.write() as session:
-            stored = views.active_plan(session)
-            # Against the stored plan, not this process's: a restart with the same plan is no change.
-            changed = stored is None or stored.digest != loaded.digest
-            result = sync_schedules(session, loaded, now)
-            handoff_delivery.schedule_next_handoffs(session, schedules=loaded.plan.schedules, now=now)
-            if changed:
-                session.add(
-                    PlanVersionRow(
-                        loaded_at=now, digest=loaded.digest, source=source, document=loaded.document
-                    )
-                )
-                payload = {
-                    "source": source,
-                    "digest": loaded.digest,
-                    "tasks": len(loaded.plan.tasks),
-                    "targets": len(loaded.plan.targets),
-                    "added": result.added,
-                    "rescheduled": result.rescheduled,
-                    "deactivated": result.deactivated,
-                    "warnings": [str(w) for w in loaded.warnings],
-                }
-                append(session, Event("plan.loaded", "plan", now, actor, payload))
-            previous = stored.document if changed and stored is not None else None
-            _lifecycle(session, loaded, now, changed=changed, previous=previous)  # reminders, EOL notices
-            _reviews(session, loaded, now)  # the current and next periods' reviews open on timers
+            result, changed = record_activation(session, loaded, now, actor=actor, source=source)
         self.loaded = loaded
         self.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
         release_memory()
@@ -305,7 +263,8 @@ class Engine:
         if self._overdue_alert is None or (timer_at is not None and timer_at < now - auditor.OVERDUE):
             self._audit_escalations(now, loaded)
         if timer_at is not None and timer_at <= now:
-            timer_at = self._fire_timers(now, handlers)
+            timer_at, leased = self.firing.fire(now, loaded)
+            self._leased = self._leased or leased
         if self._overdue_alert:
             self._audit_escalations(now, loaded)
         self._remediate(loaded)
@@ -344,96 +303,13 @@ class Engine:
             )
 
     def timer_handlers(self, loaded: LoadedPlan) -> dict[str, timers.Handler]:
-        """The handler of each timer kind, bound to ``loaded``'s people, schedules and channels."""
-        if self._handlers is None or self._handlers[0] is not loaded:
-            roster = Roster.of(loaded.plan)
-            handlers = escalation.handlers(roster, base_url=self.settings.base_url)
-            handlers.update(
-                handoff_delivery.handlers(people=loaded.plan.people, schedules=loaded.plan.schedules)
-            )
-            handlers.update(  # post-mortem action items remind their owners
-                postmortem_reminders.handlers(
-                    people=loaded.plan.people,
-                    settings=loaded.plan.postmortems,
-                    base_url=self.settings.base_url,
-                )
-            )
-            handlers.update(  # lifecycle: document reviews, trainings due, end-of-life notices
-                lifecycle_reminders.handlers(loaded.plan, base_url=self.settings.base_url)
-            )
-            handlers.update(  # recurring reviews: open each period's, remind findings' owners
-                review_reminders.handlers(loaded.plan, base_url=self.settings.base_url)
-            )
-            self._handlers = (loaded, handlers)
-        return self._handlers[1]
-
-    def _fire_timers(self, now: datetime, handlers: dict[str, timers.Handler]) -> datetime | None:
-        """Fire due timers; the next due time (``now`` when a full batch says more may be due).
-
-        A failure here must not stop the scheduling: it is logged and tried again next tick.
-        """
-        try:
-            jobs: list[Job] = []
-            more = False
-            with self.store.write() as session:
-                fired = timers.fire_due(
-                    session, now, owner=self.instance, handlers=handlers, limit=TIMER_BATCH
-                )
-                if fired and self.dispatcher is not None:
-                    # Escalation steps and handoffs queue pages: lease them in this transaction.
-                    jobs, more = self.dispatcher.claim_queued(session, now)
-                    self._leased = True
-                next_at = (
-                    now if len(fired) >= TIMER_BATCH else timers.next_due_at(session, kinds=list(handlers))
-                )
-            if self.dispatcher is not None:
-                self.dispatcher.hand_over(jobs)
-            if more:
-                self.notify()
-            return next_at
-        except Exception:
-            log.exception("firing timers failed; retrying next tick")
-            return None
+        return self.firing.handlers(loaded)
 
     def fire_in(self, session: Session, now: datetime) -> None:
-        """Fire the timers due at ``now`` in the caller's transaction, and send the pages they queue
-        once it commits; any thread. For an alert's transaction whose new incident pages at once
-        (``group_wait: 0``): the page is spared a tick, a transaction and two thread hops.
-
-        Exactly once, as in a tick: the same conditional claim, in the transaction that queues
-        the pages. A failure is logged and undone alone (a savepoint), never failing the
-        caller's transaction: the scheduler loop fires those timers instead.
-        """
-        loaded, dispatcher = self.loaded, self.dispatcher
-        if loaded is None:
-            return
-        jobs: list[Job] = []
-        more = True
-        try:
-            with session.begin_nested():
-                fired = timers.fire_due(
-                    session, now, owner=self.instance, handlers=self.timer_handlers(loaded), limit=TIMER_BATCH
-                )
-                if fired and dispatcher is not None:
-                    jobs, more = dispatcher.claim_queued(session, now)
-        except Exception:
-            log.exception("firing timers in the caller's transaction failed; the scheduler loop will")
-            return
-        if not fired:
-            return
-
-        def committed(_session: Session) -> None:
-            if dispatcher is not None:
-                dispatcher.hand_over(jobs)
-            if more:  # pages beyond the free sends, or leased by nobody (no loop running)
-                self.notify()
-
-        def rolled_back(_session: Session) -> None:  # the leases went with the rollback
-            if event.contains(session, "after_commit", committed):
-                event.remove(session, "after_commit", committed)
-
-        event.listen(session, "after_commit", committed, once=True)
-        event.listen(session, "after_rollback", rolled_back, once=True)
+        """Fire the timers due at ``now`` in the caller's transaction (an alert's), sending their
+        pages once it commits (maintd.firing)."""
+        if self.loaded is not None:
+            self.firing.fire_in(session, now, self.loaded)
 
     def _audit_escalations(self, now: datetime, loaded: LoadedPlan) -> None:
         """Raise (or resolve) the EscalationOverdue alert; a failure is logged and retried next tick."""
@@ -578,56 +454,8 @@ class Engine:
             )
 
 
-def _lifecycle(
-    session: Session, loaded: LoadedPlan, now: datetime, *, changed: bool, previous: dict[str, Any] | None
-) -> None:
-    """A plan being activated: what changed under its documents (against the stored plan), then the
-    lifecycle's timers. A failure must not refuse the plan."""
-    plan = loaded.plan
-    if not (plan.components or plan.documents or plan.trainings):
-        return
-    try:
-        with session.begin_nested():
-            if changed:
-                lifecycle_coverage.record_plan(session, previous, plan, digest=loaded.digest, now=now)
-            lifecycle_reminders.schedule_all(session, Catalog.of(plan), now)
-    except Exception:
-        log.exception("scheduling lifecycle reminders failed; they are set again at the next load or record")
-
-
-def _reviews(session: Session, loaded: LoadedPlan, now: datetime) -> None:
-    """The reviews' opening timers for the plan being activated; a failure must not refuse the plan."""
-    if not loaded.plan.reviews:
-        return
-    try:
-        with session.begin_nested():
-            review_reminders.schedule_openings(session, loaded.plan.reviews, now)
-    except Exception:
-        log.exception("scheduling review openings failed; they are set again at the next load")
-
-
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def release_memory() -> None:
-    """Give the memory a plan load used only briefly back to the system.
-
-    Loading and syncing a large plan allocates tens of MB of short-lived objects;
-    glibc keeps freed heap pages unless asked, so without this RSS stays at the peak.
-    The plan then lives until the next load: frozen, the collector stops walking its
-    objects on every full collection (measured: ~0.07 ms per run with 10,000 targets).
-    The young generation is collected after YOUNG_GC net new objects rather than CPython's 700:
-    runs in flight keep a few hundred each alive, so at 700 the collector ran every few runs
-    (measured: 0.06 CPU-ms per http check in collections, 0.01 at 10,000, 8 full ones fewer).
-    """
-    gc.unfreeze()  # the previous plan's objects may be garbage now
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC, older, oldest)
