@@ -122,7 +122,8 @@ def _case(url: str, executor: str, workers: int, checks: int) -> tuple[float, li
                     os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
             with redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB) as client:
-                client.delete(queue)
+                # The queue and kombu's bindings for it (they were left behind, one pair a case).
+                client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
             db.dispose()
     return checks / median(rounds) * 60, rounds, _spent(before, after)
 

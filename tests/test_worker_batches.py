@@ -198,7 +198,7 @@ def test_the_runs_of_a_tick_go_out_as_a_few_batches(
         sent = [r["run_id"] for m in messages for r in m["runs"]]
         assert sorted(sent) == sorted(o.run_id for o in orders)  # each run in one message
     finally:
-        client.delete(queue)
+        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
         client.close()
 
 
