@@ -187,6 +187,13 @@ def test_the_openapi_document_lists_every_route(client):
         "/api/v1/postmortems/{incident_id}/complete",
         "/api/v1/postmortems/{incident_id}/actions",
         "/api/v1/postmortems/{incident_id}/actions/{action_id}",
+        "/api/v1/reviews",
+        "/api/v1/reviews/findings",
+        "/api/v1/reviews/findings/{finding_id}",
+        "/api/v1/reviews/{review_id}",
+        "/api/v1/reviews/{review_id}/areas/{area}",
+        "/api/v1/reviews/{review_id}/findings",
+        "/api/v1/reviews/{review_id}/complete",
         "/api/v1/remediations",  # remediation (maintd.remediation)
         "/api/v1/remediations/{remediation_id}",
         "/api/v1/remediations/{remediation_id}/approve",
