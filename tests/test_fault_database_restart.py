@@ -45,8 +45,8 @@ from maintd.store.db import PG_CONNECT, Store, StoreError
 from maintd.store.models import AlertRow
 from maintd.store.outage import DEADLINE, unavailable
 from tests.harness import T0, Harness, Server, cli, http_get
+from tests.notify_support import BlackHole
 from tests.postgres_support import BIN, Cluster, _run, clusters
-from tests.test_fault_notifier import BlackHole
 
 pytestmark = pytest.mark.slow
 CLIENT_TIMEOUT = 5.0  # seconds a sender waits for an answer before giving up

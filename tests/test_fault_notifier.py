@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -33,38 +31,11 @@ from maintd.notify.transport import AppriseNotifier
 from maintd.store.db import Store
 from maintd.store.models import EventRow, NotificationAttemptRow, NotificationRow
 from tests.conftest import T0, run
-from tests.notify_support import Mailbox, Webhook, queue, webhook_server
+from tests.notify_support import BlackHole, Mailbox, Webhook, queue, webhook_server
 
 READ_TIMEOUT = 1.5  # seconds one try at the hanging endpoint waits (the other pages go out meanwhile)
 TEN_MINUTES = T0 + timedelta(minutes=10)
 BACKOFF = [timedelta(seconds=s) for s in (10, 30, 60, 120)]
-
-
-class BlackHole:
-    """Accepts TCP connections on loopback, reads what comes, never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        self._open: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):  # closed at the end of the test
-            while True:
-                conn, _ = self.sock.accept()
-                self._open.append(conn)  # kept open, never read from or written to
-                self.accepted += 1
-
-    def url(self, path: str = "/") -> str:
-        return f"json://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self._open:
-            conn.close()
 
 
 @pytest.fixture

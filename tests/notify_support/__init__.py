@@ -7,8 +7,10 @@ run their own event loop in a background thread and the tests stay plain functio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
+import socket
 import threading
 from collections import defaultdict
 from collections.abc import Coroutine, Iterator
@@ -245,3 +247,30 @@ def paging_plan(box: Mailbox) -> str:
               - {{after: 15m, notify: [{{role: team-lead}}]}}
               - {{after: 30m, notify: [{{role: director}}]}}
         """
+
+
+class BlackHole:
+    """Accepts TCP connections on loopback, reads what comes, never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                conn, _ = self.sock.accept()
+                self._open.append(conn)  # kept open, never read from or written to
+                self.accepted += 1
+
+    def url(self, path: str = "/") -> str:
+        return f"json://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._open:
+            conn.close()
