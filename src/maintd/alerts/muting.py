@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from maintd.alerts.fingerprint import fingerprint
 from maintd.alerts.model import AlertStatus
 from maintd.alerts.silences import active_matchers
+from maintd.incidents.lookups import flush
 from maintd.plan.incidents import IncidentSettings, InhibitRule, MaintenanceWindow, Matcher
 from maintd.plan.windows import Span, Window, parse_window
 from maintd.store.models import AlertRow, RunRow
@@ -191,7 +192,7 @@ class InhibitMuter:
                 return [{} for _ in self.rules]  # not a target of any rule: no need to read sources
             self._sources = [{} for _ in self.rules]
             # The alerts this batch opened before are sources too; the pipeline runs without autoflush.
-            self._session.flush()
+            flush(self._session)
             rows = self._session.execute(
                 select(AlertRow.id, AlertRow.fingerprint, AlertRow.labels)
                 .where(AlertRow.status == AlertStatus.firing.value, AlertRow.muted_by.is_(None))

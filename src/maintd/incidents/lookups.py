@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar, cast
 
-from sqlalchemy import func, inspect, select, text
-from sqlalchemy.orm import DeclarativeBase, Session, configure_mappers
+from sqlalchemy import Table, func, insert, inspect, select, text
+from sqlalchemy.orm import DeclarativeBase, Session, configure_mappers, make_transient_to_detached
 
 from maintd.alerts.model import AlertStatus
 from maintd.incidents.states import OPEN, State
@@ -44,6 +44,7 @@ class OpenRows:
         self._ids: list[int] = []  # alert ids reserved for rows not yet created, in ascending order
         self._last_id: int | None = None  # the last one handed out
         self._last_incident_id: int | None = None  # SQLite: the last incident id handed out
+        self._unsaved: list[AlertRow] = []  # new alerts not yet in the session (see ``add_new``)
         self._transaction: object = None
 
     def prefetch(self, identities: Iterable[str]) -> None:
@@ -66,7 +67,7 @@ class OpenRows:
             row = self._alerts[identity]
             if row is None or row.status == AlertStatus.firing.value:
                 return row
-        self._session.flush()  # the pipeline runs without autoflush; the query must see this batch
+        flush(self._session)  # the pipeline runs without autoflush; the query must see this batch
         found = self._session.scalar(
             select(AlertRow)
             .where(AlertRow.dedup_key == identity, AlertRow.status == AlertStatus.firing.value)
@@ -113,6 +114,33 @@ class OpenRows:
     def alert_opened(self, row: AlertRow) -> None:
         self._alerts[row.dedup_key] = row
 
+    def add_new(self, row: AlertRow) -> None:
+        """A new alert (its id set): inserted at the next ``flush`` with the others, not by the session.
+
+        The unit of work spent ~55 µs a row inserting a batch's new alerts (collecting each
+        row's parameters, then registering it persistent); one Core ``executemany`` and
+        attaching the rows as already persistent cost ~42. Until then the row is not in the
+        session: every flush in the pipeline goes through ``flush`` below, so every read that
+        flushes first still sees it, and changes made to it before are part of its INSERT.
+        """
+        self._unsaved.append(row)
+        self.alert_opened(row)
+
+    def save_new(self) -> None:
+        """INSERT the alerts of ``add_new`` in one statement; they are then persistent in the session."""
+        if not self._unsaved:
+            return
+        rows, self._unsaved = self._unsaved, []
+        values = []
+        for row in rows:
+            for column in _ALERT_COLUMNS:  # inserted NULL: say so in the row, or it reads as expired
+                row.__dict__.setdefault(column, None)
+            values.append({c: row.__dict__[c] for c in _ALERT_COLUMNS})
+        self._session.execute(_INSERT_ALERTS, values)
+        for row in rows:
+            make_transient_to_detached(row)  # as if loaded: later changes are tracked as UPDATEs
+        self._session.add_all(rows)
+
     def prefetch_incidents(self, keys: Iterable[str]) -> None:
         """Read the newest open incident of each of these group keys at once."""
         wanted = sorted({k for k in keys if k not in self._incidents and k not in self._no_incident})
@@ -134,7 +162,7 @@ class OpenRows:
             return found
         if found is None and key in self._no_incident:
             return None
-        self._session.flush()
+        flush(self._session)
         found = self._session.scalar(
             select(IncidentRow)
             .where(IncidentRow.group_key == key, IncidentRow.state.in_(_OPEN_STATES))
@@ -159,6 +187,18 @@ class OpenRows:
 
 
 _KEY = "maintd.open_rows"
+_INSERT_ALERTS = insert(cast(Table, AlertRow.__table__))
+_ALERT_COLUMNS = tuple(c.key for c in AlertRow.__table__.columns)
+
+
+def flush(session: Session) -> None:
+    """``session.flush()`` that first inserts the transaction's new alerts (``OpenRows.add_new``)."""
+    found = session.info.get(_KEY)
+    if isinstance(found, OpenRows) and found._transaction is session.get_transaction():
+        found.save_new()
+    session.flush()
+
+
 _NEXTVAL = text("SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)")
 _NEXTVAL_INCIDENT = text("SELECT nextval(pg_get_serial_sequence('incidents', 'id'))")
 

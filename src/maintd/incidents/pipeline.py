@@ -20,7 +20,7 @@ from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.alerts.muting import Muters
 from maintd.incidents.breach import breach_alert
 from maintd.incidents.escalation import open_incident
-from maintd.incidents.lookups import OpenRows, new_row
+from maintd.incidents.lookups import OpenRows, flush, new_row
 from maintd.incidents.states import OPEN, State, subject, transition
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
@@ -95,7 +95,7 @@ def ingest_requests(
     that must see this batch's changes flushes first: ``OpenRows`` on a miss, the inhibition
     sources, and ``follow_up``, which runs with autoflush as before.
     """
-    session.flush()  # the caller's pending changes, as the first query would have autoflushed them
+    flush(session)  # the caller's pending changes, as the first query would have autoflushed them
     autoflush, session.autoflush = session.autoflush, False
     try:
         answers, events = _run(
@@ -103,7 +103,7 @@ def ingest_requests(
         )
     finally:
         session.autoflush = autoflush
-    session.flush()
+    flush(session)  # the new alerts (one INSERT), incidents and changes
     append(session, events)
     return answers
 
@@ -136,7 +136,7 @@ def _run(
                 if stage is follow_up and not delivery.new and delivery.row is not None:
                     # follow_up reads what this batch changed, may write events itself and changes
                     # incidents in ways not tracked here: everything before it goes to the database.
-                    session.flush()
+                    flush(session)
                     append(session, events)
                     events.clear()
                     lookups.forget()
@@ -154,7 +154,7 @@ def _with_autoflush(session: Session, stage: Stage, delivery: Delivery) -> bool:
     session.autoflush = True
     try:
         go = stage(session, delivery)
-        session.flush()  # what it changed, before the next delivery's reads (autoflush is off again)
+        flush(session)  # what it changed, before the next delivery's reads (autoflush is off again)
     finally:
         session.autoflush = False
     return go
@@ -225,8 +225,7 @@ def dedup(session: Session, d: Delivery) -> bool:
         last_received_at=d.now,
         received=1,
     )
-    session.add(d.row)  # flushed with the rows after it (the id is already set)
-    lookups.alert_opened(d.row)
+    lookups.add_new(d.row)  # inserted at the next flush with the batch's other new alerts
     d.new = True
     d.outcome = "created"
     return True
