@@ -31,6 +31,7 @@ typecheck: $(BIN)/.installed
 
 ## bench: the benchmarks, printed as a table (see docs/benchmarks.md)
 bench: $(BIN)/.installed services
+	scripts/bench-tools.sh
 	$(BIN)/python -m bench
 
 clean:
