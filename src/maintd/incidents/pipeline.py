@@ -13,15 +13,16 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.alerts.muting import Muters
-from maintd.incidents.breach import breach_alert
 from maintd.incidents.escalation import open_incident
+from maintd.incidents.followup import follow_up
+from maintd.incidents.followup import settle_breach as settle_breach  # where callers import it from
 from maintd.incidents.lookups import OpenRows, flush, new_row
-from maintd.incidents.states import OPEN, State, subject, transition
+from maintd.incidents.states import OPEN, State, subject
 from maintd.plan.incidents import IncidentSettings, Priority
 from maintd.store.events import Event, append
 from maintd.store.models import AlertRow, IncidentRow
@@ -376,69 +377,7 @@ def group_key(labels: dict[str, str], group_by: list[str]) -> tuple[str, dict[st
     return key, key_labels
 
 
-def follow_up(session: Session, d: Delivery) -> bool:
-    """An alert's resolution or acknowledgement carried to its incident."""
-    row = d.row
-    if row is None or row.incident_id is None or d.new:
-        return True
-    incident = session.get(IncidentRow, row.incident_id)
-    if incident is None:
-        return True
-    d.incident = incident
-    answered = False
-    if d.outcome == "acknowledged" and incident.state == State.triggered.value:
-        answered = True
-        transition(
-            session,
-            incident,
-            State.acknowledged,
-            actor=d.actor,
-            now=d.now,
-            note=f"alert {row.id} acknowledged by its sender",
-            events=d.events,
-        )
-    elif d.outcome == "resolved" and State(incident.state) in OPEN:
-        still_firing = session.scalar(
-            select(AlertRow.id)
-            .where(AlertRow.incident_id == incident.id, AlertRow.status == AlertStatus.firing.value)
-            .limit(1)
-        )
-        if still_firing is None:
-            answered = True
-            transition(
-                session,
-                incident,
-                State.resolved,
-                actor=d.actor,
-                now=d.now,
-                note="all its alerts resolved",
-                events=d.events,
-            )
-    if answered and incident.breached_at is not None:
-        # Keep the log in order: this delivery's events before those of settling the breach alert.
-        append(session, d.events)
-        d.events.clear()
-        settle_breach(session, incident, now=d.now, settings=d.settings, actor=d.actor)
-    return True
-
-
 def _alert_event(kind: str, row: AlertRow, d: Delivery, **payload: object) -> Event:
     body: dict[str, object] = {"fingerprint": row.fingerprint, "source": row.source, "summary": row.summary}
     body.update(payload)
     return Event(kind, f"alert:{row.id}", d.now, d.actor, body)
-
-
-def settle_breach(
-    session: Session, incident: IncidentRow, *, now: datetime, settings: IncidentSettings, actor: str
-) -> None:
-    """Resolve ``incident``'s breach alert, if one is firing, now that someone answered it."""
-    if incident.breached_at is None:
-        return
-    alert = breach_alert(incident, AlertStatus.resolved)
-    firing = session.scalar(
-        select(AlertRow.id)
-        .where(AlertRow.dedup_key == alert.identity, AlertRow.status == AlertStatus.firing.value)
-        .limit(1)
-    )
-    if firing is not None:
-        ingest(session, [alert], now=now, settings=settings, actor=actor)
