@@ -1,60 +1,37 @@
 """Database tables. All engine state lives here, none in process memory, so
-several maintd processes can share one PostgreSQL."""
+several maintd processes can share one PostgreSQL. The rooms' own tables are in modules of
+their own (post-mortems, remediation, changes, reviews), imported here so that
+``Base.metadata`` holds every table and ``from maintd.store.models import X`` finds each."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    Date,
     DateTime,
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from maintd.clock import utc
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-Json = JSON().with_variant(JSONB(), "postgresql")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in and out, on SQLite (which stores naive text) as on PostgreSQL."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = utc(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return utc(value) if value is not None else None
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+from maintd.store.base import NAMING, Base, Json, UTCDateTime
+from maintd.store.change_tables import ChangeApprovalRow, ChangeRow
+from maintd.store.postmortem_tables import PostmortemActionRow, PostmortemRow
+from maintd.store.remediation_tables import (
+    CircuitRow,
+    RemediationBreakerRow,
+    RemediationCursorRow,
+    RemediationRow,
+)
+from maintd.store.review_tables import ReviewFindingRow, ReviewItemRow, ReviewRow
 
 
 class ScheduleRow(Base):
@@ -374,203 +351,6 @@ class SigningKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-# -- post-mortems (maintd.postmortems) ------------------------------------------------------------
-
-
-class PostmortemRow(Base):
-    """An incident's blameless post-mortem: the seed's template, one column per section.
-
-    Drafted when a P0/P1 incident resolves, pre-filled from its timeline and alerts.
-    """
-
-    __tablename__ = "postmortems"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), doc="draft, in_review, complete")
-    title: Mapped[str] = mapped_column(Text)
-    severity: Mapped[str] = mapped_column(String(64))
-    impact: Mapped[str] = mapped_column(Text, default="")
-    summary: Mapped[str] = mapped_column(Text, default="")
-    alert_triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    response_begun_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    root_cause_identified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    fix_implemented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    what_happened: Mapped[str] = mapped_column(Text, default="")
-    why_it_happened: Mapped[str] = mapped_column(Text, default="")
-    contributing_factors: Mapped[str] = mapped_column(Text, default="")
-    lessons_learned: Mapped[str] = mapped_column(Text, default="")
-    what_went_well: Mapped[str] = mapped_column(Text, default="")
-    what_could_be_improved: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    completed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
-
-    __table_args__ = (UniqueConstraint("incident_id", name="uq_postmortems_incident_id"),)
-
-
-class PostmortemActionRow(Base):
-    """An action item of a post-mortem: who does what by when; reminded on timers until done."""
-
-    __tablename__ = "postmortem_actions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(Integer)
-    title: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(63), doc="a person of the plan")
-    due_on: Mapped[date] = mapped_column(Date, doc="due by the end of this day (UTC)")
-    status: Mapped[str] = mapped_column(String(16), doc="open, done, cancelled")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_by: Mapped[str] = mapped_column(String(128))
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True, doc="done by the end of its due day")
-
-    __table_args__ = (
-        Index("ix_postmortem_actions_incident_id", "incident_id"),
-        Index("ix_postmortem_actions_status_due_on", "status", "due_on"),
-    )
-
-
-# -- remediation (maintd.remediation) -------------------------------------------------------------
-
-
-class RemediationRow(Base):
-    """One playbook decision about one alert, and the execution it led to (if any).
-
-    ``state``: suppressed, awaiting_approval, denied, queued, running, succeeded, failed.
-    A worker claims a queued row by a conditional update to ``running``; the unique partial
-    index on ``target`` lets only one execution per target run at a time, across processes.
-    """
-
-    __tablename__ = "remediations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    playbook: Mapped[str] = mapped_column(String(63))
-    action: Mapped[str] = mapped_column(String(32), doc="the action kind")
-    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    alert_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    target: Mapped[str] = mapped_column(String(255), doc="the target key: cooldowns, one at a time")
-    state: Mapped[str] = mapped_column(String(24))
-    reason: Mapped[str] = mapped_column(Text, default="", doc="why the guardrails decided so")
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    labels: Mapped[dict[str, Any]] = mapped_column(Json, default=dict, doc="the alert's labels")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True, doc="who approved or denied")
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    owner: Mapped[str | None] = mapped_column(String(128), nullable=True, doc="the process running it")
-    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True, doc="success or failure")
-    output: Mapped[str] = mapped_column(Text, default="")
-    changes: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
-    verify_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    verified: Mapped[str | None] = mapped_column(String(16), nullable=True, doc="the re-run's status")
-
-    __table_args__ = (
-        Index(
-            "uq_remediations_running_target",
-            "target",
-            unique=True,
-            sqlite_where=text("state = 'running'"),
-            postgresql_where=text("state = 'running'"),
-        ),
-        Index("ix_remediations_state", "state"),
-        Index("ix_remediations_playbook_created_at", "playbook", "created_at"),
-        Index("ix_remediations_target_created_at", "target", "created_at"),
-        Index("ix_remediations_incident_id", "incident_id"),
-    )
-
-
-class RemediationBreakerRow(Base):
-    """A playbook's failures in a row; ``opened_at`` set: the breaker is open, the playbook disabled."""
-
-    __tablename__ = "remediation_breakers"
-
-    playbook: Mapped[str] = mapped_column(String(63), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class CircuitRow(Base):
-    """A named circuit breaker the ``circuit_breaker`` action opens; the engine honours it."""
-
-    __tablename__ = "remediation_circuits"
-
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    open_until: Mapped[datetime] = mapped_column(UTCDateTime)
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    reason: Mapped[str] = mapped_column(Text, default="")
-
-
-class RemediationCursorRow(Base):
-    """How far remediation has read the event log's ``alert.firing`` events (moved by conditional update)."""
-
-    __tablename__ = "remediation_cursor"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    last_event_id: Mapped[int] = mapped_column(Integer)
-
-
-# -- changes (maintd.changes) ---------------------------------------------------------------------
-
-
-class ChangeRow(Base):
-    """A change request: what it runs (a plan procedure on targets), its approvals' outcome, its
-    execution, health watch and rollback. The event log (``change:ID``) has every step."""
-
-    __tablename__ = "changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    type: Mapped[str] = mapped_column(String(63))
-    title: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="")
-    procedure: Mapped[str] = mapped_column(String(63))
-    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    targets: Mapped[list[str]] = mapped_column(Json, default=list)
-    canary: Mapped[list[str]] = mapped_column(Json, default=list, doc="targets applied to first")
-    checks: Mapped[list[str]] = mapped_column(Json, default=list, doc="tasks watched")
-    evidence: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    state: Mapped[str] = mapped_column(String(16))
-    requested_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    executions: Mapped[int] = mapped_column(Integer, default=0, doc="times execution was requested")
-    rollbacks: Mapped[int] = mapped_column(Integer, default=0, doc="times a rollback was started")
-    freeze_override: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
-    snapshot: Mapped[str | None] = mapped_column(Text, nullable=True, doc="the snapshot command's output")
-    applied: Mapped[list[str]] = mapped_column(Json, default=list, doc="targets applied, not rolled back")
-    canary_checked: Mapped[bool] = mapped_column(Boolean, default=False)
-    watch_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    watch_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    errors: Mapped[int] = mapped_column(Integer, default=0, doc="unknown results in the current watch")
-    outcome: Mapped[str | None] = mapped_column(Text, nullable=True, doc="why it ended as it did")
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-    __table_args__ = (Index("ix_changes_state", "state"),)
-
-
-class ChangeApprovalRow(Base):
-    """One person's decision on a change: approve or reject, with the role their token had."""
-
-    __tablename__ = "change_approvals"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    change_id: Mapped[int] = mapped_column(Integer)
-    person: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16))
-    decision: Mapped[str] = mapped_column(String(8), doc="approve or reject")
-    note: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    __table_args__ = (UniqueConstraint("change_id", "person", name="uq_change_approvals_change_id_person"),)
-
-
 # -- the scheduler lease (maintd.lease) -----------------------------------------------------------
 
 
@@ -588,71 +368,35 @@ class LeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# -- recurring reviews (maintd.reviews) -----------------------------------------------------------
-
-
-class ReviewRow(Base):
-    """One review of the plan's ``reviews`` for one calendar period: open until every area is reviewed
-    and its owner completes it."""
-
-    __tablename__ = "reviews"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), doc="the review's name in the plan")
-    period: Mapped[str] = mapped_column(String(16), doc="2026-Q4, 2026-11, 2026-H2 or 2026")
-    title: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(63), doc="a person of the plan")
-    state: Mapped[str] = mapped_column(String(16), doc="open, complete")
-    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
-    period_end: Mapped[datetime] = mapped_column(UTCDateTime, doc="due: complete before this instant")
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    opened_by: Mapped[str] = mapped_column(String(128))
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    completed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
-
-    __table_args__ = (
-        UniqueConstraint("name", "period", name="uq_reviews_name_period"),
-        Index("ix_reviews_state", "state"),
-    )
-
-
-class ReviewItemRow(Base):
-    """One checklist line of a review: an area, pending until someone records it reviewed."""
-
-    __tablename__ = "review_items"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    review_id: Mapped[int] = mapped_column(Integer)
-    position: Mapped[int] = mapped_column(Integer, doc="the plan's order of the areas")
-    area: Mapped[str] = mapped_column(String(63))
-    title: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), doc="pending, reviewed")
-    notes: Mapped[str] = mapped_column(Text)
-    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    reviewed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
-
-    __table_args__ = (UniqueConstraint("review_id", "area", name="uq_review_items_review_id_area"),)
-
-
-class ReviewFindingRow(Base):
-    """A finding of a review, and the action item it became: owner, due date, done on time or not."""
-
-    __tablename__ = "review_findings"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    review_id: Mapped[int] = mapped_column(Integer)
-    area: Mapped[str] = mapped_column(String(63))
-    title: Mapped[str] = mapped_column(Text)
-    detail: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str] = mapped_column(String(63), doc="a person of the plan")
-    due_on: Mapped[date] = mapped_column(Date, doc="due by the end of this day (UTC)")
-    status: Mapped[str] = mapped_column(String(16), doc="open, done, cancelled")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_by: Mapped[str] = mapped_column(String(128))
-    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True, doc="done by the end of its due day")
-
-    __table_args__ = (
-        Index("ix_review_findings_review_id", "review_id"),
-        Index("ix_review_findings_status_due_on", "status", "due_on"),
-    )
+__all__ = [
+    "NAMING",
+    "AlertRow",
+    "Base",
+    "ChangeApprovalRow",
+    "ChangeRow",
+    "CircuitRow",
+    "EventRow",
+    "HeartbeatRow",
+    "IncidentRow",
+    "IntegrationRow",
+    "Json",
+    "LeaseRow",
+    "NotificationAttemptRow",
+    "NotificationRow",
+    "PlanVersionRow",
+    "PostmortemActionRow",
+    "PostmortemRow",
+    "RemediationBreakerRow",
+    "RemediationCursorRow",
+    "RemediationRow",
+    "ReviewFindingRow",
+    "ReviewItemRow",
+    "ReviewRow",
+    "RunRow",
+    "ScheduleRow",
+    "SigningKeyRow",
+    "SilenceRow",
+    "TimerRow",
+    "TokenRow",
+    "UTCDateTime",
+]
