@@ -14,10 +14,19 @@ from sqlalchemy.orm import Session
 
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.postmortems import reminders
+from maintd.postmortems.items import Items
 from maintd.postmortems.model import ActionStatus, PostmortemError, PostmortemNotFound
 from maintd.postmortems.service import load
-from maintd.store.events import Event, append
 from maintd.store.models import PostmortemActionRow
+
+ITEMS = Items(
+    chain=reminders.ACTIONS,
+    noun="post-mortem action",
+    a_title="an action item",
+    events="postmortem.action",
+    error=PostmortemError,
+    subject=lambda row: f"incident:{row.incident_id}",
+)
 
 
 def get_action(session: Session, *, action_id: int, for_update: bool = False) -> PostmortemActionRow:
@@ -43,9 +52,7 @@ def add_action(
 ) -> PostmortemActionRow:
     """A new open item on the incident's post-mortem, with its reminder timers (flushes)."""
     load(session, incident_id=incident_id)  # the post-mortem exists
-    title = _title(title)
-    _check_owner(owner, people)
-    _check_due(due_on, now)
+    title = ITEMS.check_new(title, owner, due_on, people, now)
     row = PostmortemActionRow(
         incident_id=incident_id,
         title=title,
@@ -57,10 +64,7 @@ def add_action(
     )
     session.add(row)
     session.flush()
-    reminders.schedule(session, row, settings=settings, now=now)
-    payload = {"action": row.id, "title": title, "owner": owner, "due_on": due_on.isoformat()}
-    append(session, Event("postmortem.action.added", f"incident:{incident_id}", now, actor, payload))
-    return row
+    return ITEMS.added(session, row, settings, actor, now)
 
 
 def update_action(
@@ -78,71 +82,10 @@ def update_action(
 ) -> PostmortemActionRow:
     """Change what is given. A new owner or due date re-sets the reminders; done and cancelled are final."""
     row = get_action(session, action_id=action_id, for_update=True)
-    if row.status != ActionStatus.open.value:
-        raise PostmortemError(f"post-mortem action {action_id} is {row.status}; it cannot change any more")
-    changed: dict[str, object] = {}
-    if title is not None and _title(title) != row.title:
-        row.title = changed["title"] = _title(title)
-    if owner is not None and owner != row.owner:
-        _check_owner(owner, people)
-        row.owner = changed["owner"] = owner
-    if due_on is not None and due_on != row.due_on:
-        _check_due(due_on, now)
-        row.due_on = due_on
-        changed["due_on"] = due_on.isoformat()
-    if status is not None and status is not ActionStatus.open:
-        return _finish(session, row, status, actor, now, changed)
-    if not changed:
-        raise PostmortemError(f"nothing to change: post-mortem action {action_id} is like that already")
-    if "due_on" in changed:
-        reminders.cancel(session, row, now=now)
-        reminders.schedule(session, row, settings=settings, now=now)
-    payload = {"action": row.id, **changed}
-    append(session, Event("postmortem.action.changed", f"incident:{row.incident_id}", now, actor, payload))
-    return row
-
-
-def _finish(
-    session: Session,
-    row: PostmortemActionRow,
-    status: ActionStatus,
-    actor: str,
-    now: datetime,
-    changed: dict[str, object],
-) -> PostmortemActionRow:
-    row.status = status.value
-    reminders.cancel(session, row, now=now)
-    payload: dict[str, object] = {"action": row.id, "title": row.title, "owner": row.owner, **changed}
-    payload["due_on"] = row.due_on.isoformat()
-    if status is ActionStatus.done:
-        row.completed_at = now
-        row.on_time = now < reminders.deadline(row.due_on)
-        payload["on_time"] = row.on_time
-        kind = "postmortem.action.completed"
-    else:
-        kind = "postmortem.action.cancelled"
-    append(session, Event(kind, f"incident:{row.incident_id}", now, actor, payload))
-    return row
-
-
-def _title(title: str) -> str:
-    title = title.strip()
-    if not title:
-        raise PostmortemError("an action item needs a title")
-    return title
-
-
-def _check_owner(owner: str, people: Collection[str]) -> None:
-    if owner not in people:
-        known = ", ".join(sorted(people)) or "none: the active plan has no people"
-        raise PostmortemError(f"{owner!r} is not a person of the active plan (people: {known})")
-
-
-def _check_due(due_on: date, now: datetime) -> None:
-    if due_on < now.date():
-        raise PostmortemError(
-            f"the due date {due_on.isoformat()} has passed (today is {now.date().isoformat()}, UTC)"
-        )
+    return ITEMS.change(
+        session, row, people=people, settings=settings, actor=actor, now=now,
+        title=title, owner=owner, due_on=due_on, status=status,
+    )  # fmt: skip
 
 
 def list_actions(

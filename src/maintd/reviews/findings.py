@@ -14,14 +14,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maintd.plan.postmortems import PostmortemSettings
-from maintd.postmortems.reminders import deadline
+from maintd.postmortems.items import Items
 from maintd.reviews import reminders
 from maintd.reviews.model import FindingStatus, ReviewError, ReviewNotFound
 from maintd.reviews.service import area_of, subject, writable
-from maintd.store.events import Event, append
 from maintd.store.models import ReviewFindingRow
 
 TITLE_MAX, DETAIL_MAX = 500, 20000
+
+
+ITEMS = Items(
+    chain=reminders.FINDINGS,
+    noun="finding",
+    a_title="a finding",
+    events="review.finding",
+    error=ReviewError,
+    subject=lambda row: subject(row.review_id),
+    title_max=TITLE_MAX,
+)
 
 
 def get_finding(session: Session, *, finding_id: int, for_update: bool = False) -> ReviewFindingRow:
@@ -48,9 +58,7 @@ def add_finding(
     """A finding of an open review, in one of its areas, as an open action item with its reminders."""
     review = writable(session, review_id)
     area_of(session, review, area)
-    title = _title(title)
-    _check_owner(owner, people)
-    _check_due(due_on, now)
+    title = ITEMS.check_new(title, owner, due_on, people, now)
     row = ReviewFindingRow(
         review_id=review_id,
         area=area,
@@ -64,10 +72,7 @@ def add_finding(
     )
     session.add(row)
     session.flush()
-    reminders.schedule_finding(session, row, settings=settings, now=now)
-    payload = {"finding": row.id, "area": area, "title": title, "owner": owner, "due_on": due_on.isoformat()}
-    append(session, Event("review.finding.added", subject(review_id), now, actor, payload))
-    return row
+    return ITEMS.added(session, row, settings, actor, now)
 
 
 def update_finding(
@@ -85,50 +90,10 @@ def update_finding(
 ) -> ReviewFindingRow:
     """Change what is given; a new due date re-sets the reminders; done and cancelled are final."""
     row = get_finding(session, finding_id=finding_id, for_update=True)
-    if row.status != FindingStatus.open.value:
-        raise ReviewError(f"finding {finding_id} is {row.status}; it cannot change any more")
-    changed: dict[str, object] = {}
-    if title is not None and _title(title) != row.title:
-        row.title = changed["title"] = _title(title)
-    if owner is not None and owner != row.owner:
-        _check_owner(owner, people)
-        row.owner = changed["owner"] = owner
-    if due_on is not None and due_on != row.due_on:
-        _check_due(due_on, now)
-        row.due_on = due_on
-        changed["due_on"] = due_on.isoformat()
-    if status is not None and status is not FindingStatus.open:
-        return _finish(session, row, status, actor, now, changed)
-    if not changed:
-        raise ReviewError(f"nothing to change: finding {finding_id} is like that already")
-    if "due_on" in changed:
-        reminders.cancel_finding(session, row, now=now)
-        reminders.schedule_finding(session, row, settings=settings, now=now)
-    payload = {"finding": row.id, **changed}
-    append(session, Event("review.finding.changed", subject(row.review_id), now, actor, payload))
-    return row
-
-
-def _finish(
-    session: Session,
-    row: ReviewFindingRow,
-    status: FindingStatus,
-    actor: str,
-    now: datetime,
-    changed: dict[str, object],
-) -> ReviewFindingRow:
-    row.status = status.value
-    reminders.cancel_finding(session, row, now=now)
-    payload: dict[str, object] = {"finding": row.id, "title": row.title, "owner": row.owner, **changed}
-    payload["due_on"] = row.due_on.isoformat()
-    if status is FindingStatus.done:
-        row.completed_at = now
-        row.on_time = payload["on_time"] = now < deadline(row.due_on)
-        kind = "review.finding.completed"
-    else:
-        kind = "review.finding.cancelled"
-    append(session, Event(kind, subject(row.review_id), now, actor, payload))
-    return row
+    return ITEMS.change(
+        session, row, people=people, settings=settings, actor=actor, now=now,
+        title=title, owner=owner, due_on=due_on, status=status,
+    )  # fmt: skip
 
 
 def list_findings(
@@ -156,25 +121,3 @@ def list_findings(
         )
     stmt = stmt.order_by(ReviewFindingRow.due_on, ReviewFindingRow.id).offset(offset).limit(limit)
     return list(session.scalars(stmt))
-
-
-def _title(title: str) -> str:
-    title = title.strip()
-    if not title:
-        raise ReviewError("a finding needs a title")
-    if len(title) > TITLE_MAX:
-        raise ReviewError(f"a finding's title is at most {TITLE_MAX} characters, not {len(title)}")
-    return title
-
-
-def _check_owner(owner: str, people: Collection[str]) -> None:
-    if owner not in people:
-        known = ", ".join(sorted(people)) or "none: the active plan has no people"
-        raise ReviewError(f"{owner!r} is not a person of the active plan (people: {known})")
-
-
-def _check_due(due_on: date, now: datetime) -> None:
-    if due_on < now.date():
-        raise ReviewError(
-            f"the due date {due_on.isoformat()} has passed (today is {now.date().isoformat()}, UTC)"
-        )
