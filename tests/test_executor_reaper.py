@@ -4,7 +4,8 @@ A run the scheduler claimed and sent to Celery, whose message nobody worked, is 
 task's timeout + the grace have passed: interrupted (stop reason ``lost``), its schedule row
 freed, a retry armed when the task's policy retries ``unknown``, one ``run.interrupted`` event;
 never twice. Runs of this process's own runner and of a worker still beating are left alone. A
-sweep of a process that lost the lease writes nothing. (tests/test_executor_faults.py: the real
+sweep of a process that lost the lease writes nothing. A sweep that reaps raises MaintdRunsLost,
+which later losses update and a quiet period resolves. (tests/test_executor_faults.py: the real
 processes, with a message deleted from Redis.)
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy import select, text, update
 from maintd.clock import FakeClock
 from maintd.engine import Engine
 from maintd.executor import reaper as reaper_module
+from maintd.executor.alerting import QUIET
 from maintd.executor.reaper import BEAT_STALE, PATIENCE, Reaper, Running, Seen, WorkerBeat, _reap, is_lost
 from maintd.executor.worker import WorkerRuntime
 from maintd.lease import TABLE, Lease, LeaseLost
@@ -30,7 +32,7 @@ from maintd.metrics import Metrics
 from maintd.registry import Registry
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
-from maintd.store.models import EventRow, RunRow, ScheduleRow
+from maintd.store.models import AlertRow, EventRow, IncidentRow, RunRow, ScheduleRow
 from tests.conftest import T0, run
 
 TIMEOUT = timedelta(seconds=30)
@@ -63,7 +65,13 @@ def engine(pg_store: Store, write_plan: Callable[..., Path], make_engine: Callab
 
 
 @pytest.fixture
-def reaper(engine: Engine, clock: FakeClock) -> Reaper:
+def pokes() -> list[datetime]:
+    """The reaper's on_alert calls (the engine's poke in maintd serve), at the fake clock's time."""
+    return []
+
+
+@pytest.fixture
+def reaper(engine: Engine, clock: FakeClock, pokes: list[datetime]) -> Reaper:
     return Reaper(
         store=engine.store,
         clock=clock,
@@ -72,7 +80,20 @@ def reaper(engine: Engine, clock: FakeClock) -> Reaper:
         interval=timedelta(seconds=5),
         grace=GRACE,
         metrics=Metrics(),
+        queue="q-test",
+        on_alert=lambda: pokes.append(clock.now()),
     )
+
+
+def lost_alerts(store: Store) -> list[AlertRow]:
+    with store.read() as s:
+        rows = s.scalars(select(AlertRow).order_by(AlertRow.id))
+        return [a for a in rows if a.labels.get("alertname") == "MaintdRunsLost"]
+
+
+def incidents(store: Store) -> list[IncidentRow]:
+    with store.read() as s:
+        return list(s.scalars(select(IncidentRow)))
 
 
 def claim(engine: Engine, clock: FakeClock) -> dict[str, RunOrder]:
@@ -249,6 +270,7 @@ def test_a_sweep_after_the_lease_is_lost_writes_nothing(
             a.call(reaper.sweep, clock.now(), set())
         assert run_row(store, orders["quick"].run_id).state == "running"
         assert lost_events(store) == []
+        assert lost_alerts(store) == [] and incidents(store) == []
     finally:
         a.stop(release=False)
         b.stop(release=False)
@@ -308,3 +330,73 @@ def _no_beats_left(pg_store: Store) -> Iterator[None]:
     yield
     with pg_store.write() as s:
         s.execute(text("DELETE FROM heartbeats WHERE component LIKE 'worker:%'"))
+
+
+def test_lost_runs_raise_one_alert_that_later_losses_update_and_a_quiet_period_resolves(
+    engine: Engine, reaper: Reaper, clock: FakeClock, pokes: list[datetime]
+) -> None:
+    store = engine.store
+    orders = claim(engine, clock)
+    clock.advance(TIMEOUT + GRACE)
+    first = clock.now()
+    assert len(reaper.sweep(first, set())) == 2
+    (alert,) = lost_alerts(store)
+    assert alert.labels == {"alertname": "MaintdRunsLost", "component": "executor", "queue": "q-test"}
+    assert (alert.status, alert.severity, alert.source) == ("firing", "warning", "native")
+    assert alert.summary.startswith("2 run(s) sent to workers on queue q-test lost since")
+    assert alert.summary.endswith("tasks: quick, retried")
+    assert alert.annotations["lost_runs"] == "2" and alert.annotations["tasks"] == "quick, retried"
+    assert sorted(alert.annotations["runs"].split(", ")) == sorted(o.run_id for o in orders.values())
+    assert "persistence" in alert.annotations["action"]
+    (incident,) = incidents(store)
+    assert pokes == [first]
+
+    # The retry of `retried` is claimed and lost too, a few sweeps later: the same alert, updated.
+    clock.advance(timedelta(seconds=10))
+    retry = claim(engine, clock)["retried"]
+    clock.advance(TIMEOUT + GRACE)
+    assert reaper.sweep(clock.now(), set()) == [retry.run_id]
+    (alert,) = lost_alerts(store)
+    assert alert.status == "firing" and alert.received == 2
+    assert alert.annotations["lost_runs"] == "3" and alert.annotations["lost_last_sweep"] == "1"
+    assert alert.annotations["runs"] == retry.run_id
+    assert alert.summary.startswith("3 run(s)") and alert.summary.endswith("tasks: quick, retried")
+    assert [i.id for i in incidents(store)] == [incident.id]  # no second incident
+    last_loss = clock.now()
+
+    clock.advance(QUIET - timedelta(seconds=1))
+    assert reaper.sweep(clock.now(), set()) == []
+    assert lost_alerts(store)[0].status == "firing"  # quiet, but not for long enough
+    clock.advance(timedelta(seconds=1))
+    assert reaper.sweep(clock.now(), set()) == []
+    (alert,) = lost_alerts(store)
+    assert alert.status == "resolved" and alert.ends_at == last_loss + QUIET
+    assert len(pokes) == 3
+    clock.advance(timedelta(seconds=5))
+    assert reaper.sweep(clock.now(), set()) == []
+    assert len(pokes) == 3  # resolved once
+
+
+def test_a_new_holder_resolves_the_alert_an_earlier_holder_raised(
+    engine: Engine, reaper: Reaper, clock: FakeClock
+) -> None:
+    """The alert's state is in the store: a reaper that never saw it firing still resolves it."""
+    store = engine.store
+    claim(engine, clock)
+    clock.advance(TIMEOUT + GRACE)
+    reaper.sweep(clock.now(), set())
+    successor = Reaper(
+        store=store,
+        clock=clock,
+        owner="scheduler-2",
+        loaded=lambda: engine.loaded,
+        interval=timedelta(seconds=5),
+        grace=GRACE,
+        queue="q-test",
+    )
+    clock.advance(timedelta(seconds=5))
+    successor.sweep(clock.now(), set())
+    assert lost_alerts(store)[0].status == "firing"
+    clock.advance(QUIET)
+    successor.sweep(clock.now(), set())
+    assert lost_alerts(store)[0].status == "resolved"

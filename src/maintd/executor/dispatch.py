@@ -21,14 +21,13 @@ from celery import Celery  # type: ignore[import-untyped]
 
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 from maintd.clock import Clock
+from maintd.executor.alerting import record
 from maintd.executor.celery_app import TASK
 from maintd.executor.messages import to_batch
-from maintd.incidents.pipeline import ingest
 from maintd.plan.loader import LoadedPlan
 from maintd.runner.runner import Runner
 from maintd.scheduler.orders import RunOrder
 from maintd.store.db import Store
-from maintd.store.events import SYSTEM
 
 log = logging.getLogger(__name__)
 ALERTNAME = "MaintdBrokerDown"
@@ -127,13 +126,7 @@ class CeleryExecutor:
             severity=Severity.critical,
             summary=summary,
         )
-        try:
-            with self.store.write() as session:
-                ingest(session, [alert], now=self.clock.now(), settings=loaded.plan.incidents, actor=SYSTEM)
-        except Exception:
-            log.exception("could not record the broker alert (%s)", status.value)
-            return
-        self.on_alert()
+        record(self.store, self.clock, loaded, alert, self.on_alert)
 
     async def aclose(self) -> None:
         """Wait for messages being sent (their runs are claimed: each must reach a queue or the runner)."""

@@ -21,6 +21,9 @@ transactions of ``BATCH`` fenced by the lease:
 
 A worker whose result arrives for a reaped run records nothing (it no longer owns the run,
 maintd.executor.worker) but a ``run.late`` event: the run is counted once, as lost.
+
+A sweep that reaps runs raises ``MaintdRunsLost`` through the alert pipeline, and resolves it
+once no run was lost for a while (maintd.executor.alerting.RunsLost).
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from sqlalchemy.orm import Session
 
 from maintd.checks.base import Status
 from maintd.clock import Clock
+from maintd.executor.alerting import RunsLost, some
 from maintd.lease import Gate, LeaseLost
 from maintd.metrics import Metrics
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
 from maintd.scheduler.bulk import update_by_id
 from maintd.scheduler.orders import Trigger
+from maintd.settings import DEFAULT_QUEUE
 from maintd.store.db import Store, dialect_insert
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import HeartbeatRow, RunRow, ScheduleRow
@@ -110,6 +115,8 @@ class Reaper:
         grace: timedelta,
         metrics: Metrics | None = None,
         queued: Callable[[], int | None] | None = None,
+        queue: str = DEFAULT_QUEUE,
+        on_alert: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -121,27 +128,32 @@ class Reaper:
         self.metrics = metrics
         # Messages waiting in the broker's queue; None: the broker does not answer (it may have lost them).
         self.queued = queued
+        self.alert = RunsLost(store=store, clock=clock, queue=queue, on_alert=on_alert)
 
     def sweep(self, now: datetime, local: set[str]) -> list[str]:
         """Reap the lost runs at ``now``, BATCH a transaction; their ids. Call through ``Gate.call``."""
         loaded = self.loaded()
         tasks = {t.name: t for t in loaded.plan.tasks} if loaded is not None else {}
-        reaped: list[str] = []
+        lost: list[Running] = []
         waiting = bool(self.queued()) if self.queued is not None else False  # before any transaction
         while True:
             batch = self._sweep_once(now, local, tasks, waiting)
-            reaped.extend(batch)
+            lost.extend(batch)
             if len(batch) < BATCH:
                 break
+        reaped = [r.run_id for r in lost]
         if reaped:
             self.reaped += len(reaped)
             if self.metrics is not None:
                 self.metrics.runs_lost.inc(len(reaped))
-            shown = ", ".join(reaped[:10]) + (f" and {len(reaped) - 10} more" if len(reaped) > 10 else "")
-            log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), shown)
+            log.error("%d run(s) sent to workers were lost (no result): %s", len(reaped), some(reaped))
+        if loaded is not None:  # no plan: no incident settings to ingest with (nothing was sent either)
+            self.alert.after_sweep(loaded, now, [(r.run_id, r.task) for r in lost])
         return reaped
 
-    def _sweep_once(self, now: datetime, local: set[str], tasks: dict[str, Task], waiting: bool) -> list[str]:
+    def _sweep_once(
+        self, now: datetime, local: set[str], tasks: dict[str, Task], waiting: bool
+    ) -> list[Running]:
         with self.store.write() as session:
             beats = worker_beats(session)
             live = {w for w, at in beats.items() if now - at < BEAT_STALE}
@@ -172,9 +184,9 @@ class Reaper:
                 for r in running
                 if is_lost(r, now=now, timeout=_timeout(tasks.get(r.task)), grace=self.grace, seen=seen)
             ]
-            reaped = _reap(session, lost[:BATCH], tasks, now)
+            reaped = set(_reap(session, lost[:BATCH], tasks, now))
             _forget_dead_workers(session, beats, now, busy={r.owner for r in running})
-        return reaped
+        return [r for r in lost[:BATCH] if r.run_id in reaped]
 
     async def run(self, gate: Gate, local: Callable[[], set[str]], stopping: asyncio.Event) -> None:
         """Sweep every ``interval`` while this process holds the lease, until ``stopping``."""
