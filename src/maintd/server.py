@@ -211,6 +211,8 @@ def _reaper(settings: Settings, engine: Engine) -> Reaper:
         grace=timedelta(seconds=settings.reaper_grace),
         metrics=engine.metrics,
         queued=lambda: queue_depth(app, settings.queue),
+        queue=settings.queue,
+        on_alert=engine.poke,
     )
 
 
