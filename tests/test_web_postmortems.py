@@ -231,6 +231,77 @@ def test_a_bad_action_item_is_shown_again_and_not_added(browser, tokens, engine)
         assert s.scalars(select(PostmortemActionRow)).all() == []
 
 
+def added(engine: Engine, browser: TestClient, incident_id: int, csrf: str, days: int = 3) -> int:
+    """An action item for bob, due ``days`` from now, added through the form."""
+    due = (engine.clock.now() + timedelta(days=days)).date().isoformat()
+    item = {"csrf": csrf, "title": "Alert on pool saturation", "owner": "bob", "due_on": due}
+    assert browser.post(f"/postmortems/{incident_id}/actions", data=item).status_code == 303
+    with engine.store.read() as s:
+        return max(s.scalars(select(PostmortemActionRow.id)))
+
+
+def test_a_responder_changes_an_action_items_owner_and_due_date_then_cancels_it(browser, tokens, engine):
+    incident_id = drafted(engine)
+    url = f"/postmortems/{incident_id}"
+    csrf = log_in(browser, tokens["rob"])
+    action_id = added(engine, browser, incident_id, csrf)
+    sent = form_of(browser.get(url).text, f"change-action-{action_id}")
+    assert sent["due_on"] == (engine.clock.now() + timedelta(days=3)).date().isoformat()
+    later = (engine.clock.now() + timedelta(days=10)).date()
+    sent.update(owner="ann", due_on=later.isoformat())
+    changed = browser.post(f"{url}/actions/{action_id}/change", data=sent)
+    assert (changed.status_code, changed.headers["location"]) == (303, url)
+    with engine.store.read() as s:
+        action = s.get(PostmortemActionRow, action_id)
+        assert action is not None and (action.owner, action.due_on, action.status) == ("ann", later, "open")
+        (event,) = query(s, subject=f"incident:{incident_id}", kind="postmortem.action.changed")
+    assert event.actor == "token:rob"
+    assert event.payload == {"action": action_id, "owner": "ann", "due_on": later.isoformat()}
+    cancelled = browser.post(f"{url}/actions/{action_id}/cancel", data={"csrf": csrf})
+    assert cancelled.status_code == 303
+    page = browser.get(url).text
+    assert 'data-status="cancelled"' in page and f'id="change-action-{action_id}"' not in page
+    final = browser.post(f"{url}/actions/{action_id}/change", data={**sent, "owner": "bob"})
+    assert final.status_code == 409 and "is cancelled; it cannot change any more" in final.text
+    elsewhere = browser.post(f"/postmortems/{incident_id + 1}/actions/{action_id}/change", data=sent)
+    assert elsewhere.status_code == 404
+    with engine.store.read() as s:
+        kinds = [e.kind for e in query(s, subject=f"incident:{incident_id}", kind="postmortem.action.")]
+    assert kinds == ["postmortem.action.added", "postmortem.action.changed", "postmortem.action.cancelled"]
+
+
+BAD_CHANGES = (  # owner, due in days (None: not a date), the message
+    ("zed", 3, "&#39;zed&#39; is not a person of the active plan (people: ann, bob)"),
+    ("ann", -1, "has passed (today is 2026-11-27, UTC)"),
+    ("ann", None, "Due on: Input should be a valid date"),
+    ("", 3, "Owner: String should have at least 1 character"),
+    ("bob", 3, "nothing to change: post-mortem action"),  # as it is already
+)
+
+
+def test_a_bad_change_of_an_action_item_is_shown_again_and_nothing_is_written(browser, tokens, engine):
+    incident_id = drafted(engine)
+    csrf = log_in(browser, tokens["rob"])
+    action_id = added(engine, browser, incident_id, csrf)
+    with engine.store.read() as s:
+        before = s.get(PostmortemActionRow, action_id)
+        assert before is not None
+    written = event_count(engine)
+    for owner, due, message in BAD_CHANGES:
+        due_on = (engine.clock.now() + timedelta(days=due)).date().isoformat() if due is not None else "soon"
+        page = browser.post(f"/postmortems/{incident_id}/actions/{action_id}/change",
+                            data={"csrf": csrf, "owner": owner, "due_on": due_on})  # fmt: skip
+        assert page.status_code == 422 and f'id="action-{action_id}-error"' in page.text, message
+        assert message in page.text and 'id="action-error"' not in page.text
+        kept = form_of(page.text, f"change-action-{action_id}")
+        assert kept["due_on"] == due_on, message
+        assert f'value="{owner}" selected' in page.text or f"<option selected>{owner}</option>" in page.text
+    assert event_count(engine) == written
+    with engine.store.read() as s:
+        after = s.get(PostmortemActionRow, action_id)
+        assert after is not None and (after.owner, after.due_on) == (before.owner, before.due_on)
+
+
 def test_a_viewer_reads_and_every_form_refuses_a_viewer_or_a_wrong_csrf_token(app, browser, tokens, engine):
     incident_id = drafted(engine)
     with TestClient(app, follow_redirects=False) as rob:
@@ -245,10 +316,13 @@ def test_a_viewer_reads_and_every_form_refuses_a_viewer_or_a_wrong_csrf_token(ap
         "review": {},
         "actions": {"title": "t", "owner": "ann", "due_on": due},
         f"actions/{action_id}/done": {},
+        f"actions/{action_id}/cancel": {},
+        f"actions/{action_id}/change": {"owner": "bob", "due_on": due},
     }
     csrf = log_in(browser, tokens["vera"])
     page = browser.get(f"/postmortems/{incident_id}").text
     assert 'id="edit"' not in page and 'id="add-action"' not in page and "Mark action" not in page
+    assert "Cancel action" not in page and "change-action-" not in page
     assert "needs the responder role" in page
     with TestClient(app, follow_redirects=False) as other:
         log_in(other, tokens["rob"])
@@ -269,12 +343,17 @@ def test_the_page_refuses_exactly_whom_the_api_refuses(app, tokens, engine):
     incident_id = drafted(engine)
     due = engine.clock.now().date().isoformat()
     item = {"title": "t", "owner": "ann", "due_on": due}
+    with TestClient(app, follow_redirects=False) as rob:
+        made = added(engine, rob, incident_id, log_in(rob, tokens["rob"]))
+    change = {"owner": "ann", "due_on": due}
     cases = (  # web form path and fields; the API's method, path under the post-mortem, body
         ("edit", {"what_happened": "x"}, "PATCH", "", {"why_it_happened": "y"}),
         ("review", {}, "POST", "/review", None),
         ("send-back", {}, "POST", "/send-back", None),
         ("complete", {}, "POST", "/complete", None),
         ("actions", item, "POST", "/actions", item),
+        (f"actions/{made}/change", change, "PATCH", f"/actions/{made}", change),
+        (f"actions/{made}/cancel", {}, "PATCH", f"/actions/{made}", {"status": "cancelled"}),
     )
     api = TestClient(app)
     seen = {}

@@ -1,5 +1,5 @@
 """One post-mortem's page: edit the blameless draft's sections, move it through review to
-complete, add action items and mark them done.
+complete, add action items, change an open one's owner or due date, mark it done or cancel it.
 
 Every form goes through the post-mortem room's own services, the API's routes' rules and
 roles included (maintd.api.postmortems): a viewer reads; a responder edits, asks for a review
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from maintd.api.deps import AppContext, Id
-from maintd.api.postmortems import ActionBody
+from maintd.api.postmortems import ActionBody, ActionChange
 from maintd.auth import Role
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.postmortems import actions, planned, service
@@ -34,7 +34,7 @@ from maintd.postmortems.model import (
     PostmortemState,
 )
 from maintd.postmortems.moves import MOVES
-from maintd.store.models import PostmortemRow
+from maintd.store.models import PostmortemActionRow, PostmortemRow
 from maintd.web.auth import WebSession
 from maintd.web.common import Ctx, Form, Gather, Invalid, NotFound, act, again, problems, show
 from maintd.web.render import field_time
@@ -63,6 +63,7 @@ LABELS = {
     "due_on": "Due on",
 }
 LINES = ("title", "severity")  # one-line inputs; the other text sections are paragraphs
+FINISH = {"done": ActionStatus.done, "cancel": ActionStatus.cancelled}  # button path → status
 
 
 def router() -> APIRouter:
@@ -121,23 +122,39 @@ def router() -> APIRouter:
         shown = again(ctx, TEMPLATE, NAV, _gather(ctx, incident_id), "action", fields)
         return act(request, ctx, fields, Role.responder, do, _back(incident_id), REFUSALS, shown)
 
-    @r.post("/postmortems/{incident_id}/actions/{action_id}/done")
-    def action_done(incident_id: Id, action_id: Id, request: Request, ctx: Ctx, fields: Form) -> Response:
+    @r.post("/postmortems/{incident_id}/actions/{action_id}/change")
+    def change_action(incident_id: Id, action_id: Id, request: Request, ctx: Ctx, fields: Form) -> Response:
         def do(session: Session, web: WebSession, now: datetime) -> None:
-            if actions.get_action(session, action_id=action_id).incident_id != incident_id:
-                raise PostmortemNotFound(f"incident {incident_id}'s post-mortem has no action {action_id}")
+            row = _own_action(session, incident_id, action_id)  # 404 first
+            try:
+                given = {n: fields.get(n, "").strip() for n in ("owner", "due_on")}
+                body = ActionChange.model_validate(given)
+            except ValidationError as exc:
+                raise Invalid(problems(exc, LABELS)) from None
             people, settings = _plan(ctx, session)
-            actions.update_action(
-                session,
-                action_id=action_id,
-                people=people,
-                settings=settings,
-                actor=web.principal.actor,
-                now=now,
-                status=ActionStatus.done,
-            )
+            try:
+                actions.update_action(
+                    session,
+                    action_id=action_id,
+                    people=people,
+                    settings=settings,
+                    actor=web.principal.actor,
+                    now=now,
+                    owner=body.owner,
+                    due_on=body.due_on,
+                )
+            except PostmortemNotFound:
+                raise
+            except PostmortemError as exc:
+                if row.status != ActionStatus.open:  # final: its form is gone, so a page saying why
+                    raise
+                raise Invalid(str(exc)) from None
 
-        return act(request, ctx, fields, Role.responder, do, _back(incident_id), REFUSALS)
+        shown = again(ctx, TEMPLATE, NAV, _gather(ctx, incident_id), f"action-{action_id}", fields)
+        return act(request, ctx, fields, Role.responder, do, _back(incident_id), REFUSALS, shown)
+
+    for path in FINISH:
+        _finish_route(r, path)
 
     return r
 
@@ -157,6 +174,35 @@ def _move_route(r: APIRouter, path: str) -> None:
             )
 
         return act(request, ctx, fields, role, do, _back(incident_id), REFUSALS)
+
+
+def _finish_route(r: APIRouter, path: str) -> None:
+    status = FINISH[path]
+
+    @r.post(f"/postmortems/{{incident_id}}/actions/{{action_id}}/{path}", name=f"web_{path}_action")
+    def finish(incident_id: Id, action_id: Id, request: Request, ctx: Ctx, fields: Form) -> Response:
+        def do(session: Session, web: WebSession, now: datetime) -> None:
+            _own_action(session, incident_id, action_id)
+            people, settings = _plan(ctx, session)
+            actions.update_action(
+                session,
+                action_id=action_id,
+                people=people,
+                settings=settings,
+                actor=web.principal.actor,
+                now=now,
+                status=status,
+            )
+
+        return act(request, ctx, fields, Role.responder, do, _back(incident_id), REFUSALS)
+
+
+def _own_action(session: Session, incident_id: int, action_id: int) -> PostmortemActionRow:
+    """An action item of another post-mortem is not found here, as in the API."""
+    row = actions.get_action(session, action_id=action_id)
+    if row.incident_id != incident_id:
+        raise PostmortemNotFound(f"incident {incident_id}'s post-mortem has no action {action_id}")
+    return row
 
 
 def _gather(ctx: AppContext, incident_id: int) -> Gather:
