@@ -1,6 +1,7 @@
 """The dashboard's review pages through FastAPI's TestClient: the list with each review's progress,
-the checklist where a team lead records areas reviewed, adds findings, marks them done or cancels
-them and completes the review; CSRF, the API's roles, and bad input (shown again with its message
+where a team lead opens one on demand, the checklist where a team lead records areas reviewed,
+adds findings, changes their owner or due date, marks them done or cancels them and completes
+the review; CSRF, the API's roles, and bad input (shown again with its message
 and what was typed, nothing written)."""
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from maintd.engine import Engine
 from maintd.reviews import findings, planned, service
 from maintd.store.db import Store
 from maintd.store.events import query
-from maintd.store.models import EventRow, ReviewFindingRow, ReviewItemRow
+from maintd.store.models import EventRow, ReviewFindingRow, ReviewItemRow, ReviewRow
 from tests.test_dashboard import log_in
+from tests.test_web_postmortems import form_of
 
 PLAN = """
 people:
@@ -183,6 +185,112 @@ def test_a_team_lead_works_through_the_checklist_and_completes_once_every_area_i
     )
 
 
+def review_rows(engine: Engine) -> list[tuple[str, str, str]]:
+    with engine.store.read() as s:
+        return [(r.name, r.period, r.opened_by) for r in s.scalars(select(ReviewRow).order_by(ReviewRow.id))]
+
+
+def test_a_team_lead_opens_a_review_on_demand_for_the_current_or_a_named_period(browser, tokens, engine):
+    csrf = log_in(browser, tokens["tess"])
+    page = browser.get("/reviews").text
+    assert 'id="start-review"' in page
+    assert '<option value="security">security review (monthly)</option>' in page
+    now = browser.post("/reviews", data={"csrf": csrf, "name": "security", "period": ""})
+    assert review_rows(engine) == [("security", "2026-11", "token:tess")]
+    with engine.store.read() as s:
+        review_id = s.scalars(select(ReviewRow.id)).one()
+    assert (now.status_code, now.headers["location"]) == (303, f"/reviews/{review_id}")
+    later = browser.post("/reviews", data={"csrf": csrf, "name": "architecture", "period": " 2027-Q1 "})
+    assert later.status_code == 303
+    assert review_rows(engine)[1:] == [("architecture", "2027-Q1", "token:tess")]
+    with engine.store.read() as s:
+        assert [e.actor for e in query(s, kind="review.opened")] == ["token:tess", "token:tess"]
+    page = browser.get("/reviews").text
+    assert ">2027-Q1<" in page and ">2026-11<" in page
+
+
+BAD_STARTS = (  # review name, period, the message
+    ("security", "", "security 2026-11 exists already: review"),
+    ("nope", "", "the active plan has no review &#39;nope&#39; (reviews: architecture, security)"),
+    ("security", "2026-Q4", "&#39;2026-Q4&#39; is not a monthly period"),
+    ("", "", "Review: String should have at least 1 character"),
+    ("security", "2026-11-01-and-more", "Period: String should have at most 16 characters"),
+)
+
+
+def test_a_bad_review_to_open_is_shown_again_with_what_was_typed_and_nothing_is_opened(
+    browser, tokens, engine
+):
+    opened(engine)
+    csrf = log_in(browser, tokens["tess"])
+    written, rows = review_events(engine), review_rows(engine)
+    for name, period, message in BAD_STARTS:
+        page = browser.post("/reviews", data={"csrf": csrf, "name": name, "period": period})
+        assert page.status_code == 422 and 'id="start-error"' in page.text, (name, page.text)
+        assert message in page.text, name
+        assert form_of(page.text, "start-review")["period"] == period
+        if name:
+            assert f'<option value="{name}" selected>' in page.text
+    assert review_events(engine) == written and review_rows(engine) == rows
+
+
+def test_a_team_lead_changes_a_findings_owner_and_due_date_even_once_the_review_is_complete(
+    browser, tokens, engine
+):
+    review_id = opened(engine)
+    url = f"/reviews/{review_id}"
+    made = found(engine, review_id, "access", "ann", 3)
+    with engine.store.write() as s:
+        for area in ("access", "secrets"):
+            service.check(s, review_id=review_id, area=area, notes="ok", actor="test", now=engine.clock.now())
+        service.complete(s, review_id=review_id, actor="test", now=engine.clock.now())
+    log_in(browser, tokens["tess"])
+    sent = form_of(browser.get(url).text, f"change-finding-{made}")
+    assert sent["due_on"] == day(engine, 3)
+    sent.update(owner="bob", due_on=day(engine, 20))
+    changed = browser.post(f"{url}/findings/{made}/change", data=sent)
+    assert (changed.status_code, changed.headers["location"]) == (303, url)
+    (row,) = finding_rows(engine)
+    assert (row.owner, row.due_on.isoformat(), row.status) == ("bob", day(engine, 20), "open")
+    with engine.store.read() as s:
+        (event,) = query(s, subject=f"review:{review_id}", kind="review.finding.changed")
+    assert event.actor == "token:tess"
+    assert event.payload == {"finding": made, "owner": "bob", "due_on": day(engine, 20)}
+    assert browser.post(f"{url}/findings/{made}/cancel", data={"csrf": sent["csrf"]}).status_code == 303
+    page = browser.get(url).text
+    assert f'id="change-finding-{made}"' not in page
+    final = browser.post(f"{url}/findings/{made}/change", data=sent)
+    assert final.status_code == 409 and "is cancelled; it cannot change any more" in final.text
+    assert browser.post(f"/reviews/{review_id + 1}/findings/{made}/change", data=sent).status_code == 404
+
+
+BAD_CHANGES = (  # owner, due in days (None: not a date), the message
+    ("zed", 3, "&#39;zed&#39; is not a person of the active plan (people: ann, bob)"),
+    ("ann", -1, "has passed (today is 2026-11-27, UTC)"),
+    ("ann", None, "Due on: Input should be a valid date"),
+    ("", 3, "Owner: String should have at least 1 character"),
+    ("ann", 3, "nothing to change: finding"),  # as it is already
+)
+
+
+def test_a_bad_change_of_a_finding_is_shown_again_and_nothing_is_written(browser, tokens, engine):
+    review_id = opened(engine)
+    made = found(engine, review_id, "access", "ann", 3)
+    csrf = log_in(browser, tokens["tess"])
+    written, before = review_events(engine), finding_rows(engine)
+    for owner, due, message in BAD_CHANGES:
+        due_on = day(engine, due) if due is not None else "soon"
+        page = browser.post(f"/reviews/{review_id}/findings/{made}/change",
+                            data={"csrf": csrf, "owner": owner, "due_on": due_on})  # fmt: skip
+        assert page.status_code == 422 and f'id="finding-{made}-error"' in page.text, message
+        assert message in page.text and 'id="finding-error"' not in page.text
+        assert form_of(page.text, f"change-finding-{made}")["due_on"] == due_on
+        assert f'value="{owner}" selected' in page.text or f"<option selected>{owner}</option>" in page.text
+    after = finding_rows(engine)
+    assert review_events(engine) == written
+    assert [(f.owner, f.due_on) for f in after] == [(f.owner, f.due_on) for f in before]
+
+
 BAD_FINDINGS = (  # area, owner, due in days (None: not a date), the message
     ("secrets", "zed", 3, "&#39;zed&#39; is not a person of the active plan (people: ann, bob)"),
     ("secrets", "ann", -1, "has passed (today is 2026-11-27, UTC)"),
@@ -222,13 +330,15 @@ def test_a_viewer_and_a_responder_read_and_every_form_refuses_them_or_a_wrong_cs
     url = f"/reviews/{review_id}"
     finding = found(engine, review_id, "access", "ann")
     posts = {
-        "areas/access": {"notes": "x"},
-        "findings": {"area": "access", "title": "t", "owner": "ann", "due_on": day(engine, 1)},
-        f"findings/{finding}/done": {},
-        f"findings/{finding}/cancel": {},
-        "complete": {},
+        f"{url}/areas/access": {"notes": "x"},
+        f"{url}/findings": {"area": "access", "title": "t", "owner": "ann", "due_on": day(engine, 1)},
+        f"{url}/findings/{finding}/done": {},
+        f"{url}/findings/{finding}/cancel": {},
+        f"{url}/findings/{finding}/change": {"owner": "bob", "due_on": day(engine, 2)},
+        f"{url}/complete": {},
+        "/reviews": {"name": "architecture"},
     }
-    written = review_events(engine)
+    written, rows = review_events(engine), review_rows(engine)
     for who in ("vera", "rob"):
         with TestClient(app, follow_redirects=False) as web:
             csrf = log_in(web, tokens[who])
@@ -237,19 +347,22 @@ def test_a_viewer_and_a_responder_read_and_every_form_refuses_them_or_a_wrong_cs
                 'id="add-finding"' not in page
                 and "Record reviewed" not in page
                 and "Mark finding" not in page
+                and "change-finding-" not in page
             )
             assert "need the team-lead role" in page
+            listed = web.get("/reviews").text
+            assert 'id="start-review"' not in listed and "on demand needs the team-lead role" in listed
             for path, data in posts.items():
-                refused = web.post(f"{url}/{path}", data={"csrf": csrf, **data})
+                refused = web.post(path, data={"csrf": csrf, **data})
                 assert refused.status_code == 403 and "needs the team-lead role" in refused.text, (who, path)
     with TestClient(app, follow_redirects=False) as tess, TestClient(app, follow_redirects=False) as vera:
         log_in(tess, tokens["tess"])
         someone_elses = log_in(vera, tokens["vera"])
         for path, data in posts.items():
             for token in ({}, {"csrf": "forged"}, {"csrf": someone_elses}):
-                refused = tess.post(f"{url}/{path}", data={**token, **data})
+                refused = tess.post(path, data={**token, **data})
                 assert refused.status_code == 403 and "CSRF" in refused.text, path
-    assert review_events(engine) == written
+    assert review_events(engine) == written and review_rows(engine) == rows
 
 
 def test_the_pages_refuse_exactly_whom_the_api_refuses(app, tokens, engine):
@@ -257,20 +370,24 @@ def test_the_pages_refuse_exactly_whom_the_api_refuses(app, tokens, engine):
     review_id = opened(engine)
     made = found(engine, review_id, "access", "ann")
     finding = {"area": "access", "title": "t", "owner": "ann", "due_on": day(engine, 1)}
+    change = {"owner": "bob", "due_on": day(engine, 2)}
+    url = f"/reviews/{review_id}"
     cases = (  # web form path and fields; the API's method, path and body
-        ("areas/access", {"notes": "x"}, "POST", f"/reviews/{review_id}/areas/access", {"notes": "x"}),
-        ("findings", finding, "POST", f"/reviews/{review_id}/findings", finding),
-        (f"findings/{made}/cancel", {}, "PATCH", f"/reviews/findings/{made}", {"status": "cancelled"}),
-        ("complete", {}, "POST", f"/reviews/{review_id}/complete", None),
+        (f"{url}/areas/access", {"notes": "x"}, "POST", f"{url}/areas/access", {"notes": "x"}),
+        (f"{url}/findings", finding, "POST", f"{url}/findings", finding),
+        (f"{url}/findings/{made}/change", change, "PATCH", f"/reviews/findings/{made}", change),
+        (f"{url}/findings/{made}/cancel", {}, "PATCH", f"/reviews/findings/{made}", {"status": "cancelled"}),
+        (f"{url}/complete", {}, "POST", f"{url}/complete", None),
+        ("/reviews", {"name": "architecture"}, "POST", "/reviews", {"name": "architecture"}),
     )
     api = TestClient(app)
     seen = {}
     for who in ("vera", "rob", "tess", "mia"):
         with TestClient(app, follow_redirects=False) as web:
             csrf = log_in(web, tokens[who])
-            assert web.get(f"/reviews/{review_id}").status_code == 200
+            assert web.get(url).status_code == 200 and web.get("/reviews").status_code == 200
             for path, fields, method, api_path, body in cases:
-                page = web.post(f"/reviews/{review_id}/{path}", data={"csrf": csrf, **fields})
+                page = web.post(path, data={"csrf": csrf, **fields})
                 answer = api.request(method, f"/api/v1{api_path}", json=body,
                                      headers={"Authorization": f"Bearer {tokens[who]}"})  # fmt: skip
                 assert (page.status_code == 403) == (answer.status_code == 403), (who, path, page.text)

@@ -144,13 +144,14 @@ def act(
     ctx: AppContext,
     fields: dict[str, str],
     role: Role,
-    do: Callable[[Session, WebSession, datetime], None],
+    do: Callable[[Session, WebSession, datetime], str | None],
     back: str,
     refusals: Sequence[tuple[type[Exception], int]],
     invalid: Again | None = None,
 ) -> Response:
     """Check the session, its CSRF token and the role, act in one write transaction, and go back
-    to ``back`` (POST-redirect-GET). A domain refusal (the first of ``refusals`` it is an instance
+    to ``back`` (POST-redirect-GET), or to the page ``do`` returns (what it made, when the
+    form's own page could not know it). A domain refusal (the first of ``refusals`` it is an instance
     of, with its HTTP status) is raised out of the transaction, so nothing of it is committed;
     so is ``Invalid`` from ``do``, answered with ``invalid`` (the form again) when given."""
     now = ctx.clock.now()
@@ -161,7 +162,7 @@ def act(
             refused = check_post(web, fields, role)
             if refused is not None or web is None:
                 return refused or refuse(401, "Logged out", "Log in again.", None)
-            do(session, web, now)
+            target = do(session, web, now)
     except Invalid as exc:
         if invalid is None or web is None:
             return refuse(422, "Refused", str(exc), web)
@@ -169,7 +170,7 @@ def act(
     except tuple(kind for kind, _ in refusals) as exc:
         status = next(code for kind, code in refusals if isinstance(exc, kind))
         return refuse(status, "Not found" if status == 404 else "Refused", str(exc), web)
-    return RedirectResponse(back, status_code=303)
+    return RedirectResponse(target or back, status_code=303)
 
 
 def refuse(status: int, title: str, message: str, web: WebSession | None) -> HTMLResponse:

@@ -1,6 +1,7 @@
-"""The reviews pages: ``/reviews`` lists the open and recent reviews with their progress;
-``/reviews/{id}`` is one review's checklist, where a team lead records each area reviewed with
-notes, adds findings (owner, due date), marks them done or cancels them, and completes it.
+"""The reviews pages: ``/reviews`` lists the open and recent reviews with their progress, where
+a team lead opens a review of the plan on demand; ``/reviews/{id}`` is one review's checklist,
+where a team lead records each area reviewed with notes, adds findings (owner, due date),
+changes their owner or due date, marks them done or cancels them, and completes it.
 
 Every form goes through the reviews room's services with the API's roles (maintd.reviews.roles,
 the same table maintd.api.reviews uses) and the API's body models; bad input shows the page again
@@ -20,7 +21,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from maintd.api.deps import AppContext, Id
-from maintd.api.reviews import Area, CheckBody, FindingBody, NoteBody
+from maintd.api.reviews import Area, CheckBody, FindingBody, FindingChange, NoteBody, StartBody
+from maintd.plan.postmortems import PostmortemSettings
 from maintd.plan.reviews import Review
 from maintd.reviews import (
     FindingStatus,
@@ -33,6 +35,8 @@ from maintd.reviews import (
     roles,
     service,
 )
+from maintd.reviews.periods import parse
+from maintd.store.models import ReviewFindingRow
 from maintd.web.auth import WebSession
 from maintd.web.common import Ctx, Form, Gather, Invalid, NotFound, act, again, problems, show
 
@@ -43,8 +47,9 @@ OVERDUE_COUNTED = 10_000  # overdue open findings counted for the list (they are
 # ReviewNotFound first: it is a ReviewError too.
 REFUSALS = ((ReviewNotFound, 404), (ReviewError, 409))
 LABELS = {"notes": "Notes", "area": "Area", "title": "Title", "owner": "Owner", "due_on": "Due on",
-          "detail": "Detail", "note": "Note"}  # fmt: skip
-Body = TypeVar("Body", CheckBody, FindingBody, NoteBody)
+          "detail": "Detail", "note": "Note", "name": "Review", "period": "Period"}  # fmt: skip
+Body = TypeVar("Body", CheckBody, FindingBody, FindingChange, NoteBody, StartBody)
+T = TypeVar("T")
 FINISH = {"done": FindingStatus.done, "cancel": FindingStatus.cancelled}  # button path → status
 
 
@@ -53,7 +58,17 @@ def router() -> APIRouter:
 
     @r.get("/reviews")
     def reviews(request: Request, ctx: Ctx) -> Response:
-        return show(request, ctx, "reviews.html", NAV, _list)
+        return show(request, ctx, "reviews.html", NAV, _list(ctx))
+
+    @r.post("/reviews")
+    def start(request: Request, ctx: Ctx, fields: Form) -> Response:
+        def do(session: Session, web: WebSession, now: datetime) -> str:
+            body = _valid(StartBody, {n: fields.get(n, "").strip() for n in ("name", "period")})  # "": now
+            reviews, _people = _plan(ctx, session)
+            return f"/reviews/{_domain(lambda: _start(session, reviews, body, web, now), lookups=True)}"
+
+        shown = again(ctx, "reviews.html", NAV, _list(ctx), "start", fields)
+        return act(request, ctx, fields, roles.RECORD, do, NAV, REFUSALS, shown)
 
     @r.get("/reviews/{review_id}")
     def review(review_id: Id, request: Request, ctx: Ctx) -> Response:
@@ -85,6 +100,26 @@ def router() -> APIRouter:
         shown = again(ctx, TEMPLATE, NAV, _gather(ctx, review_id), "finding", fields)
         return act(request, ctx, fields, roles.RECORD, do, _back(review_id), REFUSALS, shown)
 
+    @r.post("/reviews/{review_id}/findings/{finding_id}/change")
+    def change_finding(review_id: Id, finding_id: Id, request: Request, ctx: Ctx, fields: Form) -> Response:
+        def do(session: Session, web: WebSession, now: datetime) -> None:
+            row, settings, people = _of_finding(ctx, session, review_id, finding_id)  # 404 first
+            body = _valid(FindingChange, {n: fields.get(n, "").strip() for n in ("owner", "due_on")})
+
+            def change() -> object:
+                return findings.update_finding(
+                    session, finding_id=finding_id, people=people, settings=settings,
+                    actor=web.principal.actor, now=now, owner=body.owner, due_on=body.due_on,
+                )  # fmt: skip
+
+            if row.status == FindingStatus.open:
+                _domain(change)
+            else:  # final: its form is gone, so the refusal is a page of its own (409)
+                change()
+
+        shown = again(ctx, TEMPLATE, NAV, _gather(ctx, review_id), f"finding-{finding_id}", fields)
+        return act(request, ctx, fields, roles.RECORD, do, _back(review_id), REFUSALS, shown)
+
     for path in FINISH:
         _finish_route(r, path)
 
@@ -106,14 +141,12 @@ def _finish_route(r: APIRouter, path: str) -> None:
     @r.post(f"/reviews/{{review_id}}/findings/{{finding_id}}/{path}", name=f"web_{path}_review_finding")
     def finish(review_id: Id, finding_id: Id, request: Request, ctx: Ctx, fields: Form) -> Response:
         def do(session: Session, web: WebSession, now: datetime) -> None:
-            if findings.get_finding(session, finding_id=finding_id).review_id != review_id:
-                raise ReviewNotFound(f"review {review_id} has no finding {finding_id}")
-            reviews, people = _plan(ctx, session)
+            _, settings, people = _of_finding(ctx, session, review_id, finding_id)
             findings.update_finding(
                 session,
                 finding_id=finding_id,
                 people=people,
-                settings=planned.settings_of(reviews, service.load(session, review_id).name),
+                settings=settings,
                 actor=web.principal.actor,
                 now=now,
                 status=status,
@@ -122,15 +155,44 @@ def _finish_route(r: APIRouter, path: str) -> None:
         return act(request, ctx, fields, roles.RECORD, do, _back(review_id), REFUSALS)
 
 
-def _list(session: Session, now: datetime, web: WebSession) -> dict[str, Any]:
-    shown = [
-        *service.list_reviews(session, state=ReviewState.open, limit=OPEN_SHOWN),
-        *service.list_reviews(session, state=ReviewState.complete, limit=RECENT_SHOWN),
-    ]
-    overdue = Counter(
-        f.review_id for f in findings.list_findings(session, overdue_at=now, limit=OVERDUE_COUNTED)
-    )
-    return {"reviews": shown, "overdue": overdue, "open_shown": OPEN_SHOWN, "recent_shown": RECENT_SHOWN}
+def _start(session: Session, reviews: list[Review], body: StartBody, web: WebSession, now: datetime) -> int:
+    """Open the plan's review ``body.name`` now, as ``POST /api/v1/reviews`` does."""
+    review = service.plan_review(reviews, body.name)
+    try:
+        period = parse(review.cadence, body.period) if body.period else None
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from None
+    row = service.start(session, reviews=reviews, name=body.name, actor=web.principal.actor, now=now,
+                        period=period)  # fmt: skip
+    return row.id
+
+
+def _of_finding(
+    ctx: AppContext, session: Session, review_id: int, finding_id: int
+) -> tuple[ReviewFindingRow, PostmortemSettings, set[str]]:
+    """The finding, the reminders of its review and the plan's people; a finding of another
+    review is not found."""
+    row = findings.get_finding(session, finding_id=finding_id)
+    if row.review_id != review_id:
+        raise ReviewNotFound(f"review {review_id} has no finding {finding_id}")
+    reviews, people = _plan(ctx, session)
+    return row, planned.settings_of(reviews, service.load(session, review_id).name), people
+
+
+def _list(ctx: AppContext) -> Gather:
+    def values(session: Session, now: datetime, web: WebSession) -> dict[str, Any]:
+        shown = [
+            *service.list_reviews(session, state=ReviewState.open, limit=OPEN_SHOWN),
+            *service.list_reviews(session, state=ReviewState.complete, limit=RECENT_SHOWN),
+        ]
+        overdue = Counter(
+            f.review_id for f in findings.list_findings(session, overdue_at=now, limit=OVERDUE_COUNTED)
+        )
+        reviews, _ = _plan(ctx, session)
+        return {"reviews": shown, "overdue": overdue, "open_shown": OPEN_SHOWN, "recent_shown": RECENT_SHOWN,
+                "planned": reviews, "may_start": web.may(roles.RECORD), "role": roles.RECORD}  # fmt: skip
+
+    return values
 
 
 def _gather(ctx: AppContext, review_id: int) -> Gather:
@@ -161,11 +223,11 @@ def _valid(model: type[Body], given: dict[str, str]) -> Body:
         raise Invalid(problems(exc, LABELS)) from None
 
 
-def _domain(call: Callable[[], object], *, lookups: bool = False) -> None:
+def _domain(call: Callable[[], T], *, lookups: bool = False) -> T:
     """A refusal of what was typed is shown beside its form; an unknown review (or area, unless
-    ``lookups``: the area was chosen in the form, not named by the path) is a 404."""
+    ``lookups``: the area or review was chosen in the form, not named by the path) is a 404."""
     try:
-        call()
+        return call()
     except ReviewNotFound as exc:
         if lookups:
             raise Invalid(str(exc)) from None
