@@ -89,3 +89,25 @@ def test_a_failed_statement_writes_nothing_of_its_transaction(store: Store) -> N
         insert_rows(session, RUNS, [_run("r1")])  # the same primary key again
     with store.read() as session:
         assert session.scalar(select(RunRow.state).where(RunRow.id == "r1")) == "running"
+
+
+def test_one_object_shared_by_every_row_is_written_to_each(store: Store) -> None:
+    # The claim hands every run the same empty-metrics dict (converted once on SQLite); a shared
+    # non-empty object and, next to it, equal but distinct dicts must read back alike.
+    shared_empty: dict[str, object] = {}
+    shared = {"time": 0.25, "tags": ["a", "b"]}
+    with store.write() as session:
+        insert_rows(session, RUNS, [_run(f"e{i}", metrics=shared_empty) for i in range(3)])
+        insert_rows(session, RUNS, [_run(f"s{i}", metrics=shared) for i in range(3)])
+        insert_rows(session, RUNS, [_run(f"d{i}", metrics={"i": i}) for i in range(3)])
+    with store.write() as session:
+        update_by_id(session, RUNS, [{"id": f"e{i}", "metrics": shared} for i in range(2)])
+    with store.read() as session:
+        got = dict(session.execute(select(RunRow.id, RunRow.metrics)).tuples().all())
+    assert got == {
+        "e0": shared,
+        "e1": shared,
+        "e2": {},
+        **{f"s{i}": shared for i in range(3)},
+        **{f"d{i}": {"i": i} for i in range(3)},
+    }

@@ -172,6 +172,11 @@ def _event(kind: str, row: _DueRow, now: datetime, **payload: object) -> Event:
     return Event(kind, task_subject(row.task, row.target), now, ACTOR, dict(payload))
 
 
+# One object for every claimed run's empty metrics: bulk converts a value shared by all rows once.
+# Only ever written to the database, never handed out (a caller mutating it would change them all).
+_NO_METRICS: dict[str, object] = {}
+
+
 def run_values(order: RunOrder, now: datetime, owner: str) -> dict[str, object]:
     return {
         "id": order.run_id,
@@ -188,7 +193,7 @@ def run_values(order: RunOrder, now: datetime, owner: str) -> dict[str, object]:
         "dry_run": order.dry_run,
         "preventive": order.task.preventive,
         "output": "",
-        "metrics": {},
+        "metrics": _NO_METRICS,
         "owner": owner,
     }
 
