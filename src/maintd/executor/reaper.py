@@ -190,12 +190,17 @@ class Reaper:
 
     async def run(self, gate: Gate, local: Callable[[], set[str]], stopping: asyncio.Event) -> None:
         """Sweep every ``interval`` while this process holds the lease, until ``stopping``."""
+        due = self.clock.now() + self.interval
         while not stopping.is_set():
-            await self.clock.sleep_until(self.clock.now() + self.interval, stopping)
+            await self.clock.sleep_until(due, stopping)
             if stopping.is_set() or not gate.held():
                 return
+            # The next sweep is due `interval` after this one starts, not after it ends: a slow sweep
+            # (one that raises an alert) does not push it back, nor miss a clock moved meanwhile.
+            now = self.clock.now()
+            due = now + self.interval
             try:
-                await asyncio.to_thread(gate.call, self.sweep, self.clock.now(), local())
+                await asyncio.to_thread(gate.call, self.sweep, now, local())
             except LeaseLost:
                 return
             except Exception:
