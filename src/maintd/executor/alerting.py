@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from maintd.alerts.fingerprint import fingerprint
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
-from maintd.clock import Clock
 from maintd.incidents.pipeline import ingest
 from maintd.lease import LeaseLost
 from maintd.plan.loader import LoadedPlan
@@ -42,7 +41,7 @@ ACTION = (
 
 
 def record(
-    store: Store, clock: Clock, loaded: LoadedPlan, alert: AlertIn, on_alert: Callable[[], None]
+    store: Store, now: datetime, loaded: LoadedPlan, alert: AlertIn, on_alert: Callable[[], None]
 ) -> bool:
     """Ingest ``alert`` in a transaction of its own; False (logged) when it could not be recorded.
 
@@ -50,7 +49,7 @@ def record(
     """
     try:
         with store.write() as session:
-            ingest(session, [alert], now=clock.now(), settings=loaded.plan.incidents, actor=SYSTEM)
+            ingest(session, [alert], now=now, settings=loaded.plan.incidents, actor=SYSTEM)
     except LeaseLost:
         raise
     except Exception:
@@ -72,9 +71,8 @@ def open_alert(session: Session, labels: dict[str, str]) -> AlertRow | None:
 class RunsLost:
     """``MaintdRunsLost`` for one queue, after each of the lease holder's reaper sweeps."""
 
-    def __init__(self, *, store: Store, clock: Clock, queue: str, on_alert: Callable[[], None]) -> None:
+    def __init__(self, *, store: Store, queue: str, on_alert: Callable[[], None]) -> None:
         self.store = store
-        self.clock = clock
         self.labels = {"alertname": LOST, "component": "executor", "queue": queue}
         self.on_alert = on_alert
         self.firing: bool | None = None  # None: not known yet (an earlier holder may have raised it)
@@ -95,7 +93,7 @@ class RunsLost:
             alert = AlertIn(
                 source="native", labels=dict(self.labels), status=AlertStatus.resolved, summary=summary
             )
-        if record(self.store, self.clock, loaded, alert, self.on_alert):
+        if record(self.store, now, loaded, alert, self.on_alert):
             self.firing = alert.status is AlertStatus.firing
 
     def _firing(self, row: AlertRow | None, lost: list[tuple[str, str]], now: datetime) -> AlertIn:

@@ -126,7 +126,7 @@ class CeleryExecutor:
             severity=Severity.critical,
             summary=summary,
         )
-        record(self.store, self.clock, loaded, alert, self.on_alert)
+        record(self.store, self.clock.now(), loaded, alert, self.on_alert)
 
     async def aclose(self) -> None:
         """Wait for messages being sent (their runs are claimed: each must reach a queue or the runner)."""

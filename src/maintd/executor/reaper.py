@@ -128,7 +128,7 @@ class Reaper:
         self.metrics = metrics
         # Messages waiting in the broker's queue; None: the broker does not answer (it may have lost them).
         self.queued = queued
-        self.alert = RunsLost(store=store, clock=clock, queue=queue, on_alert=on_alert)
+        self.alert = RunsLost(store=store, queue=queue, on_alert=on_alert)
 
     def sweep(self, now: datetime, local: set[str]) -> list[str]:
         """Reap the lost runs at ``now``, BATCH a transaction; their ids. Call through ``Gate.call``."""
