@@ -238,7 +238,10 @@ def test_runs_still_queued_when_the_grace_period_ends_are_interrupted_unstarted(
         while gate.running < 1:
             await asyncio.sleep(0)
         assert engine.runner.in_flight == 3
+        # The gauge counts the one running and the two queued, then none once they are interrupted.
+        assert engine.metrics.registry.get_sample_value("maintd_runs_in_flight") == 3
         await engine.stop(grace=0.05)
+        assert engine.metrics.registry.get_sample_value("maintd_runs_in_flight") == 0
 
     run(go())
     assert gate.most == 1  # the two queued behind the one slot never started

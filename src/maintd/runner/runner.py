@@ -68,6 +68,10 @@ class Runner:
         self.owner = owner
         self.output_limit = output_limit
         self.metrics = metrics
+        if metrics is not None:
+            # Read at scrape time, not kept up to date per run: an inc() and a dec() per run each
+            # took the gauge's lock on the event loop. (len() of each is safe from the scrape thread.)
+            metrics.runs_in_flight.set_function(lambda: self.in_flight)
         self.on_recorded = on_recorded
         self.children = children
         self.on_streaks = on_streaks
@@ -113,8 +117,6 @@ class Runner:
         self.start()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append(_Queued(order, done, time.perf_counter()))
-        if self.metrics:
-            self.metrics.runs_in_flight.inc()
         self._start_queued()
         return done
 
@@ -128,8 +130,6 @@ class Runner:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         done = self._running.pop(task)
-        if self.metrics:
-            self.metrics.runs_in_flight.dec()
         if task.cancelled():
             done.cancel()
         elif (error := task.exception()) is not None:
@@ -160,8 +160,6 @@ class Runner:
             queued = self._queued.popleft()
             self._finish(queued.order, _interrupted(), "interrupted", "shutdown", queued.since)
             queued.done.cancel()
-            if self.metrics:
-                self.metrics.runs_in_flight.dec()
         pending = list(self._running)
         for task in pending:
             task.cancel()
