@@ -103,7 +103,7 @@ def test_one_object_shared_by_every_row_is_written_to_each(store: Store) -> None
     with store.write() as session:
         update_by_id(session, RUNS, [{"id": f"e{i}", "metrics": shared} for i in range(2)])
     with store.read() as session:
-        got = dict(session.execute(select(RunRow.id, RunRow.metrics)).tuples().all())
+        got: dict[str, object] = dict(session.execute(select(RunRow.id, RunRow.metrics)).all())
     assert got == {
         "e0": shared,
         "e1": shared,
