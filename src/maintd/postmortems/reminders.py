@@ -10,8 +10,10 @@ fires for one (a race with the change) queues nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -103,6 +105,62 @@ class Chain:
                    at=at, now=now)  # fmt: skip
         return at
 
+    def still_due(self, session: Session, model: type[Any], timer: TimerRow) -> Any | None:
+        """The open item ``timer`` was set for; None once done, cancelled or moved since (its own
+        timers say the rest)."""
+        item = session.get(model, int(timer.payload[self.key]))
+        if (
+            item is None
+            or item.status != ActionStatus.open.value
+            or item.due_on.isoformat() != timer.payload.get("due_on")
+        ):
+            return None
+        return item
+
+    def remind(
+        self,
+        session: Session,
+        timer: TimerRow,
+        item: Any,
+        *,
+        people: dict[str, Person],
+        message: Callable[[str], Message],
+        incident_id: int | None,
+        settings: PostmortemSettings,
+        event: tuple[str, str],
+        now: datetime,
+    ) -> None:
+        """Queue the reminder ``timer`` stands for to the item's owner (``message`` of its state);
+        after an overdue one, set the next; record ``event`` (kind, subject)."""
+        state = OVERDUE if int(timer.payload.get("n", 0)) else REMINDER
+        enqueue(
+            session,
+            subject=self.subject(item.id),
+            incident_id=incident_id,
+            recipient=recipient(people, item.owner),
+            state=state,
+            step=timer.step,
+            message=message(state),
+            now=now,
+        )
+        payload: dict[str, object] = {
+            self.key: item.id,
+            "owner": item.owner,
+            "reminder": state,
+            "step": timer.step,
+        }
+        nxt = self.next_overdue(session, timer, due_on=item.due_on, settings=settings, now=now)
+        if nxt is not None:
+            payload["next"] = nxt.isoformat()
+        kind, subject_ = event
+        append(session, Event(kind, subject_, now, SYSTEM, payload))
+
+
+def recipient(people: dict[str, Person], name: str) -> Recipient:
+    """A person of the plan by name, with their notification channels (none once gone from the plan)."""
+    person = people.get(name)
+    return Recipient(f"person:{name}", list(person.notify) if person else [])
+
 
 ACTIONS = Chain(KIND, "pm-action", "action")
 
@@ -150,37 +208,14 @@ def remind(
     base_url: str,
 ) -> None:
     """Queue the reminder the timer stands for to the item's owner; after an overdue one, set the next."""
-    item = session.get(PostmortemActionRow, int(timer.payload["action"]))
-    if (
-        item is None
-        or item.status != ActionStatus.open.value
-        or item.due_on.isoformat() != timer.payload.get("due_on")
-    ):
-        return  # done, cancelled or moved since the timer was set: its own timers say the rest
-    n = int(timer.payload.get("n", 0))
-    state = OVERDUE if n else REMINDER
-    person = people.get(item.owner)
-    recipient = Recipient(f"person:{item.owner}", list(person.notify) if person else [])
-    enqueue(
-        session,
-        subject=subject(item.id),
-        incident_id=item.incident_id,
-        recipient=recipient,
-        state=state,
-        step=timer.step,
-        message=message(item, state, now, base_url=base_url),
-        now=now,
-    )
-    payload: dict[str, object] = {
-        "action": item.id,
-        "owner": item.owner,
-        "reminder": state,
-        "step": timer.step,
-    }
-    nxt = ACTIONS.next_overdue(session, timer, due_on=item.due_on, settings=settings, now=now)
-    if nxt is not None:
-        payload["next"] = nxt.isoformat()
-    append(session, Event("postmortem.action.reminded", f"incident:{item.incident_id}", now, SYSTEM, payload))
+    item = ACTIONS.still_due(session, PostmortemActionRow, timer)
+    if item is None:
+        return
+    ACTIONS.remind(
+        session, timer, item, people=people, incident_id=item.incident_id, settings=settings, now=now,
+        message=lambda state: message(item, state, now, base_url=base_url),
+        event=("postmortem.action.reminded", f"incident:{item.incident_id}"),
+    )  # fmt: skip
 
 
 def message(item: PostmortemActionRow, state: str, now: datetime, *, base_url: str) -> Message:

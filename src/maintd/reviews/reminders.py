@@ -23,13 +23,12 @@ from sqlalchemy.orm import Session
 
 from maintd import timers
 from maintd.notify.message import Message
-from maintd.notify.outbox import Recipient, enqueue
+from maintd.notify.outbox import enqueue
 from maintd.plan.models import Plan
 from maintd.plan.oncall import Person
 from maintd.plan.postmortems import PostmortemSettings
 from maintd.plan.reviews import Review
-from maintd.postmortems.reminders import OVERDUE, REMINDER, Chain, deadline
-from maintd.reviews.model import FindingStatus
+from maintd.postmortems.reminders import OVERDUE, REMINDER, Chain, deadline, recipient
 from maintd.reviews.periods import ReviewPeriod, following, parse, period_of
 from maintd.store.events import SYSTEM, Event, append
 from maintd.store.models import ReviewFindingRow, ReviewRow, TimerRow
@@ -111,11 +110,6 @@ def handlers(plan: Plan, *, base_url: str) -> dict[str, timers.Handler]:
     return {OPEN: fire_open, DUE: fire_due, FINDING: fire_finding}
 
 
-def _recipient(people: dict[str, Person], name: str) -> Recipient:
-    person = people.get(name)
-    return Recipient(f"person:{name}", list(person.notify) if person else [])
-
-
 def _open(
     session: Session,
     timer: TimerRow,
@@ -153,7 +147,7 @@ def _open(
             session,
             subject=service.subject(row.id),
             incident_id=None,
-            recipient=_recipient(people, person),
+            recipient=recipient(people, person),
             state=OPENED,
             step=timer.step,
             message=message,
@@ -184,8 +178,8 @@ def _due(session: Session, timer: TimerRow, now: datetime, people: dict[str, Per
             f"When done: maintd review complete {row.id}",
         ],
     )
-    recipient = _recipient(people, row.owner)
-    enqueue(session, subject=service.subject(row.id), incident_id=None, recipient=recipient, state=state,
+    owner = recipient(people, row.owner)
+    enqueue(session, subject=service.subject(row.id), incident_id=None, recipient=owner, state=state,
             step=timer.step, message=message, now=now)  # fmt: skip
     payload = {"review": row.name, "period": row.period, "reminder": state, "left": left}
     append(session, Event("review.reminded", service.subject(row.id), now, SYSTEM, payload))
@@ -201,38 +195,17 @@ def _finding(
 ) -> None:
     from maintd.reviews import service
 
-    row = session.get(ReviewFindingRow, int(timer.payload["finding"]))
-    if (
-        row is None
-        or row.status != FindingStatus.open.value
-        or row.due_on.isoformat() != timer.payload.get("due_on")
-    ):
-        return  # done, cancelled or moved since the timer was set
+    row = FINDINGS.still_due(session, ReviewFindingRow, timer)
+    if row is None:
+        return
     review_row = service.load(session, row.review_id)
     review = reviews.get(review_row.name)
     settings = review.findings if review is not None else PostmortemSettings()
-    n = int(timer.payload.get("n", 0))
-    state = OVERDUE if n else REMINDER
-    enqueue(
-        session,
-        subject=finding_subject(row.id),
-        incident_id=None,
-        recipient=_recipient(people, row.owner),
-        state=state,
-        step=timer.step,
-        message=message(row, review_row.title, review_row.period, state, now, base=base),
-        now=now,
-    )
-    payload: dict[str, object] = {
-        "finding": row.id,
-        "owner": row.owner,
-        "reminder": state,
-        "step": timer.step,
-    }
-    nxt = FINDINGS.next_overdue(session, timer, due_on=row.due_on, settings=settings, now=now)
-    if nxt is not None:
-        payload["next"] = nxt.isoformat()
-    append(session, Event("review.finding.reminded", service.subject(row.review_id), now, SYSTEM, payload))
+    FINDINGS.remind(
+        session, timer, row, people=people, incident_id=None, settings=settings, now=now,
+        message=lambda state: message(row, review_row.title, review_row.period, state, now, base=base),
+        event=("review.finding.reminded", service.subject(row.review_id)),
+    )  # fmt: skip
 
 
 def message(
