@@ -55,12 +55,9 @@ def world(pg_store: Store, tmp_path: Path) -> Iterator[tuple[Harness, redis.Redi
             s.query(HeartbeatRow).filter(HeartbeatRow.component.startswith("worker:")).delete()
 
 
-def test_a_run_whose_message_was_lost_is_reaped_once_and_retried_on_a_worker(
-    world: tuple[Harness, redis.Redis, str],
-) -> None:
-    h, client, queue = world
-    h.write_plan(
-        f"""
+def celery_plan(queue: str) -> str:
+    """The plan's head: the Celery executor on ``queue`` with a reaper sweeping every second."""
+    return f"""
         runner:
           executor:
             kind: celery
@@ -70,14 +67,24 @@ def test_a_run_whose_message_was_lost_is_reaped_once_and_retried_on_a_worker(
             reaper_grace: 5s
         targets:
           - {{name: local, kind: host}}
+        """
+
+
+def test_a_run_whose_message_was_lost_is_reaped_once_and_retried_on_a_worker(
+    world: tuple[Harness, redis.Redis, str],
+) -> None:
+    h, client, queue = world
+    h.write_plan(
+        celery_plan(queue)
+        + """
         tasks:
           - name: probe
             kind: command
             targets: [local]
-            schedule: {{every: 1h}}
+            schedule: {every: 1h}
             timeout: 10s
-            retries: {{attempts: 2, backoff: 30s}}
-            params: {{argv: ["true"]}}
+            retries: {attempts: 2, backoff: 30s}
+            params: {argv: ["true"]}
         """
     )
     scheduler = h.serve("--role", "scheduler")
@@ -118,29 +125,21 @@ def test_a_run_still_waiting_in_the_queue_is_given_patience_before_it_counts_as_
     not in the queue): the same sweep shows the reaper looked."""
     h, client, queue = world
     h.write_plan(
-        f"""
-        runner:
-          executor:
-            kind: celery
-            broker_url: env:EXECUTOR_TEST_BROKER
-            queue: {queue}
-            reaper_interval: 1s
-            reaper_grace: 5s
-        targets:
-          - {{name: local, kind: host}}
+        celery_plan(queue)
+        + """
         tasks:
           - name: waiting
             kind: command
             targets: [local]
-            schedule: {{every: 1d}}
+            schedule: {every: 1d}
             timeout: 10s
-            params: {{argv: ["true"]}}
+            params: {argv: ["true"]}
           - name: taken
             kind: command
             targets: [local]
-            schedule: {{every: 1d}}
+            schedule: {every: 1d}
             timeout: 10s
-            params: {{argv: ["true"]}}
+            params: {argv: ["true"]}
         """
     )
     scheduler = h.serve("--role", "scheduler")
