@@ -50,6 +50,7 @@ class FakeClock:
     def __init__(self, start: datetime) -> None:
         self._now = utc(start)
         self.sleeping = 0  # loops asleep in sleep_until: tests wait for this, never for wall time
+        self._until: list[datetime] = []  # each sleeper's wake-up time
 
     def now(self) -> datetime:
         return self._now
@@ -62,12 +63,20 @@ class FakeClock:
         self._now += step
         return self._now
 
+    def asleep_until_later(self) -> int:
+        """Loops asleep until a time after now: after ``set``, those woken by it have done their
+        work and slept again once this counts them (the sleeping count alone still counts a loop
+        the moved clock has not woken yet)."""
+        return sum(1 for until in self._until if until > self._now)
+
     async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
         self.sleeping += 1
+        self._until.append(utc(when))
         try:
             await _poll_until(self.now, when, wake)
         finally:
             self.sleeping -= 1
+            self._until.remove(utc(when))
 
 
 class FileClock:
