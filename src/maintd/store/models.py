@@ -1,7 +1,7 @@
 """Database tables. All engine state lives here, none in process memory, so
 several maintd processes can share one PostgreSQL. The rooms' own tables are in modules of
-their own (post-mortems, remediation, changes, reviews), imported here so that
-``Base.metadata`` holds every table and ``from maintd.store.models import X`` finds each."""
+their own (post-mortems, remediation, changes, reviews, the alert intake's journal), imported
+here so that ``Base.metadata`` holds every table and ``from maintd.store.models import X`` finds each."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from maintd.store.base import NAMING, Base, Json, UTCDateTime
 from maintd.store.change_tables import ChangeApprovalRow, ChangeRow
+from maintd.store.intake_tables import AlertIntakeRow
 from maintd.store.postmortem_tables import PostmortemActionRow, PostmortemRow
 from maintd.store.remediation_tables import (
     CircuitRow,
@@ -370,6 +371,7 @@ class LeaseRow(Base):
 
 __all__ = [
     "NAMING",
+    "AlertIntakeRow",
     "AlertRow",
     "Base",
     "ChangeApprovalRow",
