@@ -6,57 +6,24 @@ random bits, so a fast hash is enough and lookups stay one indexed query).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from maintd.roles import PREFIX as PREFIX
+from maintd.roles import Principal as Principal
+from maintd.roles import Role as Role
+from maintd.roles import hash_token as hash_token
 from maintd.store.db import rowcount
 from maintd.store.events import Event, append
 from maintd.store.models import TokenRow
 
-PREFIX = "mtd_"
-
-
-class Role(StrEnum):
-    """Ordered: each role may do everything the roles before it may."""
-
-    viewer = "viewer"
-    responder = "responder"
-    team_lead = "team-lead"
-    manager = "manager"
-    director = "director"
-    admin = "admin"
-
-    @property
-    def level(self) -> int:
-        return list(Role).index(self)
-
-    def allows(self, needed: Role) -> bool:
-        return self.level >= needed.level
-
 
 class TokenError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
-
-    @property
-    def actor(self) -> str:
-        return f"token:{self.name}"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(session: Session, *, name: str, role: Role, now: datetime, actor: str) -> str:

@@ -4,37 +4,43 @@ Every route goes the same way: content type → body (limited while it streams) 
 the format's model → sender and rate limit → ``ingest`` in a write transaction shared with
 the requests queued beside it (``maintd.incidents.committer``) → the answer, after the
 commit. A request is stored whole or not at all, and a sender that gets no 2xx sends
-again: a repeated delivery updates the open alert, it never duplicates it.
+again: a repeated delivery updates the open alert, it never duplicates it. The checks and
+the refusals' answers are maintd.alerts.admission's, shared with ``maintd intake``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.routing import request_response
 
-from maintd.alerts.formats import alertmanager, native, pagerduty, problems_of
+from maintd.alerts import admission
+from maintd.alerts.admission import (
+    ALERTMANAGER_MAX_BODY,
+    NATIVE_MAX_BODY,
+    PAGERDUTY_MAX_BODY,
+    Rejected,
+    Sender,
+    validate,
+)
+from maintd.alerts.formats import alertmanager, native, pagerduty
 from maintd.alerts.formats.alertmanager import AlertmanagerWebhook
 from maintd.alerts.formats.native import NativeAlerts
 from maintd.alerts.formats.pagerduty import PagerDutyEvent
-from maintd.alerts.integrations import Integration, IntegrationKind
 from maintd.alerts.model import AlertIn
 from maintd.api import problems
 from maintd.api.deps import AppContext, poke
 from maintd.api.ratelimit import RateLimiter
 from maintd.api.senders import Senders
-from maintd.auth import PREFIX, Role
+from maintd.auth import Role
 from maintd.incidents.committer import AlertRequest, GroupCommitter
 from maintd.incidents.pipeline import Delivery, ingest_requests
 from maintd.plan.incidents import IncidentSettings
@@ -42,37 +48,7 @@ from maintd.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NATIVE_MAX_BODY = 1024 * 1024
-ALERTMANAGER_MAX_BODY = 4 * 1024 * 1024  # a group of a few thousand alerts
-PAGERDUTY_MAX_BODY = pagerduty.MAX_BODY
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class Rejected(Exception):
-    """A request refused before anything was stored."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str,
-        errors: list[tuple[str, str]] | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.errors = errors or []
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class Sender:
-    actor: str  # for the event log: token:NAME or integration:NAME
-    integration: str | None
+__all__ = ["ALERTMANAGER_MAX_BODY", "NATIVE_MAX_BODY", "PAGERDUTY_MAX_BODY", "Rejected", "Sender", "install"]
 
 
 class DeliveryView(BaseModel):
@@ -123,7 +99,7 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
             sender = await _native_sender(request, senders)
             _limit(ctx, limiter, sender.actor)
             document = await _json_body(request, NATIVE_MAX_BODY)
-            batch = _validate(NativeAlerts, document)
+            batch = validate(NativeAlerts, document)
         except Rejected as rejected:
             return _problem(ctx, "native", rejected)
         alerts = native.to_alerts(batch, integration=sender.integration)
@@ -131,11 +107,11 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
 
     async def post_alertmanager(request: Request) -> Response:
         try:
-            found = await senders.integration(request.path_params["integration_key"])
-            if found is None or found.kind is not IntegrationKind.alertmanager:
-                raise Rejected(404, "Not found", _wrong_key(found, IntegrationKind.alertmanager))
+            found = admission.alertmanager_key(
+                await senders.integration(request.path_params["integration_key"])
+            )
             _limit(ctx, limiter, found.actor)
-            webhook = _validate(AlertmanagerWebhook, await _json_body(request, ALERTMANAGER_MAX_BODY))
+            webhook = validate(AlertmanagerWebhook, await _json_body(request, ALERTMANAGER_MAX_BODY))
         except Rejected as rejected:
             return _problem(ctx, "alertmanager", rejected)
         alerts = alertmanager.to_alerts(webhook, integration=found.name)
@@ -147,11 +123,8 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
 
     async def enqueue(request: Request) -> Response:
         try:
-            event = _validate(PagerDutyEvent, await _json_body(request, PAGERDUTY_MAX_BODY))
-            found = await senders.integration(event.routing_key)
-            if found is None or found.kind is not IntegrationKind.pagerduty:
-                message = _wrong_key(found, IntegrationKind.pagerduty)
-                raise Rejected(400, "Bad request", message, [("routing_key", message)])
+            event = validate(PagerDutyEvent, await _json_body(request, PAGERDUTY_MAX_BODY))
+            found = admission.pagerduty_key(await senders.integration(event.routing_key))
             _limit(ctx, limiter, found.actor)
         except Rejected as rejected:
             return _pagerduty_error(ctx, rejected)
@@ -213,23 +186,11 @@ _KEY_PARAMETER = {
 async def _native_sender(request: Request, senders: Senders) -> Sender:
     """An API token of a responder (or above), or the key of a native integration."""
     authorization = request.headers.get("authorization", "")
-    scheme, _, credential = authorization.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "bearer" and credential and not credential.startswith(PREFIX):
-        found = await senders.integration(credential)
-        if found is None:
-            raise HTTPException(401, "unknown or disabled integration key")
-        if found.kind is not IntegrationKind.native:
-            raise HTTPException(403, _wrong_key(found, IntegrationKind.native))
-        return Sender(found.actor, found.name)
+    key = admission.integration_key(authorization)
+    if key is not None:
+        return admission.native_integration(await senders.integration(key))
     principal = await senders.principal(authorization, Role.responder)
     return Sender(principal.actor, None)
-
-
-def _wrong_key(found: Integration | None, kind: IntegrationKind) -> str:
-    if found is None:
-        return f"unknown or disabled integration key (create one: maintd integration create --kind {kind})"
-    return f"this key belongs to the {found.kind} integration {found.name!r}; this route takes {kind} keys"
 
 
 def _limiter(settings: Settings | None) -> RateLimiter:
@@ -242,49 +203,19 @@ def _limiter(settings: Settings | None) -> RateLimiter:
 def _limit(ctx: AppContext, limiter: RateLimiter, key: str) -> None:
     wait = limiter.take(key, ctx.clock.now())
     if wait > 0:
-        raise Rejected(
-            429,
-            "Too many requests",
-            f"{key} is over its limit of {limiter.rate:g} requests/s (burst {limiter.burst}); "
-            "send again later",
-            retry_after=max(1, math.ceil(wait)),
-        )
+        raise admission.over_rate(key, wait, limiter.rate, limiter.burst)
 
 
 async def _json_body(request: Request, limit: int) -> object:
     """The body parsed as JSON, refused early when it is not JSON or longer than ``limit`` bytes."""
-    content_type = request.headers.get("content-type", "")
-    media = content_type.partition(";")[0].strip().lower()
-    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-        wrong = content_type or "none"
-        raise Rejected(415, "Unsupported media type", f"send Content-Type: application/json, not {wrong}")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Rejected(400, "Bad request", f"Content-Length {declared!r} is not a number")
-        if int(declared) > limit:
-            raise Rejected(413, "Payload too large", f"the body is {declared} bytes; the limit is {limit}")
+    headers = request.headers
+    admission.check_headers(headers.get("content-type", ""), headers.get("content-length"), limit)
     body = bytearray()
     async for chunk in request.stream():  # chunked bodies have no Content-Length: count as they come
         body += chunk
         if len(body) > limit:
-            raise Rejected(413, "Payload too large", f"the body is over the limit of {limit} bytes")
-    if not body:
-        raise Rejected(400, "Malformed JSON", "the body is empty; send JSON")
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise Rejected(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
-
-
-def _validate(model: type[M], document: object) -> M:
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        errors = problems_of(exc)
-        first = f"{errors[0][0]}: {errors[0][1]}" if errors[0][0] else errors[0][1]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise Rejected(422, "Invalid alert", first + more, errors) from None
+            raise admission.too_long(limit)
+    return admission.parse_json(body)
 
 
 async def _accept(
@@ -347,33 +278,15 @@ def _view(d: Delivery) -> View:
 
 
 def _problem(ctx: AppContext, source: str, rejected: Rejected) -> JSONResponse:
-    ctx.metrics.alerts_received.labels(source, _outcome(rejected)).inc()
-    extra: dict[str, Any] = {}
-    if rejected.errors:
-        extra["errors"] = [{"field": f, "message": m} for f, m in rejected.errors]
-    response = problems.problem(rejected.status, rejected.title, rejected.detail, **extra)
-    if rejected.retry_after is not None:
-        response.headers["Retry-After"] = str(rejected.retry_after)
-    return response
+    ctx.metrics.alerts_received.labels(source, admission.outcome(rejected)).inc()
+    status, body, headers = admission.problem(rejected)
+    return JSONResponse(body, status_code=status, media_type=problems.MEDIA_TYPE, headers=headers)
 
 
 def _pagerduty_error(ctx: AppContext, rejected: Rejected) -> JSONResponse:
-    """PagerDuty's own error shape; everything it would call invalid is a 400 there."""
-    ctx.metrics.alerts_received.labels("pagerduty", _outcome(rejected)).inc()
-    status = rejected.status if rejected.status in (413, 429) else 400
-    if status == 429:
-        body: dict[str, Any] = {"status": "throttle event", "message": rejected.detail}
-    elif status == 413:
-        body = {"status": "request too large", "message": rejected.detail}
-    else:
-        errors = [f"{f}: {m}" if f else m for f, m in rejected.errors] or [rejected.detail]
-        body = {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
-    headers = {"Retry-After": str(rejected.retry_after)} if rejected.retry_after is not None else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _outcome(rejected: Rejected) -> str:
-    return "rate_limited" if rejected.status == 429 else "rejected"
+    ctx.metrics.alerts_received.labels("pagerduty", admission.outcome(rejected)).inc()
+    status, body, headers = admission.pagerduty_error(rejected)
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def _problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

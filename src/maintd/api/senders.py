@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 
+from maintd.alerts.admission import NO_BEARER, UNKNOWN_TOKEN, role_refused
 from maintd.alerts.integrations import Integration, find_integration
 from maintd.auth import Principal, Role, authenticate, touch
 from maintd.clock import Clock
@@ -72,21 +73,19 @@ class Senders:
         """
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "send 'Authorization: Bearer <token>' (create one: maintd token create)")
+            raise HTTPException(401, NO_BEARER)
         token = token.strip()
         hit = self._tokens.get(token)
         if hit is None or hit.expires <= self._monotonic():
             found = await bounded(run_in_threadpool(self._authenticate, token))
             if found is None:
                 self._tokens.pop(token, None)
-                raise HTTPException(401, "unknown or revoked token")
+                raise HTTPException(401, UNKNOWN_TOKEN)
             hit = _Token(found[0], found[1], self._monotonic() + self._ttl)
             self._tokens[token] = hit
         principal = hit.principal
         if not principal.role.allows(needed):
-            raise HTTPException(
-                403, f"this needs the {needed} role; token {principal.name!r} is {principal.role}"
-            )
+            raise HTTPException(403, role_refused(principal, needed))
         now = self._clock.now()
         if hit.last_used is None or now - hit.last_used > TOUCH_EVERY:
             hit.last_used = now
