@@ -55,6 +55,16 @@ class Metrics:
             ["source", "outcome"],
             registry=self.registry,
         )
+        self.intake_drained = Counter(  # maintd.intake.drain
+            "maintd_intake_drained",
+            "Rows of maintd intake's journal stored as alerts by this process's drain",
+            registry=self.registry,
+        )
+        self.intake_failed = Counter(
+            "maintd_intake_failed",
+            "Rows of maintd intake's journal that failed alone: kept with their error and skipped",
+            registry=self.registry,
+        )
         self.notifications_sent = Counter(
             "maintd_notifications_sent",
             "Notification delivery attempts by result (sent, retry, failed; deferred: not tried)",

@@ -1,4 +1,5 @@
-"""``maintd serve``: scheduler, runner and API in one asyncio process.
+"""``maintd serve``: scheduler, runner and API in one asyncio process (with the API, the drain of
+``maintd intake``'s journal).
 
 Signals: SIGHUP reloads the plan (an invalid one is rejected and the running
 plan kept); SIGTERM and SIGINT stop scheduling, give running tasks the plan's
@@ -27,6 +28,7 @@ from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.executor import Executor
 from maintd.executor.reaper import Reaper
+from maintd.intake.drain import BacklogCollector, Drain
 from maintd.kpi.exporter import KpiCollector
 from maintd.lease import Lease, LeaseLost
 from maintd.metrics import Metrics
@@ -85,6 +87,7 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         engine.executor = _celery_executor(settings, engine)
 
     engine.metrics.registry.register(KpiCollector(store, clock))
+    engine.metrics.registry.register(BacklogCollector(store, clock))  # maintd intake's journal
     ctx = AppContext(store, clock, engine.metrics, engine)
     app = create_app(ctx) if settings.serves_api else _health_app(ctx)
     config = uvicorn.Config(
@@ -105,6 +108,8 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         await asyncio.sleep(0.01)
     stopper = asyncio.create_task(stop.wait())
     loser = asyncio.create_task(lost.wait(), name="maintd-lease")
+    draining = asyncio.Event()  # set at shutdown: the intake drain stops
+    drain_task = _drain(settings, ctx, draining)
     waiting: set[asyncio.Task[Any]] = {api_task, stopper, loser}
     listener: Listener | None = None
     if lease is not None:
@@ -144,6 +149,9 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
         # Fenced: stop at once (grace 0), its runs were or will be recovered by the new holder.
         failure = f"lost the scheduler lease ({lease.reason}); exiting so the supervisor restarts it"
     grace = 0.0 if lost.is_set() else engine.loaded.plan.runner.shutdown_grace.total_seconds()
+    draining.set()
+    if drain_task is not None:
+        await drain_task  # a batch in progress commits or rolls back before the store goes
     reaping.set()
     if reaper_task is not None:
         await reaper_task  # a sweep in progress commits or rolls back before the engine stops
@@ -176,6 +184,14 @@ def _upgrade(store: Store) -> None:
             store.upgrade()
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_KEY})
+
+
+def _drain(settings: Settings, ctx: AppContext, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """Every process serving the API drains the alert intake's journal (maintd.intake.drain)."""
+    if not settings.serves_api:
+        return None
+    drain = Drain(ctx, poll=settings.intake_poll)
+    return asyncio.create_task(drain.run(stop), name="maintd-intake-drain")
 
 
 def _executor_settings(settings: Settings, engine: Engine) -> Settings:

@@ -7,6 +7,7 @@ handed down; nothing reads the environment at import time.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class Settings:
     state_dir: Path | None = None  # local files (process groups of running commands); None: keep none
     ingest_rate: float = 100.0  # alert requests per second per integration (or token), sustained
     ingest_burst: int = 200  # ... and in a burst
+    intake_poll: float = 0.05  # seconds between the drain's looks at an empty alert_intake journal
     public_url: str | None = None  # how people reach this API (links in pages); None: http://host:port
     # [lease] all: API + scheduler (the default); api: HTTP only; scheduler: no API, a health port.
     role: str = "all"
@@ -69,6 +71,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.role not in ROLES:  # [lease]
             raise ValueError(f"unknown role {self.role!r}: choose one of {', '.join(ROLES)}")
+        if not (math.isfinite(self.intake_poll) and self.intake_poll > 0):
+            raise ValueError(
+                f"MAINTD_INTAKE_POLL must be a positive number of seconds, not {self.intake_poll}"
+            )
         if self.lease_ttl <= 0:
             raise ValueError(f"the lease timeout must be a positive number of seconds, not {self.lease_ttl}")
         if self.executor not in EXECUTORS:  # [executor]
@@ -129,6 +135,7 @@ class Settings:
             "state_dir": Path(os.environ.get("MAINTD_STATE_DIR") or default_state_dir()),
             "ingest_rate": float(os.environ.get("MAINTD_INGEST_RATE", 100.0)),
             "ingest_burst": int(os.environ.get("MAINTD_INGEST_BURST", 200)),
+            "intake_poll": _seconds("MAINTD_INTAKE_POLL", 0.05),
             "public_url": os.environ.get("MAINTD_PUBLIC_URL") or None,
             "role": os.environ.get("MAINTD_ROLE") or "all",  # [lease]
             "lease_ttl": float(os.environ.get("MAINTD_LEASE_TTL") or DEFAULT_LEASE_TTL),
@@ -138,6 +145,16 @@ class Settings:
         values.update(given)
         explicit = {k for k in EXECUTOR_ENV if k in given or os.environ.get(EXECUTOR_ENV[k])}
         return cls(**values, explicit=frozenset(explicit))  # type: ignore[arg-type]
+
+
+def _seconds(var: str, default: float) -> float:
+    raw = os.environ.get(var)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{var} must be a number of seconds, not {raw!r}") from None
 
 
 def _executor_from_env() -> dict[str, object]:
