@@ -151,7 +151,8 @@ class _ThreadLog(logging.Handler):
 
 
 class AppriseNotifier:
-    """Sends through apprise, one Apprise object per call, each bounded in time.
+    """Sends through apprise, one Apprise object per call, each bounded in time; JSON webhooks through
+    ``webhook.WebhookSender`` (the same requests, on kept-alive connections).
 
     ``connect_timeout`` and ``read_timeout`` cap apprise's socket timeouts (a URL may
     ask for less with ``cto``/``rto``, never more); ``total_timeout`` bounds the whole
@@ -170,11 +171,23 @@ class AppriseNotifier:
         # from: parsing was ~0.15 ms of a ~1 ms send. A new service each time, as apprise
         # throttles per object (most plugins wait seconds between two sends of one object).
         self._parsed: dict[str, dict[str, Any]] = {}
+        from maintd.notify.webhook import WebhookSender  # it raises this module's errors
+
+        # JSON webhooks over kept-alive connections: apprise's requests connect anew for each.
+        self.webhooks = WebhookSender()
 
     def send(self, url: str, title: str, body: str) -> None:
         resolved = resolve(url)
         try:
-            self._send(resolved, title, body)
+            if not self.webhooks.send(
+                resolved,
+                title,
+                body,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                total_timeout=self.total_timeout,
+            ):
+                self._send(resolved, title, body)
         except TransportError as exc:
             raise TransportError(
                 scrub(str(exc), resolved), permanent=exc.permanent, timed_out=exc.timed_out
