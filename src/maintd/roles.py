@@ -25,10 +25,13 @@ class Role(StrEnum):
 
     @property
     def level(self) -> int:
-        return list(Role).index(self)
+        return _LEVELS[self]
 
     def allows(self, needed: Role) -> bool:
         return self.level >= needed.level
+
+
+_LEVELS = {role: i for i, role in enumerate(Role)}  # every token-checked request asks
 
 
 @dataclass(frozen=True)
