@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -24,13 +25,16 @@ from maintd.api.ingest import View, _ingest
 from maintd.clock import FakeClock
 from maintd.engine import Engine
 from maintd.incidents.committer import AlertRequest
-from maintd.intake.drain import BacklogCollector, Drain, Drained
+from maintd.intake.backlog import BacklogCollector
+from maintd.intake.drain import Drain, Drained, Pace
 from maintd.metrics import Metrics
 from maintd.store.db import Store
 from maintd.store.models import AlertIntakeRow, AlertRow, EventRow
 from tests.conftest import T0
 from tests.harness import Harness, http_get
 from tests.ingest_support import PLAN, alerts, incidents
+
+WRITER = Path(__file__).parent / "process_support" / "journal_writer.py"
 
 # -- the journal as maintd intake writes it ------------------------------------------------------
 
@@ -305,6 +309,75 @@ def test_the_loop_drains_rows_as_they_come_and_stops_when_told(ctx: AppContext):
     assert left(ctx.store) == []
     assert [a.labels["target"] for a in alerts(ctx.store)] == ["db1", "db2"]
     assert sample(ctx.metrics, "maintd_alerts_received_total", source="native", outcome="created") == 2
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "seen", "limit", "gap"),
+    [
+        (True, [], 666, 0.025),  # quiet intake: batches of ~0.1 s at 150 µs an alert
+        (True, [10, 10], 666, 0.025),  # nothing written between two looks
+        (True, [10, 12], 166, 0.025),  # the intake is writing: batches of ~25 ms
+        (False, [10, 12], 2000, 0.0),  # PostgreSQL: row locks, no pacing
+    ],
+)
+def test_the_pace_keeps_sqlite_batches_short_while_the_intake_writes(
+    sqlite: bool, seen: list[int], limit: int, gap: float
+):
+    pace = Pace(sqlite=sqlite)
+    for newest in seen:
+        pace.saw(newest)
+    assert (pace.limit(2000), pace.gap) == (limit, gap)
+
+
+def test_the_pace_learns_how_long_an_alert_holds_the_lock():
+    pace = Pace(sqlite=True)
+    for _ in range(30):
+        pace.held(0.5, 1000)  # 500 µs an alert, batch after batch
+    assert pace.limit(2000) == 200  # 0.1 s of them
+    pace.held(0.0, 0)  # an empty batch teaches nothing
+    assert pace.limit(2000) == 200
+
+
+@pytest.fixture
+def sqlite_ctx(sqlite_store: Store, write_plan, make_engine) -> AppContext:  # type: ignore[no-untyped-def]
+    engine = make_engine(sqlite_store, write_plan(PLAN))
+    assert engine.reload().ok
+    return AppContext(engine.store, engine.clock, engine.metrics, engine)
+
+
+def test_the_intake_keeps_committing_while_sqlite_drains_a_backlog(sqlite_ctx: AppContext, tmp_path: Path):
+    store = sqlite_ctx.store
+    ten = [{"labels": {"alertname": "Backlog", "target": f"t{i}-{j}"}} for i in range(500) for j in range(10)]
+    journal(
+        store, *[{**native("x"), "body": json.dumps(ten[i : i + 10]).encode()} for i in range(0, 5000, 10)]
+    )
+    stop_file = tmp_path / "stop"
+
+    def backlog() -> int:
+        return sum(1 for r in left(store) if r.actor == "token:rob")
+
+    async def scenario() -> list[float]:
+        database = store.url.removeprefix("sqlite:///")
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, str(WRITER), database, str(stop_file), stdout=asyncio.subprocess.PIPE
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(Drain(sqlite_ctx).run(stop))
+        for _ in range(3000):  # until the backlog is gone, against a deadline
+            if not backlog():
+                break
+            await asyncio.sleep(0.01)
+        stop_file.touch()
+        out, _ = await writer.communicate()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return list(json.loads(out))
+
+    waits = asyncio.run(scenario())
+    assert backlog() == 0, "the backlog was not drained"
+    assert len(waits) > 20
+    # Without the pace the writer waited for the whole backlog (one commit in 3 s, measured).
+    assert max(waits) < 1.0, f"a commit waited {max(waits):.2f} s for the drain's write lock"
 
 
 def test_two_drainers_on_postgresql_never_store_a_row_twice(pg_store: Store):

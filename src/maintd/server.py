@@ -28,7 +28,8 @@ from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.executor import Executor
 from maintd.executor.reaper import Reaper
-from maintd.intake.drain import BacklogCollector, Drain
+from maintd.intake.backlog import BacklogCollector
+from maintd.intake.drain import Drain
 from maintd.kpi.exporter import KpiCollector
 from maintd.lease import Lease, LeaseLost
 from maintd.metrics import Metrics

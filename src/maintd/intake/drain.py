@@ -14,6 +14,11 @@ A failing batch is rolled back and each row tried alone; a row that fails alone 
 gets ``attempts`` + 1 and ``error``, and is skipped from then on (``maintd_intake_failed_total``,
 logged with its id): never lost, never blocking the rows behind it. A database outage marks
 nothing: the batch is tried again once the database answers.
+
+On SQLite the drain and the intake share one write lock, which SQLite hands to no one in
+particular: a drain taking batch after batch kept the intake's writer out for seconds (one
+commit in 3 s, measured). So there the drain keeps each batch short and leaves a gap after it
+(``Pace``), in which a writer waiting in SQLite's busy handler gets in.
 """
 
 from __future__ import annotations
@@ -23,27 +28,17 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+import time
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from pydantic import BaseModel
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from maintd.alerts import admission
-from maintd.alerts.formats import alertmanager, native, pagerduty
-from maintd.alerts.formats.alertmanager import AlertmanagerWebhook
-from maintd.alerts.formats.native import NativeAlerts
-from maintd.alerts.formats.pagerduty import PagerDutyEvent
-from maintd.alerts.model import AlertIn
 from maintd.api.deps import AppContext, poke
 from maintd.api.ingest import View, _ingest
-from maintd.clock import Clock
 from maintd.incidents.committer import MAX_ALERTS, AlertRequest, Work
-from maintd.store.db import Store
+from maintd.intake.rows import BadRow, Journaled, to_request
 from maintd.store.intake_tables import AlertIntakeRow
 from maintd.store.outage import unavailable
 
@@ -57,24 +52,14 @@ MAX_PAGE = 500
 _DRAIN_LOCK = 0x6D61_696E_7464_0002
 # Outcomes after which this process's engine acts at once (as api.ingest's _accept).
 _CHANGES_INCIDENTS = frozenset({"created", "unmuted", "resolved", "acknowledged"})
-M = TypeVar("M", bound=BaseModel)
 _journal = cast(Table, AlertIntakeRow.__table__)
-
-
-class BadRow(Exception):
-    """A journaled body that cannot become alerts: no transaction will ever store it."""
-
-
-@dataclass(frozen=True)
-class Journaled:
-    """One ``alert_intake`` row as the drain reads it."""
-
-    id: int
-    source: str
-    actor: str
-    integration: str | None
-    dedup_key: str | None
-    body: bytes
+# SQLite's busy handler retries a blocked writer after 1, 2, 5, 10, 15, 20, 25, 25, 25 ms, then
+# 50 and 100 (sqlite3.c, sqliteDefaultBusyCallback): within its first 128 ms no gap is longer
+# than 25 ms. A gap of 25 ms after each batch held for at most ~100 ms therefore always lets a
+# waiting writer in; batches of ~25 ms while the intake is writing keep its wait near 50 ms.
+SQLITE_GAP = 0.025
+SQLITE_HOLD = 0.1  # seconds a batch may hold the write lock while the intake is quiet
+SQLITE_HOLD_BUSY = 0.025  # ... and while it is writing
 
 
 @dataclass
@@ -96,6 +81,37 @@ class Drained:
         self.outcomes += other.outcomes
 
 
+@dataclass
+class Pace:
+    """How many alerts the next batch may take, and the gap after it: on SQLite, batches held
+    ``SQLITE_HOLD`` (``SQLITE_HOLD_BUSY`` while the intake writes) at the write-lock time per
+    alert measured so far, then ``SQLITE_GAP``; PostgreSQL's row locks need neither."""
+
+    sqlite: bool
+    cost: float = 150e-6  # seconds of write lock per alert: a moving average of the batches'
+    newest: int = 0  # the newest journal id at the last look
+    busy: bool = False  # the intake wrote between the last two looks
+
+    def saw(self, newest: int | None) -> None:
+        if newest is not None:
+            self.busy = self.newest > 0 and newest > self.newest
+            self.newest = max(newest, self.newest)
+
+    def held(self, seconds: float, alerts: int) -> None:
+        if alerts:
+            self.cost += 0.3 * (seconds / alerts - self.cost)
+
+    def limit(self, max_alerts: int) -> int:
+        if not self.sqlite:
+            return max_alerts
+        hold = SQLITE_HOLD_BUSY if self.busy else SQLITE_HOLD
+        return max(1, min(max_alerts, int(hold / self.cost)))
+
+    @property
+    def gap(self) -> float:
+        return SQLITE_GAP if self.sqlite else 0.0
+
+
 class Drain:
     """Takes ``alert_intake`` through the pipeline; ``run`` polls it, ``drain_once`` does one batch."""
 
@@ -113,6 +129,7 @@ class Drain:
             raise ValueError(f"the intake poll interval must be a positive number of seconds, not {poll}")
         self.ctx, self.poll, self.max_alerts = ctx, poll, max_alerts
         self.work: Work[list[View]] = work or functools.partial(_ingest, ctx)
+        self.pace = Pace(sqlite=ctx.store.dialect == "sqlite")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain until ``stop`` is set: at once while rows remain, every ``poll`` seconds after.
@@ -128,7 +145,7 @@ class Drain:
                 wait = RETRY
             else:
                 self.after(drained)
-                wait = 0.0 if drained.progressed else self.poll
+                wait = self.pace.gap if drained.progressed else self.poll
             if wait:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
@@ -150,14 +167,17 @@ class Drain:
         """The oldest waiting rows stored in one transaction, or each alone if that fails.
 
         Raises only when the database is unavailable (nothing changed then)."""
-        if self._oldest() is None:
+        if not self._waiting():
             return Drained()  # the usual poll: one read of the partial index, no write lock
         taken: list[int] = []
         try:
             with self.ctx.store.write() as session:
                 if not _first_drainer(session):
                     return Drained(busy=True)
-                return self._batch(session, taken)
+                started = time.perf_counter()
+                done = self._batch(session, taken, self.pace.limit(self.max_alerts))
+            self.pace.held(time.perf_counter() - started, len(done.outcomes))
+            return done
         except Exception as exc:
             if unavailable(exc) or not taken:
                 raise
@@ -167,38 +187,46 @@ class Drain:
             done.add(self._alone(row_id))
         return done
 
-    def _oldest(self) -> int | None:
+    def _waiting(self) -> bool:
+        """Whether a row waits (and on SQLite, the newest id, for the pace)."""
+        oldest = select(_journal.c.id).where(_journal.c.error.is_(None)).order_by(_journal.c.id).limit(1)
+        if not self.pace.sqlite:
+            with self.ctx.store.read() as session:
+                return session.scalar(oldest) is not None
         with self.ctx.store.read() as session:
-            oldest = select(_journal.c.id).where(_journal.c.error.is_(None)).order_by(_journal.c.id).limit(1)
-            return session.scalar(oldest)
+            first, newest = session.execute(
+                select(oldest.scalar_subquery(), select(func.max(_journal.c.id)).scalar_subquery())
+            ).one()
+        self.pace.saw(newest)
+        return first is not None
 
-    def _batch(self, session: Session, taken: list[int]) -> Drained:
+    def _batch(self, session: Session, taken: list[int], limit: int) -> Drained:
         """Read, parse, ingest and delete; ``taken`` gets every id read (for the retry alone)."""
         done = Drained()
         requests: list[AlertRequest] = []
         stored: list[int] = []
-        alerts, after, page = 0, 0, FIRST_PAGE
+        alerts, after, page = 0, 0, min(FIRST_PAGE, limit)
         while True:
             found = [_journaled(r) for r in session.execute(_waiting(session, after, page))]
             for row in found:
                 try:
-                    request = _request(row)
+                    request = to_request(row)
                 except BadRow as exc:
                     done.failed[row.id] = _set_error(session, row.id, str(exc))
                     taken.append(row.id)
                     continue
-                if requests and alerts + len(request.alerts) > self.max_alerts:
+                if requests and alerts + len(request.alerts) > limit:
                     return self._store(session, requests, stored, done)  # the rest: the next batch
                 requests.append(request)
                 stored.append(row.id)
                 taken.append(row.id)
                 alerts += len(request.alerts)
-            if len(found) < page or alerts >= self.max_alerts:
+            if len(found) < page or alerts >= limit:
                 return self._store(session, requests, stored, done)
             after = found[-1].id
             # The next page holds about the alerts still allowed, at the alerts per row seen so far.
             per_row = max(1, -(-alerts // max(1, len(stored))))
-            page = max(1, min(MAX_PAGE, (self.max_alerts - alerts) // per_row))
+            page = max(1, min(MAX_PAGE, (limit - alerts) // per_row))
 
     def _store(
         self, session: Session, requests: list[AlertRequest], ids: list[int], done: Drained
@@ -223,7 +251,7 @@ class Drain:
                 ).first()
                 if found is None:
                     return Drained()  # another drainer stored it meanwhile
-                return self._store(session, [_request(_journaled(found))], [row_id], Drained())
+                return self._store(session, [to_request(_journaled(found))], [row_id], Drained())
         except Exception as exc:
             if unavailable(exc):
                 raise
@@ -277,88 +305,3 @@ def _set_error(session: Session, row_id: int, error: str) -> str:
         .values(attempts=_journal.c.attempts + 1, error=error)
     )
     return error
-
-
-# -- a journaled body as alerts ------------------------------------------------------------------
-
-
-def _request(row: Journaled) -> AlertRequest:
-    """The row's alerts, as its route would have made them; BadRow if they cannot be made."""
-    parse = _PARSERS.get(row.source)
-    if parse is None:
-        raise BadRow(f"unknown source {row.source!r}")
-    try:
-        return AlertRequest(parse(row), row.actor)
-    except admission.Rejected as rejected:
-        raise BadRow(f"{row.source} body not valid: {rejected.detail}") from None
-
-
-def _document(model: type[M], body: bytes) -> M:
-    # The intake's and the routes' own rules (maintd.alerts.admission), so the same body passes.
-    return admission.validate(model, admission.parse_json(body))
-
-
-def _native(row: Journaled) -> Sequence[AlertIn]:
-    return native.to_alerts(_document(NativeAlerts, row.body), integration=row.integration)
-
-
-def _alertmanager(row: Journaled) -> Sequence[AlertIn]:
-    if row.integration is None:
-        raise BadRow("an alertmanager row names no integration")
-    webhook = _document(AlertmanagerWebhook, row.body)
-    alerts = alertmanager.to_alerts(webhook, integration=row.integration)
-    for sent, ours in alertmanager.fingerprint_mismatches(webhook, alerts):
-        log.warning("alertmanager %s: fingerprint %s sent, %s from the labels", row.integration, sent, ours)
-    if webhook.truncatedAlerts:
-        log.warning("alertmanager %s: %d alerts left out", row.integration, webhook.truncatedAlerts)
-    return alerts
-
-
-def _pagerduty(row: Journaled) -> Sequence[AlertIn]:
-    if row.integration is None or row.dedup_key is None:
-        raise BadRow("a pagerduty row needs its integration and the dedup_key answered")
-    event = _document(PagerDutyEvent, row.body)
-    return [pagerduty.to_alert(event, integration=row.integration, dedup_key=row.dedup_key)]
-
-
-_PARSERS: dict[str, Callable[[Journaled], Sequence[AlertIn]]] = {
-    "native": _native,
-    "alertmanager": _alertmanager,
-    "pagerduty": _pagerduty,
-}
-
-
-# -- the backlog at scrape time ------------------------------------------------------------------
-
-
-class BacklogCollector(Collector):
-    """``maintd_intake_backlog``, ``maintd_intake_oldest_seconds`` and ``maintd_intake_failed_rows``,
-    read from the journal at each scrape. A database that cannot be read gives no series."""
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store, self.clock = store, clock
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return []  # read at scrape time; describing would query at registration
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        waiting = _journal.c.error.is_(None)
-        try:
-            with self.store.read() as session:
-                rows = session.execute(
-                    select(waiting.label("waiting"), func.count(), func.min(_journal.c.received_at)).group_by(
-                        waiting
-                    )
-                ).all()
-        except Exception as exc:  # a scrape must not fail because the store is away
-            log.warning("intake backlog not read for /metrics: %s", str(exc).splitlines()[0])
-            return
-        counts = {bool(w): (n, oldest) for w, n, oldest in rows}
-        backlog, oldest = counts.get(True, (0, None))
-        age = max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
-        failed, _ = counts.get(False, (0, None))
-        yield GaugeMetricFamily("maintd_intake_backlog", "Intake journal rows waiting", value=backlog)
-        yield GaugeMetricFamily(
-            "maintd_intake_oldest_seconds", "Age of the oldest waiting intake row (0: none)", value=age
-        )
-        yield GaugeMetricFamily("maintd_intake_failed_rows", "Intake rows kept with an error", value=failed)

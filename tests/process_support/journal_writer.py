@@ -1,0 +1,32 @@
+"""Writes alert_intake rows into a SQLite file the way maintd intake does (sqlite3, BEGIN IMMEDIATE,
+SQLite's own busy handler) until the file STOP exists, then prints each commit's wait as JSON.
+
+Usage: journal_writer.py DATABASE STOP
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+database, stop = sys.argv[1], Path(sys.argv[2])
+conn = sqlite3.connect(database, timeout=30, isolation_level=None)
+conn.execute("PRAGMA busy_timeout=30000")
+waits = []
+n = 0
+while not stop.exists():
+    body = json.dumps([{"labels": {"alertname": "Written", "target": f"w{n}"}}]).encode()
+    started = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT INTO alert_intake (received_at, source, actor, body) VALUES (?, 'native', 'token:w', ?)",
+        ("2026-11-27 01:00:00.000000", body),
+    )
+    conn.execute("COMMIT")
+    waits.append(time.perf_counter() - started)
+    n += 1
+    time.sleep(0.002)  # the next request arriving
+print(json.dumps(waits))
