@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from maintd.engine import Engine
+from maintd.scheduler import orders
 from maintd.store.models import EventRow, RunRow, ScheduleRow
 from tests.conftest import T0, run
 
@@ -284,3 +288,13 @@ def test_a_disabled_task_gets_no_schedule(store, write_plan, make_engine):
     )
     engine.reload()
     assert tick_and_run(engine) == []
+
+
+def test_a_claims_run_ids_are_the_uuids_uuid4_makes_of_the_same_random_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = os.urandom(16 * 300)
+    monkeypatch.setattr(os, "urandom", lambda n: pool[:n])
+    ids = orders.new_run_ids(300)
+    assert ids == [uuid.UUID(bytes=pool[i : i + 16], version=4).hex for i in range(0, len(pool), 16)]
+    assert orders.new_run_ids(0) == []

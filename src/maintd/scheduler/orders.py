@@ -39,7 +39,17 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
+# A random UUID's fixed bits (RFC 4122), set byte-wise: the version nibble in byte 6, the variant
+# in byte 8. uuid.UUID(bytes=..., version=4) does the same per id, in Python: ~14 k instructions
+# an id, where this is a few hundred.
+_VERSION_4 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+
+
 def new_run_ids(n: int) -> list[str]:
     """``n`` ids like new_run_id()'s, from one read of the system's random source, not n."""
-    pool = os.urandom(16 * n)
-    return [uuid.UUID(bytes=pool[i : i + 16], version=4).hex for i in range(0, 16 * n, 16)]
+    pool = bytearray(os.urandom(16 * n))
+    pool[6::16] = pool[6::16].translate(_VERSION_4)
+    pool[8::16] = pool[8::16].translate(_VARIANT)
+    text = pool.hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
