@@ -30,15 +30,14 @@ from maintd.notify.bulkhead import DEFER, Bulkhead
 from maintd.notify.jobs import (
     ATTEMPT,
     CANDIDATES,
-    CLAIMED,
     IS_PENDING,
     LEASE_ROWS,
+    UNREADABLE,
     Job,
     Outcome,
     finish,
     job_of,
 )
-from maintd.notify.outbox import FAILED
 from maintd.notify.policy import BACKOFF, MAX_ATTEMPTS, MAX_ATTEMPTS_LAST, RetryPolicy
 from maintd.notify.transport import Notifier, TransportError, redact
 from maintd.store.db import Store, rowcount
@@ -49,6 +48,11 @@ __all__ = ["Dispatcher", "Job", "Outcome"]
 
 log = logging.getLogger(__name__)
 
+_ROW = NotificationRow
+# Built once: building it and its cache key cost more than running it (a tick after each alert).
+_NEXT_READY = select(
+    func.min(case((_ROW.lease_until > _ROW.due_at, _ROW.lease_until), else_=_ROW.due_at))
+).where(IS_PENDING)
 LEASE = timedelta(minutes=2)  # longer than any send (AppriseNotifier bounds one to ~20 s)
 IDLE_WAKE = timedelta(seconds=30)
 
@@ -245,28 +249,25 @@ class Dispatcher:
 
     def claim(self, session: Session, now: datetime, limit: int) -> list[Job]:
         """Lease up to ``limit`` due rows to this process (flushes; the caller commits)."""
-        locks = session.get_bind().dialect.name == "postgresql"
-        ids = session.scalars(CANDIDATES[locks], {"now": now, "limit": limit}).all()
+        connection = session.connection()
+        locks = connection.dialect.name == "postgresql"
+        ids = connection.execute(CANDIDATES[locks], {"now": now, "limit": limit}).scalars().all()
         if not ids:
             return []
         lease_until = now + self.lease
         # The UPDATE checks each row again: another process may have leased it since the SELECT.
-        claimed = session.scalars(LEASE_ROWS, {"ids": ids, "now": now, "lease": lease_until}).all()
-        if not claimed:
-            return []
+        claimed = connection.execute(LEASE_ROWS, {"ids": ids, "now": now, "lease": lease_until}).all()
         jobs = []
-        for row in session.scalars(CLAIMED, {"ids": claimed}):
+        for row in claimed:
             try:
                 jobs.append(job_of(row, lease_until))
             except ValueError as exc:  # a row no code can read would otherwise be claimed forever
-                row.status, row.lease_until, row.last_error = FAILED, None, f"unreadable: {exc}"
+                connection.execute(UNREADABLE, {"id_": row.id, "error": f"unreadable: {exc}"})
         return sorted(jobs, key=lambda j: j.id)
 
     def next_due_at(self, session: Session) -> datetime | None:
         """When a pending row next becomes claimable: its due time, or its lease's end if later."""
-        row = NotificationRow
-        ready = case((row.lease_until > row.due_at, row.lease_until), else_=row.due_at)
-        value = session.scalar(select(func.min(ready)).where(IS_PENDING))
+        value = session.connection().scalar(_NEXT_READY)
         if isinstance(value, str):  # SQLite returns the expression's value as stored text
             value = datetime.fromisoformat(value)
         return None if value is None else utc(value)
@@ -314,8 +315,9 @@ class Dispatcher:
             "error": None if outcome.error is None else str(outcome.error),
         }
         with self.store.write() as session:
-            session.execute(ATTEMPT, attempt)
-            changed = session.execute(
+            connection = session.connection()
+            connection.execute(ATTEMPT, attempt)
+            changed = connection.execute(
                 finish(tuple(sorted(values))),
                 {"id_": job.id, "lease": job.lease_until, **{f"v_{k}": v for k, v in values.items()}},
             )
@@ -347,7 +349,7 @@ class Dispatcher:
     def _put_back(self, job: Job, now: datetime) -> bool:
         """Free a row not tried (see ``Bulkhead``), due ``DEFER`` later: no attempt, no event."""
         with self.store.write() as session:
-            changed = session.execute(
+            changed = session.connection().execute(
                 finish(("due_at",)), {"id_": job.id, "lease": job.lease_until, "v_due_at": now + DEFER}
             )
         if self.metrics is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -59,13 +59,17 @@ def enqueue(
         "last_error": None if recipient.rules else f"{recipient.key} has no notification channels",
     }
     # RETURNING, not rowcount: psycopg reports -1 for this INSERT (SQLAlchemy adds RETURNING for the key).
-    return session.execute(_ENQUEUE[session.get_bind().dialect.name], values).scalar() is not None
+    # On the session's connection (Core): through the ORM the same INSERT cost ~0.1 ms more. No
+    # pending ORM object is flushed first: a notification refers to nothing by key.
+    connection = session.connection()
+    return connection.execute(_ENQUEUE[connection.dialect.name], values).scalar() is not None
 
 
 # Built once, the values bound per call: building the statement with ``.values(...)`` and its
 # cache key on every call cost more than running it (~0.3 ms a page).
+_TABLE: Table = NotificationRow.__table__  # type: ignore[assignment]
 _ENQUEUE: dict[str, Any] = {
-    name: insert(NotificationRow).on_conflict_do_nothing().returning(NotificationRow.id)
+    name: insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
     for name, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 
