@@ -33,6 +33,7 @@ from maintd.store.models import AlertIntakeRow, AlertRow, EventRow
 from tests.conftest import T0
 from tests.harness import Harness, http_get
 from tests.ingest_support import PLAN, alerts, incidents
+from tests.notify_support import Webhook
 
 WRITER = Path(__file__).parent / "process_support" / "journal_writer.py"
 
@@ -424,6 +425,29 @@ def test_maintd_serve_drains_the_journal(world: Harness):
         scraped = response.read().decode()
     assert "maintd_intake_backlog 0.0" in scraped
     assert 'maintd_alerts_received_total{outcome="created",source="pagerduty"} 1.0' in scraped
+
+
+def test_a_drained_alert_pages_the_person_on_call(world: Harness, webhook: Webhook):
+    world.write_plan(
+        PLAN
+        + f"""
+    people:
+      - {{name: pat, email: pat@example.test, notify: ["{webhook.url("/pat")}"]}}
+    escalation_policies:
+      - name: ops
+        levels:
+          - {{after: 0m, notify: [{{person: pat}}]}}
+    incidents:
+      escalation_policy: ops
+      group_wait: 0s
+    """
+    )
+    server = world.serve()
+    world.wait_ready(server)
+    journal(world.store, native("db1"))
+    # Fired in the drain's transaction and sent on its commit, as for the synchronous routes.
+    world.wait_for("the page to pat", lambda: webhook.count("/pat") == 1, server)
+    assert left(world.store) == []
 
 
 def test_an_api_replica_drains_the_journal(pg_store: Store, tmp_path: Path):

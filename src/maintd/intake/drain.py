@@ -36,7 +36,7 @@ from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from maintd.api.deps import AppContext, poke
-from maintd.api.ingest import View, _ingest
+from maintd.api.ingest import _CHANGES_INCIDENTS, View, _ingest
 from maintd.incidents.committer import MAX_ALERTS, AlertRequest, Work
 from maintd.intake.rows import BadRow, Journaled, to_request
 from maintd.store.intake_tables import AlertIntakeRow
@@ -50,8 +50,6 @@ FIRST_PAGE = 16  # rows read first; later pages are sized by the alerts per row 
 MAX_PAGE = 500
 # pg_try_advisory_xact_lock key for "one drain at a time" ("maintd" in ASCII, then 2).
 _DRAIN_LOCK = 0x6D61_696E_7464_0002
-# Outcomes after which this process's engine acts at once (as api.ingest's _accept).
-_CHANGES_INCIDENTS = frozenset({"created", "unmuted", "resolved", "acknowledged"})
 _journal = cast(Table, AlertIntakeRow.__table__)
 # SQLite's busy handler retries a blocked writer after 1, 2, 5, 10, 15, 20, 25, 25, 25 ms, then
 # 50 and 100 (sqlite3.c, sqliteDefaultBusyCallback): within its first 128 ms no gap is longer
