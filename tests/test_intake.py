@@ -383,9 +383,9 @@ def test_it_refuses_to_start_on_a_database_without_the_journal(tmp_path):
 
 def test_the_intake_process_imports_no_sqlalchemy_framework_or_engine():
     probe = (
-        "import sys, maintd.intake.__main__, uvicorn.protocols.http.httptools_impl\n"
+        "import sys, maintd.intake.__main__\n"
         "heavy = ('sqlalchemy', 'fastapi', 'starlette', 'maintd.store', 'maintd.engine', 'maintd.checks',"
-        " 'maintd.api.app', 'maintd.incidents', 'psycopg')\n"
+        " 'maintd.api.app', 'maintd.incidents', 'psycopg', 'uvicorn')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
@@ -437,3 +437,47 @@ def test_end_to_end_alerts_through_the_intake_become_incidents_in_maintd_serve(s
             assert len(list(s.scalars(select(IncidentRow)))) >= 1
     finally:
         h.cleanup()
+
+
+# -- the HTTP server (maintd.intake.http): raw bytes on a socket --------------------
+
+
+def exchange(intake: Intake, data: bytes, *, until: bytes = b"", chunks_: int = 1) -> bytes:
+    """Send ``data``; read until the peer closes, ``until`` has been seen ``chunks_`` times, or 10 s."""
+    import socket
+
+    port = int(intake.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        got = b""
+        while not (until and got.count(until) >= chunks_):
+            part = sock.recv(65536)
+            if not part:
+                break
+            got += part
+        return got
+
+
+def test_the_server_answers_pipelined_requests_in_order_and_honours_expect_and_close(sqlite_store, tmp_path):
+    with running(sqlite_store, tmp_path) as intake:
+        two = exchange(
+            intake,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+            until=b"}",
+            chunks_=2,
+        )
+        assert two.index(b"HTTP/1.1 200 OK") < two.index(b"HTTP/1.1 404 Not Found")
+        body = b"[]"
+        expecting = exchange(
+            intake,
+            b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: 2\r\n\r\n" + body,
+        )
+        assert expecting.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\n")
+        assert b"connection: close\r\n" in expecting  # and the peer closed: exchange returned
+        assert exchange(intake, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400 Bad Request")
+        huge = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"x" * (70 * 1024) + b"\r\n\r\n"
+        assert exchange(intake, huge).startswith(b"HTTP/1.1 431 ")
+        assert intake.get("/healthz").status_code == 200  # and it keeps serving
+        intake.proc.terminate()
+        assert intake.proc.wait(10) == 0

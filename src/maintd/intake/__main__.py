@@ -1,109 +1,15 @@
-"""``python -m maintd.intake``: the light alert intake process (``maintd intake`` runs this).
+"""``python -m maintd.intake``: the light alert intake process (``maintd intake`` runs this)."""
 
-Settings come from the options, then the environment maintd serve reads (MAINTD_DATABASE_URL,
-MAINTD_HOST, MAINTD_INGEST_RATE, MAINTD_INGEST_BURST, MAINTD_CLOCK, MAINTD_LOG_LEVEL); the
-port from --port, MAINTD_INTAKE_PORT, MAINTD_PORT, else 8471. The database must be migrated
-(it holds the journal); the process refuses to start otherwise, saying so.
-"""
-
-from __future__ import annotations
-
-import argparse
-import logging
-import os
 import sys
 
-from maintd.api.ratelimit import RateLimiter
-from maintd.clock import clock_from_spec
-from maintd.intake.app import Intake
-from maintd.intake.database import Unavailable, describe, opener
-from maintd.intake.journal import Journal
-from maintd.intake.senders import Senders
-from maintd.settings import Settings
+# The intake speaks plain HTTP (TLS ends at a proxy in front; libpq has its own for PostgreSQL)
+# and hashes only short keys. asyncio works without Python's ssl module and hashlib falls back
+# to its built-in SHA-256 without OpenSSL's: leaving both out keeps libssl and libcrypto out
+# of the process (~5 MB of its RSS). Set before anything imports asyncio or hashlib.
+for _module in ("ssl", "_hashlib"):
+    sys.modules.setdefault(_module, None)  # type: ignore[arg-type]
 
-DEFAULT_PORT = 8471  # maintd serve's is 8470
-
-log = logging.getLogger("maintd.intake")
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="maintd intake", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", help="address to listen on (MAINTD_HOST, default 127.0.0.1)")
-    parser.add_argument(
-        "--port", type=int, help=f"port (MAINTD_INTAKE_PORT, MAINTD_PORT, default {DEFAULT_PORT})"
-    )
-    parser.add_argument("--db", help="database URL (MAINTD_DATABASE_URL; default: maintd's SQLite file)")
-    parser.add_argument("--log-level", help="debug, info, warning, error (MAINTD_LOG_LEVEL, default info)")
-    return parser.parse_args(argv)
-
-
-def port_of(given: int | None) -> int:
-    raw = os.environ.get("MAINTD_INTAKE_PORT") or os.environ.get("MAINTD_PORT")
-    if given is not None:
-        return given
-    if raw is None:
-        return DEFAULT_PORT
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"the port must be a number, not {raw!r}") from None
-
-
-def build(settings: Settings) -> Intake:
-    """The app on the settings' database; ValueError or Unavailable when it cannot work there."""
-    database = opener(settings.database_url)
-    check = database(settings.database_url)
-    try:
-        check.ping()  # reachable, and migrated: the journal table is there
-    finally:
-        check.close()
-    clock = clock_from_spec(settings.clock)
-    return Intake(
-        Journal(database(settings.database_url)),
-        Senders(database(settings.database_url), clock),
-        RateLimiter(settings.ingest_rate, settings.ingest_burst),
-        clock,
-    )
-
-
-def main(argv: list[str]) -> int:
-    args = parse(argv)
-    level = (args.log_level or os.environ.get("MAINTD_LOG_LEVEL") or "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.from_env(database_url=args.db, host=args.host)
-        port = port_of(args.port)
-        app = build(settings)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Unavailable as exc:
-        where = describe(settings.database_url)
-        print(
-            f"error: the database {where} is not usable: {exc.reason} (migrate it: maintd db upgrade)",
-            file=sys.stderr,
-        )
-        return 2
-    import uvicorn  # here: the checks above answer without paying for it
-
-    log.info(
-        "maintd intake on http://%s:%d, journal in %s", settings.host, port, describe(settings.database_url)
-    )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=port,
-        http="httptools",
-        loop="asyncio",
-        lifespan="on",
-        access_log=False,
-        log_config=None,  # keep the logging set above
-        log_level=level.lower(),
-        server_header=False,
-        proxy_headers=False,  # no X-Forwarded-For to read: the journal records the sender, not its address
-    )
-    return 0
-
+from maintd.intake.process import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

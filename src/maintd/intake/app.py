@@ -1,19 +1,19 @@
-"""The intake's HTTP side: a bare ASGI app with maintd serve's three alert routes, health and metrics.
+"""The intake's routes: maintd serve's three alert routes, health and metrics, by hand.
 
 Each alert route checks what maintd serve's route checks, in the same order, through the same
 rules (maintd.alerts.admission), then journals the body as received and answers 202 once it is
 committed: ``{"status": "queued", "alerts": N, "intake_id": ID}`` (PagerDuty: its own answer).
 What becomes of each alert is the drain's business (maintd.intake.drain, in maintd serve).
-No framework: routing three paths by hand costs nothing, and the process stays light.
+No framework: routing six paths by hand costs nothing, and the process stays light.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from maintd.alerts import admission
@@ -33,17 +33,14 @@ from maintd.alerts.formats.pagerduty import PagerDutyEvent
 from maintd.api.ratelimit import RateLimiter
 from maintd.clock import Clock
 from maintd.intake.database import Row
+from maintd.intake.http import Request, Response
 from maintd.intake.journal import Journal
 from maintd.intake.senders import Senders
 from maintd.roles import Role
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+Route = Callable[[Request], Awaitable[Response]]
 
 ALERTMANAGER_PREFIX = "/integrations/alertmanager/"
 JSON = b"application/json"
@@ -51,12 +48,8 @@ PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 METRICS = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-class Disconnected(Exception):
-    """The client went away before its body was read: nothing to answer."""
-
-
 class Intake:
-    """The ASGI app. ``journal`` and ``senders`` start and stop with the lifespan."""
+    """The routes over a journal, the senders' look-ups and a rate limiter."""
 
     def __init__(self, journal: Journal, senders: Senders, limiter: RateLimiter, clock: Clock) -> None:
         self.journal = journal
@@ -65,7 +58,7 @@ class Intake:
         self.clock = clock
         self.requests: collections.Counter[tuple[str, str]] = collections.Counter()  # (source, outcome)
         self.alerts: collections.Counter[str] = collections.Counter()  # source → alerts journaled
-        self._routes: dict[str, tuple[str, Handler]] = {
+        self._routes: dict[str, tuple[str, Route]] = {
             "/api/v1/alerts": ("POST", self._native),
             "{integration_key}": ("POST", self._alertmanager),
             "/v2/enqueue": ("POST", self._pagerduty),
@@ -74,43 +67,32 @@ class Intake:
             "/metrics": ("GET", self._metrics),
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            with contextlib.suppress(Disconnected):
-                await self._route(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
+    async def handle(self, request: Request) -> Response:
+        path = request.path
         key = path[len(ALERTMANAGER_PREFIX) :] if path.startswith(ALERTMANAGER_PREFIX) else ""
         if key and "/" not in key:
             path = "{integration_key}"  # as Starlette matches /integrations/alertmanager/{integration_key}
         route = self._routes.get(path)
         if route is None:
-            await _problem(send, Rejected(404, "Not found", "Not Found"))
-        elif scope["method"] != route[0]:
-            await _problem(
-                send, Rejected(405, "Method not allowed", "Method Not Allowed"), {"Allow": route[0]}
-            )
-        else:
-            await route[1](scope, receive, send)
+            return _problem(Rejected(404, "Not found", "Not Found"))
+        if request.method != route[0]:
+            return _problem(Rejected(405, "Method not allowed", "Method Not Allowed"), (("Allow", route[0]),))
+        return await route[1](request)
 
     # -- the alert routes: the order of checks is maintd.api.ingest's ----------
 
-    async def _native(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _native(self, request: Request) -> Response:
         try:
-            headers = _headers(scope)
-            sender = await self._native_sender(headers.get("authorization", ""))
-            self._limit(sender.actor)
-            body = await _body(headers, receive, NATIVE_MAX_BODY)
+            sender = await self._native_sender(request.headers.get("authorization", ""))
+            now = self.clock.now()
+            self._limit(sender.actor, now)
+            body = _body(request, NATIVE_MAX_BODY)
             count = len(validate(NativeAlerts, admission.parse_json(body)).root)
-            row = Row(self.clock.now(), "native", sender.actor, sender.integration, None, body)
+            row = Row(now, "native", sender.actor, sender.integration, None, body)
             intake_id = await self.journal.store(row)
         except Rejected as rejected:
-            await self._refused(send, "native", rejected)
-            return
-        await self._queued(send, "native", count, intake_id)
+            return self._refused("native", rejected)
+        return self._queued("native", count, intake_id)
 
     async def _native_sender(self, authorization: str) -> Sender:
         key = admission.integration_key(authorization)
@@ -119,72 +101,72 @@ class Intake:
         principal = await self.senders.principal(authorization, Role.responder)
         return Sender(principal.actor, None)
 
-    async def _alertmanager(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = scope["path"][len(ALERTMANAGER_PREFIX) :]
+    async def _alertmanager(self, request: Request) -> Response:
         try:
-            found = admission.alertmanager_key(await self.senders.integration(key))
+            found = admission.alertmanager_key(
+                await self.senders.integration(request.path[len(ALERTMANAGER_PREFIX) :])
+            )
             actor = f"integration:{found.name}"
-            self._limit(actor)
-            headers = _headers(scope)
-            body = await _body(headers, receive, ALERTMANAGER_MAX_BODY)
+            now = self.clock.now()
+            self._limit(actor, now)
+            body = _body(request, ALERTMANAGER_MAX_BODY)
             count = len(validate(AlertmanagerWebhook, admission.parse_json(body)).alerts)
-            row = Row(self.clock.now(), "alertmanager", actor, found.name, None, body)
+            row = Row(now, "alertmanager", actor, found.name, None, body)
             intake_id = await self.journal.store(row)
         except Rejected as rejected:
-            await self._refused(send, "alertmanager", rejected)
-            return
-        await self._queued(send, "alertmanager", count, intake_id)
+            return self._refused("alertmanager", rejected)
+        return self._queued("alertmanager", count, intake_id)
 
-    async def _pagerduty(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _pagerduty(self, request: Request) -> Response:
         try:
-            body = await _body(_headers(scope), receive, PAGERDUTY_MAX_BODY)
+            body = _body(request, PAGERDUTY_MAX_BODY)
             event = validate(PagerDutyEvent, admission.parse_json(body))
             found = admission.pagerduty_key(await self.senders.integration(event.routing_key))
             actor = f"integration:{found.name}"
-            self._limit(actor)
+            now = self.clock.now()
+            self._limit(actor, now)
             dedup_key = pagerduty.dedup_key_of(event)  # answered now, so stored with the body
-            await self.journal.store(Row(self.clock.now(), "pagerduty", actor, found.name, dedup_key, body))
+            await self.journal.store(Row(now, "pagerduty", actor, found.name, dedup_key, body))
         except Rejected as rejected:
-            # A database outage is maintd's own problem answer, as on maintd serve's route.
-            shape = admission.problem if rejected.status in (401, 403, 503) else admission.pagerduty_error
             self._count("pagerduty", rejected)
-            status, answer, extra = shape(rejected)
-            await _answer(send, status, answer, extra, PROBLEM if shape is admission.problem else JSON)
-            return
+            if rejected.status == 503:  # an outage: maintd's own problem answer, as maintd serve's route
+                return _problem(rejected)
+            status, answer, extra = admission.pagerduty_error(rejected)
+            return _json(status, answer, tuple(extra.items()))
         self.requests["pagerduty", "queued"] += 1
         self.alerts["pagerduty"] += 1
-        await _answer(send, 202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
+        return _json(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
 
-    def _limit(self, key: str) -> None:
-        wait = self.limiter.take(key, self.clock.now())
+    def _limit(self, key: str, now: datetime) -> None:
+        wait = self.limiter.take(key, now)
         if wait > 0:
             raise admission.over_rate(key, wait, self.limiter.rate, self.limiter.burst)
 
-    async def _queued(self, send: Send, source: str, count: int, intake_id: int) -> None:
+    def _queued(self, source: str, count: int, intake_id: int) -> Response:
         self.requests[source, "queued"] += 1
         self.alerts[source] += count
-        await _answer(send, 202, {"status": "queued", "alerts": count, "intake_id": intake_id})
+        return _json(202, {"status": "queued", "alerts": count, "intake_id": intake_id})
 
-    async def _refused(self, send: Send, source: str, rejected: Rejected) -> None:
+    def _refused(self, source: str, rejected: Rejected) -> Response:
         self._count(source, rejected)
-        await _problem(send, rejected)
+        return _problem(rejected)
 
     def _count(self, source: str, rejected: Rejected) -> None:
         outcome = "unavailable" if rejected.status == 503 else admission.outcome(rejected)
         self.requests[source, outcome] += 1
 
-    # -- health, metrics, lifespan ----------------------------------------------
+    # -- health and metrics -----------------------------------------------------
 
-    async def _healthz(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        await _answer(send, 200, {"status": "ok"})
+    async def _healthz(self, _request: Request) -> Response:
+        return _json(200, {"status": "ok"})
 
-    async def _metrics(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        await _send(send, 200, self.metrics().encode(), METRICS)
-
-    async def _readyz(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+    async def _readyz(self, _request: Request) -> Response:
         database = await self.senders.ready()
         ready = database == "ok"
-        await _answer(send, 200 if ready else 503, {"ready": ready, "checks": {"database": database}})
+        return _json(200 if ready else 503, {"ready": ready, "checks": {"database": database}})
+
+    async def _metrics(self, _request: Request) -> Response:
+        return Response(200, self.metrics().encode(), METRICS)
 
     def metrics(self) -> str:
         """Prometheus text: requests and alerts by source and outcome, and the writer's state."""
@@ -210,81 +192,24 @@ class Intake:
         ]
         return "\n".join(lines) + "\n"
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self.journal.start()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.journal.stop()  # what was accepted is committed before the process ends
-                self.senders.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
-
-# -- HTTP by hand -----------------------------------------------------------------
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The request headers the routes read (the first of each, as Starlette's ``get``)."""
-    found: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        key = _WANTED.get(name)
-        if key is not None and key not in found:
-            found[key] = value.decode("latin-1")
-    return found
-
-
-_WANTED = {
-    b"content-type": "content-type",
-    b"content-length": "content-length",
-    b"authorization": "authorization",
-}
-
-
-async def _body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
-    """The body, refused early when it is not JSON or longer than ``limit`` (counted as it streams)."""
+def _body(request: Request, limit: int) -> bytes:
+    """The body, refused when it is not JSON or longer than ``limit`` (declared, or as received)."""
+    headers = request.headers
     admission.check_headers(headers.get("content-type", ""), headers.get("content-length"), limit)
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise Disconnected
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body"):  # the usual case: the whole body in one message
-        if len(body) > limit:
-            raise admission.too_long(limit)
-        return body
-    parts = bytearray(body)
-    while True:
-        if len(parts) > limit:
-            raise admission.too_long(limit)
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Disconnected
-        parts += message.get("body", b"")
-        if not message.get("more_body"):
-            if len(parts) > limit:
-                raise admission.too_long(limit)
-            return bytes(parts)
+    if request.too_long or request.length > limit:
+        raise admission.too_long(limit)
+    return request.body
 
 
-async def _problem(send: Send, rejected: Rejected, extra: dict[str, str] | None = None) -> None:
+def _problem(rejected: Rejected, extra: tuple[tuple[str, str], ...] = ()) -> Response:
     status, body, headers = admission.problem(rejected)
-    await _answer(send, status, body, {**headers, **(extra or {})}, PROBLEM)
+    return _json(status, body, tuple(headers.items()) + extra, PROBLEM)
 
 
-async def _answer(
-    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, media: bytes = JSON
-) -> None:
+def _json(
+    status: int, body: dict[str, Any], headers: tuple[tuple[str, str], ...] = (), media: bytes = JSON
+) -> Response:
     # Encoded as Starlette's JSONResponse encodes, so both doors answer byte for byte alike.
     data = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    await _send(send, status, data, media, headers)
-
-
-async def _send(
-    send: Send, status: int, data: bytes, media: bytes, headers: dict[str, str] | None = None
-) -> None:
-    raw = [(b"content-type", media), (b"content-length", b"%d" % len(data))]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": data})
+    return Response(status, data, media, headers)
