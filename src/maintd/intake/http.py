@@ -5,11 +5,13 @@ an ASGI server is a large part of its CPU per request (uvicorn: ASGI messages, a
 per request, the head and the body of each answer written with a syscall each) and of its
 memory (uvicorn imports click and more). Here a parsed request goes to the handler whole, and
 its answer leaves in one write: 20,000 alerts at batch 1 took 98-100 us of CPU per request
-against 112-130 us on uvicorn, and RSS 34 MB against 41 MB (alternated runs, load 5-7). What it does: keep-alive (idle
-connections closed after ``KEEP_ALIVE`` s), pipelined requests answered in order, chunked
-request bodies, ``Expect: 100-continue``, bodies kept up to ``MAX_BODY`` (longer ones are
-read and dropped, the handler told, so the route answers 413), a 400 for what llhttp cannot
-parse, a graceful stop that finishes the requests in hand. No TLS: put a proxy in front.
+against 112-130 us on uvicorn, and RSS 34 MB against 41 MB (alternated runs, load 5-7).
+
+What it does: keep-alive (idle connections closed after ``KEEP_ALIVE`` s), pipelined
+requests answered in order, chunked request bodies, ``Expect: 100-continue``, bodies kept up
+to ``MAX_BODY`` (longer ones are read and dropped, the handler told, so the route answers
+413), a 400 for what llhttp cannot parse, a 431 for a head over ``MAX_HEAD``, a graceful
+stop that finishes the requests in hand. No TLS: put a proxy in front.
 """
 
 from __future__ import annotations
@@ -237,18 +239,17 @@ class Connection(asyncio.Protocol):
         request, keep_alive = self.ready.popleft()
         if len(self.ready) <= MAX_PIPELINED and self.transport is not None:
             self.transport.resume_reading()
-        task = asyncio.get_running_loop().create_task(self.server.handler(request))
-        task.add_done_callback(lambda done: self._answer(done, keep_alive))
+        asyncio.get_running_loop().create_task(self._answer(request, keep_alive))
 
-    def _answer(self, done: asyncio.Task[Response], keep_alive: bool) -> None:
-        self.busy = False
-        self.last_seen = time.monotonic()
+    async def _answer(self, request: Request, keep_alive: bool) -> None:
         try:
-            response = done.result()
+            response = await self.server.handler(request)
         except Exception:
             log.exception("an intake request failed")
             body = b'{"type":"about:blank","title":"Internal server error","status":500}'
             response = Response(500, body, b"application/problem+json")
+        self.busy = False
+        self.last_seen = time.monotonic()
         self._write(response, keep_alive)
         if keep_alive:
             self._next()
