@@ -202,3 +202,15 @@ def test_https_with_verify_no_keeps_its_connection() -> None:
             assert "Connection error" in str(caught.value) and not caught.value.permanent
         finally:
             secure.close()
+
+
+def test_preparing_the_plans_urls_leaves_secret_references_unread(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAINTD_TEST_UNSET_HOOK", raising=False)
+    notifier = AppriseNotifier(connect_timeout=2.0, read_timeout=2.0)
+    url = f"json://127.0.0.1:{receiver.port}/hook"
+    notifier.prepare([url, "env:MAINTD_TEST_UNSET_HOOK", "mailto://relay.example.test?to=a@example.test"])
+    notifier.send(url, TITLE, BODY)
+    notifier.send(url, TITLE, BODY)
+    assert receiver.connections() == 1

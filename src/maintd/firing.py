@@ -63,6 +63,9 @@ class TimerFiring:
             # recurring reviews: open each period's, remind findings' owners
             handlers.update(review_reminders.handlers(plan, base_url=self.base_url))
             self._handlers = (loaded, handlers)
+            if self.dispatcher is not None:  # the plan's channels, ready before their first page
+                urls = [rule.url for person in plan.people for rule in person.notify]
+                self.dispatcher.prepare(urls + [channel.url for channel in plan.channels])
         return self._handlers[1]
 
     def fire(self, now: datetime, loaded: LoadedPlan) -> tuple[datetime | None, bool]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -118,6 +120,15 @@ class Dispatcher:
                 # Each worker records its own result: commits overlap instead of queueing behind sends.
                 list(pool.map(lambda job: self.record(job, self.attempt(job), now), jobs))
                 attempts += len(jobs)
+
+    def prepare(self, urls: Iterable[str]) -> None:
+        """Let the notifier get ready for these URLs in a thread of its own, if it can (see
+        ``AppriseNotifier.prepare``): the plan's channels, before their first page."""
+        prepare = getattr(self.notifier, "prepare", None)
+        if prepare is not None:
+            threading.Thread(
+                target=prepare, args=(list(urls),), name="maintd-notify-prepare", daemon=True
+            ).start()
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -175,6 +176,10 @@ class AppriseNotifier:
 
         # JSON webhooks over kept-alive connections: apprise's requests connect anew for each.
         self.webhooks = WebhookSender()
+
+    def prepare(self, urls: Iterable[str]) -> None:
+        """Get ready to send to these URLs (secret references are left for send time)."""
+        self.webhooks.prepare(u for u in urls if not u.startswith(("env:", "file:")))
 
     def send(self, url: str, title: str, body: str) -> None:
         resolved = resolve(url)

@@ -22,6 +22,7 @@ import select
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,6 +103,13 @@ class WebhookSender:
             f"Failed to send JSON {target.method} notification: {text}{', ' if text else ''}error={status}."
         )
         raise _error("FAILURE", line, started, rto)
+
+    def prepare(self, urls: Iterable[str]) -> None:
+        """Parse these URLs now, and import what sending them takes (~60 ms of CPU holding the
+        GIL, which the first page would otherwise wait for); for a thread of its own."""
+        for url in urls:
+            if url.startswith(SCHEMES):
+                self._target(url)
 
     def close(self) -> None:
         """Close every idle connection."""
