@@ -27,8 +27,9 @@ SCHEDULES: Table = ScheduleRow.__table__  # type: ignore[assignment]
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
-class Finished:
+# Finished and Streak are NamedTuples, not frozen dataclasses, for the cost of making one per run
+# (see RunOrder).
+class Finished(NamedTuple):
     order: RunOrder
     result: CheckResult
     state: str  # finished | interrupted
@@ -37,8 +38,7 @@ class Finished:
     duration_ms: float
 
 
-@dataclass(frozen=True)
-class Streak:
+class Streak(NamedTuple):
     """How many non-ok runs in a row a task had on a target, before and after one finished run."""
 
     finished: Finished

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from maintd.plan.models import Target, Task
 
@@ -18,9 +17,12 @@ class Trigger(StrEnum):
     recovery = "recovery"
 
 
-@dataclass(frozen=True)
-class RunOrder:
-    """A claimed run: the schedule row is marked running with ``run_id``."""
+class RunOrder(NamedTuple):
+    """A claimed run: the schedule row is marked running with ``run_id``.
+
+    A NamedTuple rather than a frozen dataclass: one is made per run, and a frozen dataclass of
+    eleven fields took ~20 k instructions to make (each field set through object.__setattr__),
+    a NamedTuple ~6 k."""
 
     run_id: str
     schedule_id: int
