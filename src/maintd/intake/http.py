@@ -78,7 +78,7 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 class _Parsing:
     url: bytearray = field(default_factory=bytearray)
     headers: dict[str, str] = field(default_factory=dict)
-    body: bytearray = field(default_factory=bytearray)
+    body: list[bytes] = field(default_factory=list)  # as llhttp hands it over: usually one piece
     head: int = 0  # bytes of URL and headers
     received: int = 0  # bytes received while the head was incomplete
     headers_done: bool = False
@@ -203,9 +203,9 @@ class Connection(asyncio.Protocol):
         parsing = self.parsing
         parsing.length += len(body)
         if parsing.length <= MAX_BODY:
-            parsing.body += body
+            parsing.body.append(body)
         elif parsing.body:
-            parsing.body = bytearray()  # over every route's limit: counted from here, not kept
+            parsing.body.clear()  # over every route's limit: counted from here, not kept
 
     def on_message_complete(self) -> None:
         parsing = self.parsing
@@ -221,7 +221,7 @@ class Connection(asyncio.Protocol):
             self.parser.get_method().decode("latin-1"),
             _unquote(path),
             parsing.headers,
-            bytes(parsing.body),
+            parsing.body[0] if len(parsing.body) == 1 else b"".join(parsing.body),
             parsing.length,
             parsing.length > MAX_BODY,
         )
