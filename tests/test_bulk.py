@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 
-from maintd.scheduler.bulk import insert_rows, update_by_id
+from maintd.scheduler.bulk import insert_rows, select_by_ids, update_by_id
 from maintd.store.db import Store
 from maintd.store.models import RunRow
 
@@ -111,3 +111,20 @@ def test_one_object_shared_by_every_row_is_written_to_each(store: Store) -> None
         **{f"s{i}": shared for i in range(3)},
         **{f"d{i}": {"i": i} for i in range(3)},
     }
+
+
+def test_rows_selected_by_id_come_back_converted_in_chunks_and_only_those_asked_for(store: Store) -> None:
+    # More ids than one SQLite statement takes at once, ids that are not there, one asked twice.
+    rows = [_run(f"r{i:04d}", started_at=T + timedelta(seconds=i), window_end=None) for i in range(1200)]
+    rows[7]["window_end"] = T.astimezone(PLUS2)
+    with store.write() as session:
+        insert_rows(session, RUNS, rows)
+    wanted = [f"r{i:04d}" for i in range(0, 1200, 2)] + ["r0007", "nope", "r0000"]
+    with store.read() as session:
+        got = select_by_ids(session, RUNS, ("id", "started_at", "window_end", "dry_run"), wanted)
+        assert select_by_ids(session, RUNS, ("id",), []) == []
+    by_id = {r[0]: r for r in got}
+    assert set(by_id) == {f"r{i:04d}" for i in range(0, 1200, 2)} | {"r0007"}
+    assert all(type(r) is tuple for r in got)
+    assert by_id["r0002"] == ("r0002", T + timedelta(seconds=2), None, False)
+    assert by_id["r0007"][2] == T and by_id["r0007"][2].tzinfo is UTC

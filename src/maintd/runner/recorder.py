@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from maintd.checks.base import MEMO_LIMIT, CheckResult, RunSample, Status
-from maintd.scheduler.bulk import insert_rows, update_by_id
+from maintd.scheduler.bulk import insert_rows, select_by_ids, update_by_id
 from maintd.scheduler.orders import RunOrder, Trigger
 from maintd.store import events as event_log
 from maintd.store.events import Event, append, task_subject
@@ -78,9 +78,9 @@ def record(session: Session, batch: list[Finished]) -> Recorded:
             for f in batch
         ],
     )
-    # Core rows as tuples (see claims.claim_due: a Row's attribute lookup is slow).
-    ids = {"ids": [f.order.schedule_id for f in batch]}
-    rows = {r[0]: _Held._make(r) for r in session.connection().execute(_HELD, ids)}
+    # Plain tuples (see claims.claim_due: a Row's attribute lookup is slow).
+    held = select_by_ids(session, SCHEDULES, _Held._fields, [f.order.schedule_id for f in batch])
+    rows = {r[0]: _Held._make(r) for r in held}
     changes, events, streaks = [], [], []
     next_due: datetime | None = None
     for f in batch:
@@ -116,18 +116,6 @@ class _Held(NamedTuple):
     next_regular: datetime
     due_at: datetime
     fail_streak: int
-
-
-# Built once, the ids bound as one expanding parameter: building it with the ids as values was
-# ~1 M instructions a recorded batch (of 25; callgrind), mostly their bind parameters and cache key.
-_HELD = select(
-    ScheduleRow.id,
-    ScheduleRow.running_run_id,
-    ScheduleRow.last_status,
-    ScheduleRow.next_regular,
-    ScheduleRow.due_at,
-    ScheduleRow.fail_streak,
-).where(ScheduleRow.id.in_(bindparam("ids", expanding=True)))
 
 
 def _memo(f: Finished) -> dict[str, Any] | None:

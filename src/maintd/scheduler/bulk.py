@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
@@ -55,6 +55,56 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, object]
     """``INSERT`` every dict (all with the same keys) in one executemany."""
     if rows:
         _executemany(session, "insert", table, lambda: insert(table), rows, tuple(rows[0]))
+
+
+def select_by_ids(
+    session: Session, table: Table, columns: tuple[str, ...], ids: Sequence[object]
+) -> list[Any]:
+    """``SELECT columns FROM table WHERE id IN ids``, as plain tuples in no particular order.
+
+    On SQLite the SQL is written with one placeholder per id and each column converted by its
+    type's result processor: SQLAlchemy's expanding IN was ~9 µs an id (naming and processing a
+    bind parameter per id), more than the query.
+    """
+    if not ids:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    if not dialect.positional:  # PostgreSQL (psycopg): Core's statement, ids as one expanding parameter
+        stmt = _SELECTS.get((table.name, columns))
+        if stmt is None:
+            stmt = select(*(table.c[c] for c in columns)).where(
+                table.c.id.in_(bindparam("ids", expanding=True))
+            )
+            _SELECTS[(table.name, columns)] = stmt
+        return [tuple(row) for row in connection.execute(stmt, {"ids": list(ids)})]
+    key = (table.name, columns, dialect.name)
+    processors = _RESULT_PROCESSORS.get(key)
+    if processors is None:
+        processors = _RESULT_PROCESSORS[key] = tuple(
+            table.c[c].type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        )
+    names = ", ".join(f'"{c}"' for c in columns)
+    rows: list[Any] = []
+    for start in range(0, len(ids), _IDS_PER_SELECT):  # under SQLite's limit on placeholders
+        chunk = tuple(ids[start : start + _IDS_PER_SELECT])
+        sql = f'SELECT {names} FROM "{table.name}" WHERE id IN ({", ".join(["?"] * len(chunk))})'
+        rows.extend(connection.exec_driver_sql(sql, chunk).fetchall())
+    converting = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if not converting:
+        return [tuple(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, process in converting:
+            values[i] = process(values[i])
+        out.append(tuple(values))
+    return out
+
+
+_IDS_PER_SELECT = 500
+_SELECTS: dict[tuple[str, tuple[str, ...]], Any] = {}
+_RESULT_PROCESSORS: dict[tuple[str, tuple[str, ...], str], tuple[_Processor, ...]] = {}
 
 
 def _executemany(
