@@ -84,10 +84,8 @@ def main(argv: list[str]) -> int:
         return 2
     except Unavailable as exc:
         where = describe(settings.database_url)
-        print(
-            f"error: the database {where} is not usable: {exc.reason} (migrate it: maintd db upgrade)",
-            file=sys.stderr,
-        )
+        hint = " (migrate it first: maintd db upgrade)" if "alert_intake" in exc.reason else ""
+        print(f"error: the database {where} is not usable: {exc.reason}{hint}", file=sys.stderr)
         return 2
     try:
         asyncio.run(serve(app, settings.host, port))
