@@ -1,7 +1,7 @@
 """Writes alert_intake rows into a SQLite file the way maintd intake does (sqlite3, BEGIN IMMEDIATE,
-SQLite's own busy handler) until the file STOP exists, then prints each commit's wait as JSON.
+SQLite's own busy handler), COMMITS commits ~2 ms apart, then prints each commit's wait as JSON.
 
-Usage: journal_writer.py DATABASE STOP
+Usage: journal_writer.py DATABASE COMMITS
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ import json
 import sqlite3
 import sys
 import time
-from pathlib import Path
 
-database, stop = sys.argv[1], Path(sys.argv[2])
+database, commits = sys.argv[1], int(sys.argv[2])
 conn = sqlite3.connect(database, timeout=30, isolation_level=None)
 conn.execute("PRAGMA busy_timeout=30000")
 waits = []
-n = 0
-while not stop.exists():
+for n in range(commits):
     body = json.dumps([{"labels": {"alertname": "Written", "target": f"w{n}"}}]).encode()
     started = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
@@ -27,6 +25,5 @@ while not stop.exists():
     )
     conn.execute("COMMIT")
     waits.append(time.perf_counter() - started)
-    n += 1
     time.sleep(0.002)  # the next request arriving
 print(json.dumps(waits))
