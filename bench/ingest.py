@@ -10,14 +10,19 @@ that sends N distinct alerts (distinct label sets) in bodies of 1, 10 or 100 ale
   responder's API token (``maintd token create``).
 - **maintd webhook**: the same server, Alertmanager's webhook (version 4) at
   ``/integrations/alertmanager/KEY`` (``maintd integration create --kind alertmanager``).
+- **maintd intake native / webhook**: the same two bodies sent to ``maintd intake``, the light
+  process that only validates and journals alerts, beside a ``maintd serve`` that drains the
+  journal into the pipeline. The server figures are the intake's; the time the serving process
+  took to drain everything after the last answer, and its CPU, are reported beside them.
 
-maintd answers 2xx only after the alerts are committed, so every accepted alert is durable;
-the benchmark counts the stored alerts afterwards. maintd's ingest rate limit (100 requests/s
-per sender by default) is raised for the run: ``MAINTD_INGEST_RATE`` and ``MAINTD_INGEST_BURST``
-are set to ``RATE_LIMIT``. Measured per case: accepted alerts/s, p50/p99 request latency,
-the server's CPU seconds and RSS afterwards, and the driver's CPU seconds (it shares the
-machine's cores with the server). A full run repeats every case three times; the table
-shows medians.
+maintd answers 2xx only after the alerts are committed (the synchronous routes: the alerts
+and their incidents; the intake: the journal rows), so every accepted alert is durable; the
+benchmark counts the stored alerts afterwards (for the intake, once the journal is drained).
+maintd's ingest rate limit (100 requests/s per sender by default) is raised for the run:
+``MAINTD_INGEST_RATE`` and ``MAINTD_INGEST_BURST`` are set to ``RATE_LIMIT``. Measured per
+case: accepted alerts/s, p50/p99 request latency, the server's CPU seconds and RSS afterwards,
+and the driver's CPU seconds (it shares the machine's cores with the server). A full run
+repeats every case three times; the table shows medians.
 """
 
 from __future__ import annotations
@@ -39,7 +44,14 @@ from bench.common import Result, Shape, child_json, scratch_store
 
 BATCHES = (1, 10, 100)
 CONNECTIONS = 16
-ROUTES = {"native": "POST /api/v1/alerts", "webhook": "Alertmanager webhook"}
+ROUTES = {
+    "native": "POST /api/v1/alerts",
+    "webhook": "Alertmanager webhook",
+    "intake-native": "maintd intake, POST /api/v1/alerts",
+    "intake-webhook": "maintd intake, Alertmanager webhook",
+}
+INTAKE = "intake-"  # the routes served by ``maintd intake`` carry this prefix
+DRAIN_TIMEOUT = 600.0  # seconds for ``maintd serve`` to drain the intake's journal
 RATE_LIMIT = "1000000"  # requests/s and burst: far above what the benchmark sends
 TARGET = ">= Alertmanager's alerts/s at this batch size, every alert committed before its 2xx"
 RSS_TARGET = "RSS <= half of Alertmanager's after all alerts"
@@ -53,6 +65,8 @@ class Maintd:
     token: str
     key: str
     db_url: str
+    intake_url: str = ""  # ``maintd intake`` beside the server, when asked for
+    intake_pid: int = 0
 
 
 def run(url: str, store_kind: str, shape: Shape, quick: bool) -> list[Result]:
@@ -66,7 +80,7 @@ def run(url: str, store_kind: str, shape: Shape, quick: bool) -> list[Result]:
             for route in ROUTES:
                 samples.setdefault((route, batch), []).append(_maintd_case(store_kind, route, n, batch))
     results = [_compare(samples, store_kind, route, batch) for batch in BATCHES for route in ROUTES]
-    results.append(_memory(samples, store_kind, n))
+    results += [_memory(samples, store_kind, n, intake=intake) for intake in (False, True)]
     return results
 
 
@@ -77,17 +91,44 @@ def _alertmanager_case(n: int, batch: int) -> dict[str, Any]:
 
 
 def _maintd_case(store_kind: str, route: str, n: int, batch: int) -> dict[str, Any]:
-    with scratch_store(store_kind) as db_url, maintd_server(db_url) as server:
-        if route == "native":
-            sample = _drive(route, f"{server.url}/api/v1/alerts", n, batch, server.pid, server.token)
+    intake = route.startswith(INTAKE)
+    body = route.removeprefix(INTAKE)
+    with scratch_store(store_kind) as db_url, maintd_server(db_url, intake=intake) as server:
+        url, pid = (server.intake_url, server.intake_pid) if intake else (server.url, server.pid)
+        serve_cpu = services.cpu_seconds(server.pid)
+        if body == "native":
+            sample = _drive(body, f"{url}/api/v1/alerts", n, batch, pid, server.token)
         else:
-            sample = _drive(
-                route, f"{server.url}/integrations/alertmanager/{server.key}", n, batch, server.pid
-            )
+            sample = _drive(body, f"{url}/integrations/alertmanager/{server.key}", n, batch, pid)
+        if intake:
+            sample["drained_s"] = _drained(db_url, n)
+            sample["serve_cpu_s"] = services.cpu_seconds(server.pid) - serve_cpu
         stored = _stored_alerts(db_url)
     if stored != n:
         raise AssertionError(f"maintd {route}: {stored} alerts stored, {n} accepted")
     return sample
+
+
+def _drained(db_url: str, n: int) -> float:
+    """Seconds from now until ``maintd serve`` has drained the journal into ``n`` stored alerts."""
+    from sqlalchemy import func, select
+
+    from maintd.store.db import Store
+    from maintd.store.models import AlertIntakeRow, AlertRow
+
+    store = Store(db_url)
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < DRAIN_TIMEOUT:
+            with store.read() as session:
+                waiting = session.scalar(select(func.count()).select_from(AlertIntakeRow)) or 0
+                stored = session.scalar(select(func.count()).select_from(AlertRow)) or 0
+            if not waiting and stored >= n:
+                return time.monotonic() - start
+            time.sleep(0.05)  # polling a database another process fills: nothing to wait on instead
+        raise AssertionError(f"the journal was not drained in {DRAIN_TIMEOUT:.0f} s ({waiting} rows left)")
+    finally:
+        store.dispose()
 
 
 def _drive(route: str, url: str, n: int, batch: int, pid: int, auth: str = "") -> dict[str, Any]:
@@ -113,12 +154,20 @@ def _stored_alerts(db_url: str) -> int:
 
 
 @contextlib.contextmanager
-def maintd_server(db_url: str, plan: str = PLAN) -> Iterator[Maintd]:
-    """``maintd serve`` on ``db_url`` (migrated first), with a responder's token and an Alertmanager key."""
+def maintd_server(db_url: str, plan: str = PLAN, *, intake: bool = False) -> Iterator[Maintd]:
+    """``maintd serve`` on ``db_url`` (migrated first), with a responder's token and an Alertmanager
+    key; with ``intake``, a ``maintd intake`` beside it on the same database."""
     with prepared(db_url, plan) as (root, env, token, key):
         port = services.free_port()
         with serving(root, env, port) as server:
-            yield Maintd(f"http://127.0.0.1:{port}", server.proc.pid, token, key, db_url)
+            found = Maintd(f"http://127.0.0.1:{port}", server.proc.pid, token, key, db_url)
+            if not intake:
+                yield found
+                return
+            intake_port = services.free_port()
+            with serving(root, env, intake_port, command="intake") as taking:
+                found.intake_url, found.intake_pid = f"http://127.0.0.1:{intake_port}", taking.proc.pid
+                yield found
 
 
 @contextlib.contextmanager
@@ -155,11 +204,13 @@ MAINTD = str(Path(sys.executable).with_name("maintd"))
 
 
 @contextlib.contextmanager
-def serving(root: Path, env: dict[str, str], port: int, *args: str) -> Iterator[services.Server]:
-    """``maintd serve ARGS`` on ``port``, once its /healthz answers; stopped afterwards."""
-    with open(root / f"serve-{port}.log", "wb") as log:
+def serving(
+    root: Path, env: dict[str, str], port: int, *args: str, command: str = "serve"
+) -> Iterator[services.Server]:
+    """``maintd COMMAND ARGS`` (serve or intake) on ``port``, once its /healthz answers; then stopped."""
+    with open(root / f"{command}-{port}.log", "wb") as log:
         proc = subprocess.Popen(
-            [MAINTD, "serve", *args],
+            [MAINTD, command, *args],
             env={**env, "MAINTD_PORT": str(port)},
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -196,10 +247,16 @@ def _spread(samples: list[dict[str, Any]]) -> str:
 
 
 def _figures(samples: list[dict[str, Any]]) -> str:
-    return (
+    figures = (
         f"p50 {_med(samples, 'p50_ms'):.1f} ms, p99 {_med(samples, 'p99_ms'):.1f} ms,"
         f" server CPU {_med(samples, 'server_cpu_s'):.1f} s, driver CPU {_med(samples, 'driver_cpu_s'):.1f} s"
     )
+    if "drained_s" in samples[0]:
+        figures += (
+            f", drained {_med(samples, 'drained_s'):.1f} s after the last answer"
+            f" (maintd serve CPU {_med(samples, 'serve_cpu_s'):.1f} s)"
+        )
+    return figures
 
 
 def _compare(
@@ -220,18 +277,27 @@ def _compare(
     )
 
 
-def _memory(samples: dict[tuple[str, int], list[dict[str, Any]]], store_kind: str, n: int) -> Result:
-    ours = [s for (system, _b), found in samples.items() if system != "alertmanager" for s in found]
+def _memory(
+    samples: dict[tuple[str, int], list[dict[str, Any]]], store_kind: str, n: int, *, intake: bool
+) -> Result:
+    """The RSS of the process that took the alerts: ``maintd serve``'s, or ``maintd intake``'s."""
+    ours = [
+        s
+        for (system, _b), found in samples.items()
+        if system != "alertmanager" and system.startswith(INTAKE) == intake
+        for s in found
+    ]
     theirs = [s for (system, _b), found in samples.items() if system == "alertmanager" for s in found]
     rss, their_rss = max(s["server_rss_mb"] for s in ours), min(s["server_rss_mb"] for s in theirs)
+    process = "maintd intake" if intake else "maintd serve"
     return Result(
         "ingest",
         store_kind,
-        f"RSS after {n:,} alerts",
-        f"maintd at most {rss:.0f} MB",
+        f"RSS after {n:,} alerts, {process}",
+        f"{process} at most {rss:.0f} MB",
         RSS_TARGET,
         rss <= their_rss / 2,
-        f"maintd {min(s['server_rss_mb'] for s in ours):.0f}-{rss:.0f} MB over {len(ours)} servers;"
+        f"{process} {min(s['server_rss_mb'] for s in ours):.0f}-{rss:.0f} MB over {len(ours)} servers;"
         f" Alertmanager {their_rss:.0f}-{max(s['server_rss_mb'] for s in theirs):.0f} MB over {len(theirs)}",
         {
             "maintd_rss_mb": [s["server_rss_mb"] for s in ours],

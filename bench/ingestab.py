@@ -18,7 +18,6 @@ import statistics
 from typing import Any
 
 from bench import ingest
-from bench.common import scratch_store
 
 
 def case(store_kind: str, route: str, n: int, batch: int, src: str | None) -> dict[str, Any]:
@@ -27,26 +26,17 @@ def case(store_kind: str, route: str, n: int, batch: int, src: str | None) -> di
     if src:
         os.environ["PYTHONPATH"] = os.path.abspath(src)
     try:
-        with scratch_store(store_kind) as db_url, ingest.maintd_server(db_url) as server:
-            if route == "native":
-                url, auth = f"{server.url}/api/v1/alerts", server.token
-            else:
-                url, auth = f"{server.url}/integrations/alertmanager/{server.key}", ""
-            sample = ingest._drive(route, url, n, batch, server.pid, auth)
-            stored = ingest._stored_alerts(db_url)
+        return ingest._maintd_case(store_kind, route, n, batch)
     finally:
         if before is None:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = before
-    if stored != n:
-        raise AssertionError(f"maintd {route}: {stored} alerts stored, {n} accepted")
-    return sample
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingestab", description=__doc__)
-    parser.add_argument("--route", choices=["native", "webhook"], default="webhook")
+    parser.add_argument("--route", choices=list(ingest.ROUTES), default="webhook")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("-n", type=int, default=3000, help="alerts per sample")
