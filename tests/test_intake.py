@@ -75,7 +75,7 @@ def running(store: Store, tmp_path: Path, **env: str) -> Iterator[Intake]:
             return False
 
     try:
-        wait_for("maintd intake to answer /healthz", up, timeout=20)
+        wait_for("maintd intake to answer /healthz", up, timeout=60)  # the CLI imports a lot first
         yield intake
     finally:
         proc.terminate()

@@ -21,8 +21,8 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import httptools
 
@@ -53,7 +53,7 @@ REASONS = {
 }
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Request:
     method: str
     path: str
@@ -63,8 +63,7 @@ class Request:
     too_long: bool = False  # over MAX_BODY: ``body`` holds nothing
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     body: bytes
     media: bytes
@@ -74,15 +73,19 @@ class Response:
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-@dataclass(eq=False)
 class _Parsing:
-    url: bytearray = field(default_factory=bytearray)
-    headers: dict[str, str] = field(default_factory=dict)
-    body: list[bytes] = field(default_factory=list)  # as llhttp hands it over: usually one piece
-    head: int = 0  # bytes of URL and headers
-    received: int = 0  # bytes received while the head was incomplete
-    headers_done: bool = False
-    length: int = 0
+    """The request being parsed (a plain class: one is made per request)."""
+
+    __slots__ = ("body", "head", "headers", "headers_done", "length", "received", "url")
+
+    def __init__(self) -> None:
+        self.url = bytearray()
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []  # as llhttp hands it over: usually one piece
+        self.head = 0  # bytes of URL and headers
+        self.received = 0  # bytes received while the head was incomplete
+        self.headers_done = False
+        self.length = 0
 
 
 class Server:

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from maintd.alerts import admission
 from maintd.intake.database import Database, Row, Unavailable
@@ -31,11 +31,11 @@ DEADLINE = 10.0  # seconds a request waits for its commit, as maintd.store.outag
 Outcome = int | str  # the row's id, or why it was not stored
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Waiting:
     row: Row
     future: asyncio.Future[Outcome]
-    deadline: float = field(default=0.0)
+    deadline: float
 
 
 class Journal:
