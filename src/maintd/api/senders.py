@@ -22,6 +22,7 @@ from maintd.alerts.admission import NO_BEARER, UNKNOWN_TOKEN, role_refused
 from maintd.alerts.integrations import Integration, find_integration
 from maintd.auth import Principal, Role, authenticate, touch
 from maintd.clock import Clock
+from maintd.remembered import Remembered
 from maintd.store.db import Store
 from maintd.store.outage import bounded
 
@@ -33,7 +34,6 @@ TOUCH_EVERY = timedelta(minutes=1)  # as maintd.api.deps: a token's last-used st
 class _Token:
     principal: Principal
     last_used: datetime | None
-    expires: float
 
 
 class Senders:
@@ -44,10 +44,9 @@ class Senders:
     ) -> None:
         self._store = store
         self._clock = clock  # the domain's time: last-used stamps
-        self._ttl = ttl
-        self._monotonic = monotonic  # the cache's time: real seconds, whatever the domain clock says
-        self._keys: dict[str, tuple[Integration, float]] = {}
-        self._tokens: dict[str, _Token] = {}
+        # The cache's time is real seconds (``monotonic``), whatever the domain clock says.
+        self._keys: Remembered[Integration] = Remembered(ttl, monotonic)
+        self._tokens: Remembered[_Token] = Remembered(ttl, monotonic)
 
     def forget(self) -> None:
         """Drop every remembered key and token: the next request of each asks the database."""
@@ -56,14 +55,10 @@ class Senders:
 
     async def integration(self, key: str) -> Integration | None:
         """The enabled integration with this key, or None for an unknown or disabled key."""
-        hit = self._keys.get(key)
-        if hit is not None and hit[1] > self._monotonic():
-            return hit[0]
-        found = await bounded(run_in_threadpool(self._find_integration, key))
+        found = self._keys.get(key)
         if found is None:
-            self._keys.pop(key, None)
-        else:
-            self._keys[key] = (found, self._monotonic() + self._ttl)
+            found = await bounded(run_in_threadpool(self._find_integration, key))
+            self._keys.put(key, found)
         return found
 
     async def principal(self, authorization: str, needed: Role) -> Principal:
@@ -76,13 +71,12 @@ class Senders:
             raise HTTPException(401, NO_BEARER)
         token = token.strip()
         hit = self._tokens.get(token)
-        if hit is None or hit.expires <= self._monotonic():
+        if hit is None:
             found = await bounded(run_in_threadpool(self._authenticate, token))
-            if found is None:
-                self._tokens.pop(token, None)
+            hit = _Token(*found) if found is not None else None
+            self._tokens.put(token, hit)
+            if hit is None:
                 raise HTTPException(401, UNKNOWN_TOKEN)
-            hit = _Token(found[0], found[1], self._monotonic() + self._ttl)
-            self._tokens[token] = hit
         principal = hit.principal
         if not principal.role.allows(needed):
             raise HTTPException(403, role_refused(principal, needed))

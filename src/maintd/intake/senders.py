@@ -16,6 +16,7 @@ from maintd.alerts import admission
 from maintd.clock import Clock
 from maintd.intake.database import Database, Found, TokenFound, Unavailable
 from maintd.intake.journal import DEADLINE
+from maintd.remembered import Remembered
 from maintd.roles import Principal, Role, hash_token
 
 TTL = 1.0  # as maintd.api.senders: a key disabled or a token revoked elsewhere works here <= 1 s more
@@ -37,41 +38,33 @@ class Senders:
     ) -> None:
         self._database = database
         self._clock = clock
-        self._ttl = ttl
         self._deadline = deadline
-        self._monotonic = monotonic
-        self._keys: dict[str, tuple[Found, float]] = {}
-        self._tokens: dict[str, tuple[Principal, float]] = {}
+        self._keys: Remembered[Found] = Remembered(ttl, monotonic)
+        self._tokens: Remembered[Principal] = Remembered(ttl, monotonic)
         self._last_used: dict[str, datetime | None] = {}
         # One thread and one connection: look-ups are rare (once a second per sender at most).
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="intake-lookup")
 
     async def integration(self, key: str) -> Found | None:
         """The enabled integration with this key, or None (Rejected 503 when the database fails)."""
-        hit = self._keys.get(key)
-        if hit is not None and hit[1] > self._monotonic():
-            return hit[0]
-        found = await self._ask(self._database.integration, hash_token(key))
+        found = self._keys.get(key)
         if found is None:
-            self._keys.pop(key, None)
-        else:
-            self._keys[key] = (found, self._monotonic() + self._ttl)
+            found = await self._ask(self._database.integration, hash_token(key))
+            self._keys.put(key, found)
         return found
 
     async def principal(self, authorization: str, needed: Role) -> Principal:
         """The bearer token's principal if its role allows ``needed`` (Rejected 401, 403 or 503)."""
         token = admission.bearer_token(authorization)
-        hit = self._tokens.get(token)
-        if hit is None or hit[1] <= self._monotonic():
+        principal = self._tokens.get(token)
+        if principal is None:
             found: TokenFound | None = await self._ask(self._database.token, hash_token(token))
             if found is None:
-                self._tokens.pop(token, None)
+                self._tokens.put(token, None)
                 return admission.allowed(None, needed)
             principal = Principal(found.name, Role(found.role))
-            self._tokens[token] = (principal, self._monotonic() + self._ttl)
+            self._tokens.put(token, principal)
             self._last_used.setdefault(found.name, found.last_used)
-        else:
-            principal = hit[0]
         admission.allowed(principal, needed)
         now = self._clock.now()
         last = self._last_used.get(principal.name)
