@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from maintd.notify.transport import AppriseNotifier, TransportError
-from maintd.notify.webhook import WebhookSender
+from maintd.notify.webhook import MAX_ANSWER, WebhookSender
 from tests.notify_support import LoopThread
 from tests.servers import make_certificate
 
@@ -30,6 +30,7 @@ class Receiver:
     def __init__(self, *, tls: tuple[Path, Path] | None = None, keepalive: float = 75.0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses: dict[str, list[int]] = {}
+        self.answer = b"ok"  # the body of every answer
         self.servers = LoopThread()
         self.port = self.servers.run(self._start(tls, keepalive))
 
@@ -62,7 +63,7 @@ class Receiver:
         status = queued.pop(0) if queued else 200
         if status in (301, 302, 307):
             raise web.HTTPTemporaryRedirect("/moved") if status == 307 else web.HTTPFound("/moved")
-        return web.Response(status=status, text="ok")
+        return web.Response(status=status, body=self.answer)
 
     def connections(self) -> int:
         return len({r["connection"] for r in self.requests})
@@ -125,6 +126,17 @@ def test_one_connection_carries_many_sends(receiver: Receiver) -> None:
         kept_alive(f"json://127.0.0.1:{receiver.port}/hook", sender)
     assert len(receiver.requests) == 20
     assert receiver.connections() == 1
+
+
+def test_an_answer_longer_than_the_limit_is_not_read_to_its_end_and_its_connection_not_kept(
+    receiver: Receiver,
+) -> None:
+    receiver.answer = b"x" * (MAX_ANSWER * 4)
+    sender = WebhookSender()
+    for _ in range(2):
+        kept_alive(f"json://127.0.0.1:{receiver.port}/hook", sender)
+    assert len(receiver.requests) == 2
+    assert receiver.connections() == 2  # the first connection was closed, not put back
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error() -> None:

@@ -33,6 +33,7 @@ SCHEMES = ("json://", "jsons://")
 IDLE = 4.0  # seconds a connection may wait for its next send: under the 5 s keep-alive of many servers
 MAX_IDLE = 16  # idle connections kept per endpoint
 PARSED = 1000  # URLs kept parsed (the plan names a few dozen at most)
+MAX_ANSWER = 1024 * 1024  # bytes of a receiver's answer read to keep its connection; past it, closed
 # Query options whose meaning this sender reproduces; any other one goes through apprise.
 _OPTIONS = frozenset({"method", "cto", "rto", "verify", "redirect"})
 _REDIRECT = range(300, 400)
@@ -151,15 +152,18 @@ class WebhookSender:
         except BaseException:
             conn.close()
             raise
+        drained = 0
         try:
-            while True:  # read it all (to keep the connection), no read past the deadline
+            while drained <= MAX_ANSWER:  # read it all (to keep the connection), no read past the deadline
                 _bound(conn, rto, deadline)
-                if not response.read(65536):
+                chunk = response.read(65536)
+                if not chunk:
                     break
+                drained += len(chunk)
         except BaseException:
             conn.close()
             raise
-        if response.will_close:
+        if response.will_close or drained > MAX_ANSWER:  # a long answer is not read to its end
             conn.close()
         else:
             self._put_back(target, conn)
