@@ -68,6 +68,10 @@ class Receiver:
     def connections(self) -> int:
         return len({r["connection"] for r in self.requests})
 
+    def open_connections(self) -> int:
+        server = self._runner.server
+        return len(server.connections) if server is not None else 0
+
     def close(self) -> None:
         self.servers.run(self._runner.cleanup())
         self.servers.close()
@@ -145,10 +149,11 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
         sender = WebhookSender()
         kept_alive(f"json://127.0.0.1:{quick.port}/hook", sender)
 
-        async def idle() -> None:  # the server's loop closes the idle connection meanwhile
-            await asyncio.sleep(0.3)
+        async def closed() -> None:  # until the server's keep-alive timer has closed it
+            while quick.open_connections():
+                await asyncio.sleep(0.01)
 
-        quick.servers.run(idle())
+        quick.servers.run(asyncio.wait_for(closed(), 10))
         kept_alive(f"json://127.0.0.1:{quick.port}/hook", sender)
         assert len(quick.requests) == 2
         assert quick.connections() == 2
