@@ -11,7 +11,6 @@ the refusals' answers are maintd.alerts.admission's, shared with ``maintd intake
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,8 +44,6 @@ from maintd.incidents.committer import AlertRequest, GroupCommitter
 from maintd.incidents.pipeline import Delivery, ingest_requests
 from maintd.plan.incidents import IncidentSettings
 from maintd.settings import Settings
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ALERTMANAGER_MAX_BODY", "NATIVE_MAX_BODY", "PAGERDUTY_MAX_BODY", "Rejected", "Sender", "install"]
 
@@ -115,10 +112,7 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
         except Rejected as rejected:
             return _problem(ctx, "alertmanager", rejected)
         alerts = alertmanager.to_alerts(webhook, integration=found.name)
-        for sent, ours in alertmanager.fingerprint_mismatches(webhook, alerts):
-            log.warning("alertmanager %s: fingerprint %s sent, %s from the labels", found.name, sent, ours)
-        if webhook.truncatedAlerts:
-            log.warning("alertmanager %s: %d alerts left out", found.name, webhook.truncatedAlerts)
+        alertmanager.warn_of_oddities(webhook, alerts, found.name)
         return _accepted(await _accept(ctx, committer, alerts, found.actor))
 
     async def enqueue(request: Request) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -17,7 +16,6 @@ from maintd.alerts.formats.pagerduty import PagerDutyEvent
 from maintd.alerts.model import AlertIn
 from maintd.incidents.committer import AlertRequest
 
-log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -62,10 +60,7 @@ def _alertmanager(row: Journaled) -> Sequence[AlertIn]:
         raise BadRow("an alertmanager row names no integration")
     webhook = _document(AlertmanagerWebhook, row.body)
     alerts = alertmanager.to_alerts(webhook, integration=row.integration)
-    for sent, ours in alertmanager.fingerprint_mismatches(webhook, alerts):
-        log.warning("alertmanager %s: fingerprint %s sent, %s from the labels", row.integration, sent, ours)
-    if webhook.truncatedAlerts:
-        log.warning("alertmanager %s: %d alerts left out", row.integration, webhook.truncatedAlerts)
+    alertmanager.warn_of_oddities(webhook, alerts, row.integration)
     return alerts
 
 

@@ -6,6 +6,7 @@ Unknown fields are accepted: newer Alertmanagers add some (``notification_reason
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from maintd.alerts.formats import Labels, Time
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 
+log = logging.getLogger(__name__)
 _SEVERITIES = {s.value: s for s in Severity}
 
 
@@ -74,10 +76,16 @@ def to_alerts(webhook: AlertmanagerWebhook, *, integration: str) -> list[AlertIn
     return out
 
 
-def fingerprint_mismatches(webhook: AlertmanagerWebhook, alerts: list[AlertIn]) -> list[tuple[str, str]]:
-    """``(sent, ours)`` where Alertmanager's fingerprint differs from the one we compute from the labels."""
-    return [
-        (a.fingerprint, ours.fingerprint)
-        for a, ours in zip(webhook.alerts, alerts, strict=True)
-        if a.fingerprint and a.fingerprint != ours.fingerprint
-    ]
+def warn_of_oddities(webhook: AlertmanagerWebhook, alerts: list[AlertIn], integration: str) -> None:
+    """Log what the webhook sent that maintd takes but an operator should hear of: a fingerprint
+    other than the one computed from the labels, and alerts Alertmanager left out of the group."""
+    for sent, ours in zip(webhook.alerts, alerts, strict=True):
+        if sent.fingerprint and sent.fingerprint != ours.fingerprint:
+            log.warning(
+                "alertmanager %s: fingerprint %s sent, %s from the labels",
+                integration,
+                sent.fingerprint,
+                ours.fingerprint,
+            )
+    if webhook.truncatedAlerts:
+        log.warning("alertmanager %s: %d alerts left out", integration, webhook.truncatedAlerts)
