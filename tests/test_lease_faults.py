@@ -28,9 +28,9 @@ from maintd.store.db import Store, normalise_url
 from maintd.store.models import HeartbeatRow, NotificationRow, RunRow
 from tests.conftest import PG_ADMIN_URL
 from tests.harness import T0, Harness, Server, cli, http_get
-from tests.notify_support import Mailbox, paging_plan
+from tests.notify_support import Mailbox, mail_to, paged, paging_plan
 from tests.processes import alive
-from tests.test_paging import mail_to, post_json
+from tests.test_paging import post_json
 
 pytestmark = pytest.mark.slow
 TTL = 2.0  # seconds: the lease timeout these tests run with
@@ -158,7 +158,7 @@ def test_a_sigkilled_holder_is_replaced_within_the_lease_timeout_losing_and_doub
     assert run_owners(h) == {instance: 1}
 
     incident_id = alert(api, bearer)
-    h.wait_for("level 1: the page to ann", lambda: mail_to(mailbox, "ann"), holder)
+    h.wait_for("level 1: the page to ann", lambda: paged(h.store, mailbox, incident_id, "ann"), holder)
 
     # Run 2 starts on the holder; then the holder is SIGKILLed while it runs.
     h.hold("a")
@@ -178,7 +178,7 @@ def test_a_sigkilled_holder_is_replaced_within_the_lease_timeout_losing_and_doub
     assert takeover < TTL, f"takeover took {takeover:.2f}s"
     h.wait_for("the orphaned command of run 2 to be killed", lambda: not alive(orphan), standby)
     h.release("a")
-    h.wait_for("level 2: the page to carol", lambda: mail_to(mailbox, "carol"), standby)
+    h.wait_for("level 2: the page to carol", lambda: paged(h.store, mailbox, incident_id, "carol"), standby)
     h.wait_for("the runs to settle", lambda: h.settled("a"), standby)
     assert h.counts("a") == {
         ("schedule", "finished", None): 1,  # run 1, by the old holder

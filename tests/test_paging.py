@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.harness import T0, Harness, Server, cli
-from tests.notify_support import Mail, Mailbox, paging_plan
+from tests.notify_support import Mailbox, mail_to, paged, paging_plan
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +28,6 @@ def post_json(url: str, body: Any, token: str | None = None) -> tuple[int, Any]:
     request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, json.load(response)
-
-
-def mail_to(box: Mailbox, who: str) -> list[Mail]:
-    return [m for m in box.messages if f"{who}@example.test" in m.recipients]
 
 
 def incident(server: Server, token: str, incident_id: int) -> dict[str, Any]:
@@ -68,7 +64,7 @@ def test_a_p1_pages_by_email_escalates_unanswered_and_stops_on_ack(world: Harnes
     incident_id = accepted["alerts"][0]["incident_id"]
 
     # Level 1 at once: the primary, with everything needed to act.
-    (page,) = h.wait_for("the page to ann", lambda: mail_to(mailbox, "ann"), server)
+    (page,) = h.wait_for("the page to ann", lambda: paged(h.store, mailbox, incident_id, "ann"), server)
     assert re.search(rf"\[P1\].*#{incident_id}", page.subject), page.subject
     assert "login fails for every user" in page.text
     assert "Target: auth-1" in page.text
@@ -80,7 +76,7 @@ def test_a_p1_pages_by_email_escalates_unanswered_and_stops_on_ack(world: Harnes
 
     # Unanswered for 15 minutes: level 2, the team lead.
     h.set_clock(T0 + timedelta(minutes=15))
-    (lead,) = h.wait_for("the page to carol", lambda: mail_to(mailbox, "carol"), server)
+    (lead,) = h.wait_for("the page to carol", lambda: paged(h.store, mailbox, incident_id, "carol"), server)
     assert f"#{incident_id}" in lead.subject
 
     # Ann acknowledges from her email's link (GET shows a page, POST acts).

@@ -357,6 +357,11 @@ def test_certificate_expired_renews_through_the_certificates_action_and_checks_a
     before = fullchain.read_bytes()
     with pebble(tmp_path / "pebble") as acme_server:  # PEBBLE_VA_ALWAYS_VALID
         plan_text = AUDIT_PLAN % (live, acme_server.directory_url, acme_server.ca_file, free_port())
+        # The wall clock may sit in the task's own daily window; then its scheduled run would hold
+        # the target and the remediation would be refused. Twelve hours away it is never due here.
+        away = f'{{cron: "0 {(clock.now().hour + 12) % 24} * * *"}}'
+        plan_text = plan_text.replace('{cadence: daily, window: "02:00-03:00 UTC"}', away)
+        assert away in plan_text
         engine = engine_with(store, write_plan, make_engine, plan_text + RENEW)
         incident_id = alert(engine, alertname="certificate_expired", task="certificates", target="shop-cert")
         remediate(engine)

@@ -223,6 +223,22 @@ def mailbox() -> Iterator[Mailbox]:
         yield box
 
 
+def mail_to(box: Mailbox, who: str) -> list[Mail]:
+    return [m for m in box.messages if f"{who}@example.test" in m.recipients]
+
+
+def paged(store: Store, box: Mailbox, incident_id: int, who: str) -> list[Mail]:
+    """The mail to ``who``, once the incident's page to them is recorded as sent; else [].
+
+    The mail alone is not enough before a test moves the fake clock on: a row still leased
+    when the clock passes its lease is claimed and sent again (at least once, by design)."""
+    n = NotificationRow
+    page = select(n.status).where(n.incident_id == incident_id, n.recipient == f"person:{who}")
+    with store.read() as s:
+        status = s.scalar(page)
+    return mail_to(box, who) if status == "sent" else []
+
+
 def paging_plan(box: Mailbox) -> str:
     """The process tests' paging plan: a P1 pages ann (on call), then carol (team lead) after 15m,
     then erin (director) after 30m, each by mail to ``box``."""
