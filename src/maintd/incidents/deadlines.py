@@ -27,6 +27,12 @@ from maintd.store.events import SYSTEM, Event, append
 from maintd.store.models import AlertRow, IncidentRow
 
 BATCH = 100  # breaches per call; the rest wait for the next tick
+# Built once: building a statement and its cache key, and the ORM's execution, cost more than
+# running it (a tick reads it after each alert under a burst).
+_INCIDENTS = IncidentRow.__table__.c
+_NEXT_BREACH = select(func.min(_INCIDENTS.ack_deadline)).where(
+    _INCIDENTS.state == State.triggered.value, _INCIDENTS.breached_at.is_(None)
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,9 @@ class Breach:
 
 def next_breach_at(session: Session) -> datetime | None:
     """The earliest deadline of a triggered, unbreached incident (the scheduler loop's cheap check)."""
-    return session.scalar(
-        select(func.min(IncidentRow.ack_deadline)).where(
-            IncidentRow.state == State.triggered.value, IncidentRow.breached_at.is_(None)
-        )
-    )
+    # Every tick reads it: built once, run on the session's connection (see ``_NEXT_BREACH``).
+    found: datetime | None = session.connection().scalar(_NEXT_BREACH)
+    return found
 
 
 def due(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:

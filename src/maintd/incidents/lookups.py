@@ -11,10 +11,11 @@ changes them meanwhile; a hit is still checked to be open, and a miss is read ag
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, func, insert, inspect, select, text
+from sqlalchemy import Table, bindparam, func, insert, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Session, configure_mappers, make_transient_to_detached
+from sqlalchemy.sql.elements import BindParameter
 
 from maintd.alerts.model import AlertStatus
 from maintd.incidents.states import OPEN, State
@@ -53,12 +54,7 @@ class OpenRows:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             self._alerts.update(dict.fromkeys(chunk))
-            rows = self._session.scalars(
-                select(AlertRow)
-                .where(AlertRow.dedup_key.in_(chunk), AlertRow.status == AlertStatus.firing.value)
-                .order_by(AlertRow.id)
-            )
-            for row in rows:
+            for row in self._session.scalars(_OPEN_ALERTS, {"keys": chunk}):
                 self._alerts[row.dedup_key] = row  # ascending ids: the newest wins
 
     def alert(self, identity: str) -> AlertRow | None:
@@ -68,12 +64,7 @@ class OpenRows:
             if row is None or row.status == AlertStatus.firing.value:
                 return row
         flush(self._session)  # the pipeline runs without autoflush; the query must see this batch
-        found = self._session.scalar(
-            select(AlertRow)
-            .where(AlertRow.dedup_key == identity, AlertRow.status == AlertStatus.firing.value)
-            .order_by(AlertRow.id.desc())
-            .limit(1)
-        )
+        found = self._session.scalar(_OPEN_ALERT, {"key": identity})
         self._alerts[identity] = found
         return found
 
@@ -93,7 +84,7 @@ class OpenRows:
             return
         last = self._ids[-1] if self._ids else None
         if last is None:
-            last = self._last_id or self._session.scalar(select(func.max(AlertRow.id))) or 0
+            last = self._last_id or self._session.scalar(_MAX_ALERT_ID) or 0
         self._ids += range(last + 1, last + 1 + missing)
 
     def new_alert_id(self) -> int:
@@ -107,7 +98,7 @@ class OpenRows:
         if self._session.get_bind().dialect.name == "postgresql":
             return int(self._session.scalars(_NEXTVAL_INCIDENT).one())
         if self._last_incident_id is None:
-            self._last_incident_id = self._session.scalar(select(func.max(IncidentRow.id))) or 0
+            self._last_incident_id = self._session.scalar(_MAX_INCIDENT_ID) or 0
         self._last_incident_id += 1
         return self._last_incident_id
 
@@ -145,13 +136,7 @@ class OpenRows:
         """Read the newest open incident of each of these group keys at once."""
         wanted = sorted({k for k in keys if k not in self._incidents and k not in self._no_incident})
         for start in range(0, len(wanted), _CHUNK):
-            rows = self._session.scalars(
-                select(IncidentRow)
-                .where(IncidentRow.group_key.in_(wanted[start : start + _CHUNK]))
-                .where(IncidentRow.state.in_(_OPEN_STATES))
-                .order_by(IncidentRow.id)
-            )
-            for row in rows:
+            for row in self._session.scalars(_OPEN_INCIDENTS, {"keys": wanted[start : start + _CHUNK]}):
                 self._incidents[row.group_key] = row  # ascending ids: the newest wins
         self._no_incident.update(k for k in wanted if k not in self._incidents)
 
@@ -163,12 +148,7 @@ class OpenRows:
         if found is None and key in self._no_incident:
             return None
         flush(self._session)
-        found = self._session.scalar(
-            select(IncidentRow)
-            .where(IncidentRow.group_key == key, IncidentRow.state.in_(_OPEN_STATES))
-            .order_by(IncidentRow.id.desc())
-            .limit(1)
-        )
+        found = self._session.scalar(_OPEN_INCIDENT, {"key": key})
         if found is not None:
             self._incidents[key] = found
         else:
@@ -187,6 +167,30 @@ class OpenRows:
 
 
 _KEY = "maintd.open_rows"
+# Built once, values bound per call: building a statement and its cache key cost more than
+# running it (the group committer's every transaction reads the open alerts and incidents).
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_FIRING = AlertRow.status == AlertStatus.firing.value
+_OPEN_ALERTS = select(AlertRow).where(AlertRow.dedup_key.in_(_KEYS), _FIRING).order_by(AlertRow.id)
+_OPEN_ALERT = (
+    select(AlertRow)
+    .where(AlertRow.dedup_key == bindparam("key"), _FIRING)
+    .order_by(AlertRow.id.desc())
+    .limit(1)
+)
+_OPEN_INCIDENTS = (
+    select(IncidentRow)
+    .where(IncidentRow.group_key.in_(_KEYS), IncidentRow.state.in_(_OPEN_STATES))
+    .order_by(IncidentRow.id)
+)
+_OPEN_INCIDENT = (
+    select(IncidentRow)
+    .where(IncidentRow.group_key == bindparam("key"), IncidentRow.state.in_(_OPEN_STATES))
+    .order_by(IncidentRow.id.desc())
+    .limit(1)
+)
+_MAX_ALERT_ID = select(func.max(AlertRow.id))
+_MAX_INCIDENT_ID = select(func.max(IncidentRow.id))
 _INSERT_ALERTS = insert(cast(Table, AlertRow.__table__))
 _ALERT_COLUMNS = tuple(c.key for c in AlertRow.__table__.columns)
 
