@@ -15,11 +15,11 @@ of each phase, as one JSON line:
   ``FakeClock`` gives every run the same timestamps; and as callgrind runs the process ~50x
   slower, the recorder's 50 ms gather holds fewer runs (~20-25 a batch against ~250 in the
   benchmark), so per-batch costs weigh more here than there.
-``aiohttp``: the same N GETs through the ``http`` kind's session with no engine: the floor
+``client``: the same N GETs through the ``http`` kind's own client with no engine: the floor
   under ``loop --kind http``.
 
 ``--stores sqlite,postgresql`` picks the stores; ``--keep DIR`` keeps the callgrind files
-(for ``callgrind_annotate``). Needs valgrind; ``--kind http`` and ``aiohttp`` need nginx.
+(for ``callgrind_annotate``). Needs valgrind; ``--kind http`` and ``client`` need nginx.
 Before/after: run the same command with ``PYTHONPATH=OTHER_TREE/src`` (the child inherits it).
 """
 
@@ -159,23 +159,21 @@ async def loop(url: str, n: int, concurrency: int, kind: str, target: str, regio
     engine.store.dispose()
 
 
-async def aiohttp_alone(n: int, concurrency: int, target: str, region: Region) -> None:
-    """The same GETs with the ``http`` kind's session and no engine: the floor under ``loop``."""
-    import aiohttp
-
+async def client_alone(n: int, concurrency: int, target: str, region: Region) -> None:
+    """The same GETs through the ``http`` kind's client and no engine: the floor under ``loop``."""
     from maintd.checks.base import Resources
 
     resources = Resources()
-    session = resources.http(keep_alive=False)
+    client = resources.http_client
     left = n
 
     async def worker() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            timeout = aiohttp.ClientTimeout(total=60)
-            async with session.request("GET", target, headers={}, ssl=True, timeout=timeout) as response:
-                assert response.status == 200
+            async with asyncio.timeout(60):
+                response = await client.request("GET", target, {})
+            assert response.status == 200
 
     region.start()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -189,8 +187,8 @@ def child(argv: list[str]) -> None:
     region = Region(enabled=True)
     if args.region == "claim-record":
         claim_record(args.db_url, args.n, args.batch, region)
-    elif args.region == "aiohttp":
-        asyncio.run(aiohttp_alone(args.n, args.concurrency, args.target, region))
+    elif args.region == "client":
+        asyncio.run(client_alone(args.n, args.concurrency, args.target, region))
     else:
         asyncio.run(loop(args.db_url, args.n, args.concurrency, args.kind, args.target, region))
 
@@ -228,7 +226,7 @@ def measure(region: str, store_kind: str, opts: argparse.Namespace, keep: Path |
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.instr")
-    parser.add_argument("region", choices=("claim-record", "loop", "aiohttp"))
+    parser.add_argument("region", choices=("claim-record", "loop", "client"))
     parser.add_argument("--db-url", default="")
     parser.add_argument("--stores", default="sqlite")
     parser.add_argument("-n", type=int, default=1000)
@@ -246,7 +244,7 @@ def main(argv: list[str]) -> None:
         return
     opts = _parser().parse_args(argv)
     for store_kind in opts.stores.split(","):
-        if (opts.region == "aiohttp" or opts.kind == "http") and not opts.target:
+        if (opts.region == "client" or opts.kind == "http") and not opts.target:
             from bench import services
 
             with services.nginx() as web:

@@ -17,8 +17,11 @@ probes that URL. Then, at each concurrency (16 and 64), in fresh child processes
   thread: claiming, running, recording) per check; RSS afterwards.
   Twice: a new connection per check (as blackbox_exporter does) and with the
   shared session's keep-alive pool.
-- **aiohttp alone**: the same N GETs from a bare loop of workers (no engine): the
-  floor under maintd's figure, and so the engine's share of it.
+- **client alone**: the same N GETs through the ``http`` kind's own client
+  (``maintd.checks.http.client``) from a bare loop of workers (no engine): the floor
+  under maintd's figure, and so the engine's share of it.
+- **aiohttp alone**: the same with an aiohttp session (the kind's client until
+  2026-11-28), for comparison.
 
 nginx's ``stub_status`` counts the connections each case opened. A full run repeats
 everything three times and takes the median of each figure.
@@ -55,6 +58,7 @@ def run(url: str, store_kind: str, shape: Shape, quick: bool) -> list[Result]:
                 ]
                 for mode in MODES:
                     cases.append(("maintd", mode, ["maintd", "DB", *args, mode]))
+                    cases.append(("client", mode, ["client", *args, mode]))
                     cases.append(("aiohttp", mode, ["aiohttp", *args, mode]))
                 for system, mode, argv in cases:
                     sample = _measure(web, argv, watch)
@@ -90,9 +94,10 @@ def _med(samples: list[dict[str, Any]], key: str) -> float:
 
 
 def _compare(samples: dict[tuple[str, int, str], list[dict[str, Any]]], c: int, mode: str, n: int) -> Result:
-    bb, md, bare = (
+    bb, md, bare, aio = (
         samples[("blackbox", c, "close")],
         samples[("maintd", c, mode)],
+        samples[("client", c, mode)],
         samples[("aiohttp", c, mode)],
     )
     bb_rate, bb_cpu, bb_driver = _med(bb, "rate"), _med(bb, "exporter_cpu_ms"), _med(bb, "cpu_ms")
@@ -112,7 +117,8 @@ def _compare(samples: dict[tuple[str, int, str], list[dict[str, Any]]], c: int, 
         passed,
         f"{spread}blackbox_exporter {bb_rate:,.0f} probes/s, {bb_cpu:.2f} CPU-ms/probe"
         f" (+{bb_driver:.2f} its driver; with it {(bb_cpu + bb_driver) / cpu:.2f}x);"
-        f" aiohttp alone {_med(bare, 'rate'):,.0f}/s, {_med(bare, 'cpu_ms'):.2f} ms;"
+        f" client alone {_med(bare, 'rate'):,.0f}/s, {_med(bare, 'cpu_ms'):.2f} ms;"
+        f" aiohttp alone {_med(aio, 'rate'):,.0f}/s, {_med(aio, 'cpu_ms'):.2f} ms;"
         f" nginx {_med(md, 'nginx_cpu_ms'):.3f} vs {_med(bb, 'nginx_cpu_ms'):.3f} ms;"
         f" {_med(md, 'connections'):,.0f} connections",
         {
@@ -124,7 +130,8 @@ def _compare(samples: dict[tuple[str, int, str], list[dict[str, Any]]], c: int, 
             "ratio_per_cpu_s": ratio,
             "blackbox": bb,
             "maintd": md,
-            "aiohttp": bare,
+            "client": bare,
+            "aiohttp": aio,
         },
     )
 

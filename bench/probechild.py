@@ -3,6 +3,7 @@
 ``maintd DB_URL URL N CONCURRENCY MODE``: a plan of one ``http`` task on N targets,
   all due at once, run by the engine's own loop (``Engine.start()``) on DB_URL.
 ``aiohttp URL N CONCURRENCY MODE``: the same N GETs with aiohttp alone, no engine
+``client URL N CONCURRENCY MODE``: the same N GETs with the http kind's own client, no engine
   (the floor under maintd: a session set up as ``Resources.http()``).
 ``blackbox EXPORTER_URL URL N CONCURRENCY``: the driver that asks blackbox_exporter
   for N probes of URL (``/probe?module=http_2xx&target=URL``), CONCURRENCY at a time,
@@ -194,6 +195,37 @@ async def run_aiohttp(
     return {**meter.figures, "checks": next_index, "ok": ok}
 
 
+# -- the http kind's client alone ------------------------------------------------------------
+
+
+async def run_client(
+    url: str, n: int, concurrency: int, mode: str, watch: dict[str, list[int]]
+) -> dict[str, Any]:
+    from maintd.checks.http.client import HttpClient, HttpError
+
+    client = HttpClient()
+    keep_alive = mode == "keep-alive"
+    ok = 0
+    next_index = 0
+    deadline = time.monotonic() + TIME_LIMIT
+
+    async def worker() -> None:
+        nonlocal ok, next_index
+        while next_index < n and time.monotonic() < deadline:
+            next_index += 1
+            try:
+                async with asyncio.timeout(300):
+                    response = await client.request("GET", url, {}, keep_alive=keep_alive)
+                ok += 200 <= response.status < 400
+            except (TimeoutError, HttpError):
+                pass
+
+    with Meter(watch) as meter:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await client.aclose()
+    return {**meter.figures, "checks": next_index, "ok": ok}
+
+
 # -- blackbox_exporter's driver -----------------------------------------------------------
 
 
@@ -238,13 +270,14 @@ def main(argv: list[str]) -> None:
     m = sub.add_parser("maintd")
     m.add_argument("db_url")
     a = sub.add_parser("aiohttp")
+    k = sub.add_parser("client")
     b = sub.add_parser("blackbox")
     b.add_argument("exporter")
-    for p in (m, a, b):
+    for p in (m, a, k, b):
         p.add_argument("url")
         p.add_argument("n", type=int)
         p.add_argument("concurrency", type=int)
-    for p in (m, a):
+    for p in (m, a, k):
         p.add_argument("mode", choices=("close", "keep-alive"))
     args = parser.parse_args(argv)
     watch = {}
@@ -255,6 +288,8 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(run_maintd(args.db_url, args.url, args.n, args.concurrency, args.mode, watch))
     elif args.what == "aiohttp":
         result = asyncio.run(run_aiohttp(args.url, args.n, args.concurrency, args.mode, watch))
+    elif args.what == "client":
+        result = asyncio.run(run_client(args.url, args.n, args.concurrency, args.mode, watch))
     else:
         result = asyncio.run(run_blackbox(args.exporter, args.url, args.n, args.concurrency, watch))
     print(json.dumps(result))

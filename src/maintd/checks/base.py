@@ -16,13 +16,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from pydantic import BaseModel
 
 from maintd.clock import Clock
 from maintd.plan.models import Target, Task
+
+if TYPE_CHECKING:
+    from maintd.checks.http.client import HttpClient
 
 
 class Status(StrEnum):
@@ -87,10 +90,22 @@ MEMO_LIMIT = 1 << 20
 
 
 class Resources:
-    """Shared, lazily made clients (HTTP sessions for all runs: one pooled, one not)."""
+    """Shared, lazily made clients for all runs: the ``http`` check's client, and aiohttp sessions
+    (one pooled, one not) for the kinds that speak HTTP to an API."""
 
     def __init__(self) -> None:
         self._http: dict[bool, aiohttp.ClientSession] = {}
+        self._http_client: HttpClient | None = None
+
+    @property
+    def http_client(self) -> HttpClient:
+        """The ``http`` check's own client (see ``maintd.checks.http.client``), its DNS cache and
+        its pool of idle connections shared by all runs."""
+        if self._http_client is None:
+            from maintd.checks.http.client import HttpClient  # the http package imports this module
+
+            self._http_client = HttpClient()
+        return self._http_client
 
     def http(self, *, keep_alive: bool = True) -> aiohttp.ClientSession:
         """The shared HTTP session. ``keep_alive``: connections are pooled and reused while idle
@@ -108,6 +123,8 @@ class Resources:
     async def aclose(self) -> None:
         for session in self._http.values():
             await session.close()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -8,10 +8,10 @@ import time
 import warnings
 from datetime import timedelta
 
-import aiohttp
 from pydantic import Field, HttpUrl
 
 from maintd.checks.base import CheckResult, Kind, RunContext, Status
+from maintd.checks.http.client import HttpError
 from maintd.checks.http.jsonbody import JsonAssertion, parse_json
 from maintd.plan.base import StrictModel
 from maintd.plan.types import Duration
@@ -55,21 +55,22 @@ class HttpCheck:
             )
         started = time.perf_counter()
         try:
-            async with ctx.resources.http(keep_alive=cfg.keep_alive).request(
-                cfg.method,
-                url,
-                headers=cfg.headers,
-                ssl=cfg.verify_tls,
-                allow_redirects=cfg.follow_redirects,
-                timeout=aiohttp.ClientTimeout(total=ctx.seconds_left() or None),
-            ) as response:
-                body, cut = b"", False
-                if cfg.body_contains or cfg.json:
-                    body, cut = await _read_capped(response.content, BODY_LIMIT)
-                code = response.status
-                charset = response.charset
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            return CheckResult(Status.critical, f"{cfg.method} {url}: {_describe(exc)}")
+            async with asyncio.timeout(ctx.seconds_left()):
+                response = await ctx.resources.http_client.request(
+                    cfg.method,
+                    url,
+                    cfg.headers,
+                    verify=cfg.verify_tls,
+                    redirects=cfg.follow_redirects,
+                    body_limit=BODY_LIMIT if cfg.body_contains or cfg.json else 0,
+                    keep_alive=cfg.keep_alive,
+                )
+        except TimeoutError:
+            return CheckResult(Status.critical, f"{cfg.method} {url}: timed out")
+        except HttpError as exc:
+            return CheckResult(Status.critical, f"{cfg.method} {url}: {exc}")
+        code, body, cut = response.status, response.body, response.cut
+        charset = _charset(response.headers.get("content-type", ""))
         elapsed = time.perf_counter() - started
         metrics = {"time": round(elapsed, 6), "status_code": float(code)}
         summary = f"{cfg.method} {url} → {code} in {elapsed * 1000:.0f} ms"
@@ -92,15 +93,13 @@ class HttpCheck:
         return CheckResult(_latency_status(elapsed, cfg.warn_latency, cfg.crit_latency), summary, metrics)
 
 
-async def _read_capped(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of the body, and whether there was more (never read further)."""
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body[:limit]), len(body) > limit
+def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type value, if it has one."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
 
 
 def _contains(body: bytes, charset: str | None, text: str) -> bool:
@@ -145,12 +144,6 @@ def _latency_status(elapsed: float, warn: timedelta | None, crit: timedelta | No
 
 def _codes(codes: list[int]) -> str:
     return ", ".join(map(str, codes)) if codes else "2xx or 3xx"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    return str(exc) or type(exc).__name__
 
 
 KIND = Kind(
