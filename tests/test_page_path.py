@@ -205,6 +205,92 @@ def test_an_alert_transaction_rolled_back_sends_nothing_it_leased(
     assert webhook.count("/pat") == 1
 
 
+def test_an_alert_transaction_fires_its_new_step_in_place_and_the_page_leaves_on_commit(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    dispatcher = engine.dispatcher
+    assert dispatcher is not None
+
+    async def scenario() -> None:
+        dispatcher.start()
+        await eventually(lambda: clock.sleeping > 0)
+
+        def alert_transaction() -> None:
+            with store.write() as s, engine.firing_in_place(s, clock.now()):
+                assert engine.loaded is not None
+                ingest(s, [alert("api")], now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
+
+        await asyncio.to_thread(alert_transaction)
+        await eventually(lambda: sent_once(store) == [("sent", 1)])
+        _, wake_at = engine.tick(clock.now())  # nothing left to fire
+        assert wake_at == clock.now() + timedelta(minutes=30)  # only the response deadline is left
+        await dispatcher.stop()
+
+    run(scenario())
+    assert webhook.count("/pat") == 1
+    with store.read() as s:
+        (step,) = s.scalars(select(TimerRow)).all()
+        assert (step.step, step.fired_at, step.fired_by) == ("c0.l1", clock.now(), engine.instance)
+
+
+def test_an_alert_transaction_rolled_back_after_firing_in_place_leaves_nothing_and_sends_nothing(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    dispatcher = engine.dispatcher
+    assert dispatcher is not None
+
+    async def scenario() -> None:
+        dispatcher.start()
+        await eventually(lambda: clock.sleeping > 0)
+
+        def alert_transaction() -> None:
+            with contextlib.suppress(RuntimeError), store.write() as s:
+                assert engine.loaded is not None
+                with engine.firing_in_place(s, clock.now()):
+                    ingest(
+                        s, [alert("api")], now=clock.now(), settings=engine.loaded.plan.incidents, actor="t"
+                    )
+                raise RuntimeError("the alert's transaction fails after the step fired")
+
+        await asyncio.to_thread(alert_transaction)
+        with store.read() as s:
+            assert s.scalars(select(NotificationRow)).all() == []
+            assert s.scalars(select(TimerRow)).all() == []
+        open_incident(store, engine, target="db")  # a later page goes out, and only it
+        await asyncio.to_thread(engine.tick, clock.now())
+        await eventually(lambda: sent_once(store) == [("sent", 1)])
+        await dispatcher.stop()
+
+    run(scenario())
+    assert webhook.count("/pat") == 1
+
+
+def test_a_step_that_fails_in_place_is_left_pending_for_the_loop_and_the_alert_is_stored(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    assert engine.loaded is not None
+    handlers = engine.timer_handlers(engine.loaded)
+    escalate = handlers["escalate"]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the step fails in the alert's transaction")
+
+    handlers["escalate"] = broken
+    with store.write() as s, engine.firing_in_place(s, clock.now()):
+        ingest(s, [alert("api")], now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
+    with store.read() as s:
+        (step,) = s.scalars(select(TimerRow)).all()
+        assert (step.fired_at, step.fired_by) == (None, None)
+        assert s.scalars(select(NotificationRow)).all() == []
+    handlers["escalate"] = escalate
+    engine.tick(clock.now())  # the loop fires it: one page
+    assert engine.dispatcher is not None and engine.dispatcher.deliver_due(clock.now()) == 1
+    assert webhook.count("/pat") == 1 and sent_once(store) == [("sent", 1)]
+
+
 def alert(target: str) -> AlertIn:
     return AlertIn(
         source="native", labels={"alertname": "Down", "target": target}, severity=Severity.critical

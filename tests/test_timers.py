@@ -122,6 +122,43 @@ def test_a_kind_without_a_handler_stays_pending(store: Store):
     assert row(store, "report").fired_at is None
 
 
+def test_timers_claimed_in_place_are_inserted_fired_only_when_due_and_of_the_kinds_asked(store: Store):
+    with store.write() as s:
+        with timers.claiming_in_place(s, owner="a", kinds=["probe"], now=T0) as claimed:
+            for step, due_at, kind in (("now", T0, "probe"), ("later", T0 + timedelta(minutes=5), "probe")):
+                timers.schedule(s, kind=kind, subject="thing:1", step=step, due_at=due_at, payload={}, now=T0)
+            timers.schedule(s, kind="handoff", subject="thing:1", step="other", due_at=T0, payload={}, now=T0)
+        assert [(t.step, t.fired_at, t.fired_by) for t in claimed] == [("now", T0, "a")]
+        # Outside the block scheduling is as ever: pending.
+        timers.schedule(s, kind="probe", subject="thing:1", step="after", due_at=T0, payload={}, now=T0)
+    assert (row(store, "now").fired_at, row(store, "now").fired_by) == (T0, "a")
+    assert [row(store, step).fired_at for step in ("later", "other", "after")] == [None, None, None]
+    with store.write() as s:  # claimed in place: no later firing takes it again
+        fired = timers.fire_due(s, T0, owner="b", handlers={"probe": Recorder(), "handoff": Recorder()})
+    assert sorted(f.step for f in fired) == ["after", "other"]
+
+
+def test_a_timer_claimed_in_place_and_put_back_is_pending_and_fires_once_later(store: Store):
+    with store.write() as s:
+        with timers.claiming_in_place(s, owner="a", kinds=["probe"], now=T0) as claimed:
+            timers.schedule(s, kind="probe", subject="thing:1", step="c0.l1", due_at=T0, payload={}, now=T0)
+        timers.unclaim(s, claimed)
+    assert (row(store, "c0.l1").fired_at, row(store, "c0.l1").fired_by) == (None, None)
+    handler = Recorder()
+    with store.write() as s:
+        assert [f.step for f in timers.fire_due(s, T0, owner="b", handlers={"probe": handler})] == ["c0.l1"]
+    assert list(handler.calls.values()) == [1] and row(store, "c0.l1").fired_by == "b"
+
+
+def test_a_timer_claimed_in_place_by_a_transaction_rolled_back_is_not_there(store: Store):
+    with pytest.raises(RuntimeError), store.write() as s:
+        with timers.claiming_in_place(s, owner="a", kinds=["probe"], now=T0):
+            timers.schedule(s, kind="probe", subject="thing:1", step="c0.l1", due_at=T0, payload={}, now=T0)
+        raise RuntimeError("the caller's transaction fails")
+    with store.read() as s:
+        assert s.scalars(select(TimerRow)).all() == []
+
+
 def test_a_failing_handler_is_undone_and_retried_later_while_the_rest_of_the_batch_fires(store: Store):
     add(store, "bad", T0)
     add(store, "good", T0 + timedelta(seconds=1))

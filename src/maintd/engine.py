@@ -151,6 +151,7 @@ class Engine:
             dispatcher=self.dispatcher,
             base_url=settings.base_url,
             notify=self.notify,
+            wake=self.wake,
         )
         # Change requests' steps (maintd.changes): their watched checks run on this runner.
         self.changes = ChangeWorker(
@@ -317,6 +318,14 @@ class Engine:
         pages once it commits (maintd.firing)."""
         if self.loaded is not None:
             self.firing.fire_in(session, now, self.loaded)
+
+    def firing_in_place(self, session: Session, now: datetime) -> contextlib.AbstractContextManager[None]:
+        """Around the pipeline in an alert's transaction: the timers it schedules due at ``now`` are
+        fired in that transaction, without a claim of their own, their pages sent once it commits
+        (maintd.firing)."""
+        if self.loaded is None:
+            return contextlib.nullcontext()
+        return self.firing.in_place(session, now, self.loaded)
 
     def _audit_escalations(self, now: datetime, loaded: LoadedPlan) -> None:
         """Raise (or resolve) the EscalationOverdue alert; a failure is logged and retried next tick."""

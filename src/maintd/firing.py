@@ -7,8 +7,9 @@ dispatcher once it commits, so a page is spared a second transaction and a threa
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from sqlalchemy import event
@@ -39,12 +40,14 @@ class TimerFiring:
         dispatcher: Dispatcher | None,
         base_url: str,
         notify: Callable[[], None],
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.owner = owner
         self.dispatcher = dispatcher  # None: pages are queued for other processes to send
         self.base_url = base_url
         self.notify = notify  # wakes the dispatcher for pages left unleased
+        self.wake = wake  # wakes the scheduler loop for timers left to it
         self._handlers: tuple[LoadedPlan, dict[str, timers.Handler]] | None = None
 
     def handlers(self, loaded: LoadedPlan) -> dict[str, timers.Handler]:
@@ -119,8 +122,43 @@ class TimerFiring:
         except Exception:
             log.exception("firing timers in the caller's transaction failed; the scheduler loop will")
             return
-        if not fired:
+        if fired:
+            self._on_commit(session, jobs, more)
+
+    @contextlib.contextmanager
+    def in_place(self, session: Session, now: datetime, loaded: LoadedPlan) -> Iterator[None]:
+        """Around the block of an alert's transaction that may open incidents: their timers due at
+        ``now`` (a first step with ``group_wait: 0``) are inserted already claimed and fired right
+        after the block, their pages sent once the transaction commits; any thread.
+
+        As ``fire_in``, without the SELECT of due timers, the claiming UPDATE and one savepoint.
+        A failure is logged, undone (a savepoint) and the timers are put back pending for the
+        scheduler loop, never failing the caller's transaction.
+        """
+        handlers = self.handlers(loaded)
+        with timers.claiming_in_place(session, owner=self.owner, kinds=list(handlers), now=now) as rows:
+            yield
+        if not rows:
             return
+        dispatcher = self.dispatcher
+        jobs: list[Job] = []
+        more = True
+        try:
+            with session.begin_nested():  # flushes what the block added first (the new incidents)
+                for timer in sorted(rows, key=lambda t: (t.due_at, t.id)):
+                    handlers[timer.kind](session, timer, now)
+                if dispatcher is not None:
+                    jobs, more = dispatcher.claim_queued(session, now)
+        except Exception:
+            log.exception("firing timers in the caller's transaction failed; the scheduler loop will")
+            timers.unclaim(session, rows)  # should this fail, the caller's transaction fails: nothing lost
+            event.listen(session, "after_commit", lambda _s: self.wake(), once=True)
+            return
+        self._on_commit(session, jobs, more)
+
+    def _on_commit(self, session: Session, jobs: list[Job], more: bool) -> None:
+        """Hand ``jobs`` (leased in the session's transaction) to the dispatcher once it commits."""
+        dispatcher = self.dispatcher
 
         def committed(_session: Session) -> None:
             if dispatcher is not None:

@@ -14,9 +14,10 @@ SQLite's writers are serialised already (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,6 +76,7 @@ _CLAIM_BATCH = (
     .values(fired_at=bindparam("now"), fired_by=bindparam("owner"))
     .returning(*_C)
 )
+_UNCLAIM = update(_TABLE).where(_C.id.in_(_IDS)).values(fired_at=None, fired_by=None)
 _NEXT_DUE_C = select(func.min(_C.due_at)).where(_PENDING_C)
 _NEXT_DUE_OF_C = _NEXT_DUE_C.where(_C.kind.in_(_KINDS))
 _INSERTS: dict[str, Any] = {}
@@ -110,6 +112,42 @@ def _insert(session: Session) -> Any:
     return _INSERTS[name]
 
 
+@dataclass
+class InPlace:
+    """Timers of ``kinds`` a block schedules due by ``now``: inserted already claimed by ``owner``."""
+
+    owner: str
+    kinds: Collection[str]
+    now: datetime
+    rows: list[TimerRow] = field(default_factory=list)  # claimed: the caller must fire them
+
+
+_IN_PLACE = "maintd.timers.in_place"
+
+
+@contextlib.contextmanager
+def claiming_in_place(
+    session: Session, *, owner: str, kinds: Collection[str], now: datetime
+) -> Iterator[list[TimerRow]]:
+    """Within the block, a timer of ``kinds`` scheduled due by ``now`` is inserted already fired by
+    ``owner`` (the conditional claim, the SELECT of due timers and the UPDATE spared): the list
+    yielded holds those rows, which the caller must then fire in this same transaction, or put
+    back with ``unclaim``. Either way the insert and what its firing does commit together or not
+    at all, so each such timer still fires exactly once.
+    """
+    claimed = InPlace(owner[:128], kinds, now)
+    session.info[_IN_PLACE] = claimed
+    try:
+        yield claimed.rows
+    finally:
+        session.info.pop(_IN_PLACE, None)
+
+
+def unclaim(session: Session, rows: list[TimerRow]) -> None:
+    """Pending again, as if never fired (``claiming_in_place`` rows whose firing failed)."""
+    session.connection().execute(_UNCLAIM, {"ids": [t.id for t in rows]})
+
+
 def schedule(
     session: Session,
     *,
@@ -122,9 +160,18 @@ def schedule(
 ) -> bool:
     """Add a timer unless one with that key exists (fired, cancelled or pending); True when added."""
     values = {"kind": kind, "subject": subject, "step": step, "due_at": due_at, "payload": payload}
+    values["created_at"] = now
+    in_place: InPlace | None = session.info.get(_IN_PLACE)
+    if in_place is not None and (due_at > in_place.now or kind not in in_place.kinds):
+        in_place = None
+    if in_place is not None:
+        values.update(fired_at=in_place.now, fired_by=in_place.owner)
     # RETURNING, not rowcount: with it (which SQLAlchemy adds for the key anyway) psycopg reports -1.
     # No pending ORM object is flushed first (a timer refers to nothing by key).
-    return session.connection().execute(_insert(session), {**values, "created_at": now}).scalar() is not None
+    found = session.connection().execute(_insert(session), values).scalar()
+    if found is not None and in_place is not None:
+        in_place.rows.append(TimerRow(id=found, cancelled_at=None, **values))
+    return found is not None
 
 
 def next_due_at(session: Session, *, kinds: list[str] | None = None) -> datetime | None:
@@ -225,6 +272,13 @@ def fire_due(
     # (handed to the handlers as TimerRow objects outside the session: they only read them).
     claimed = connection.execute(_CLAIM_BATCH, {"ids": ids, "now": now, "owner": owner[:128]})
     rows = sorted((TimerRow(**row._mapping) for row in claimed), key=lambda t: (t.due_at, t.id))
+    return fire_claimed(session, rows, now, handlers)
+
+
+def fire_claimed(
+    session: Session, rows: list[TimerRow], now: datetime, handlers: Mapping[str, Handler]
+) -> list[Fired]:
+    """Run the handlers of timers this transaction claimed (see ``fire_due``); the caller commits."""
     errors: dict[int, str | None] = {}
     try:
         with session.begin_nested():  # one savepoint for the batch: the common case, no failure

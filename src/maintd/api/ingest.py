@@ -10,6 +10,7 @@ the refusals' answers are maintd.alerts.admission's, shared with ``maintd intake
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -237,16 +238,16 @@ def _ingest(ctx: AppContext, session: Session, requests: list[AlertRequest]) -> 
     """Queued requests' alerts through the pipeline, in the committer's transaction (flushes only)."""
     now = ctx.clock.now()
     engine = ctx.engine
-    done = ingest_requests(
-        session,
-        [(r.alerts, r.actor) for r in requests],
-        now=now,
-        settings=_incident_settings(ctx),
-        maintenance_tasks=engine.maintenance_tasks if engine is not None else (),
-    )
-    if engine is not None and any(d.outcome == "created" for ds in done for d in ds):
-        # A new incident's first page (group_wait 0) goes out on this commit, not a tick later.
-        engine.fire_in(session, now)
+    # A new incident's first page (group_wait 0) goes out on this commit, not a tick later: its
+    # step is inserted already claimed and fired in this transaction.
+    with engine.firing_in_place(session, now) if engine is not None else contextlib.nullcontext():
+        done = ingest_requests(
+            session,
+            [(r.alerts, r.actor) for r in requests],
+            now=now,
+            settings=_incident_settings(ctx),
+            maintenance_tasks=engine.maintenance_tasks if engine is not None else (),
+        )
     return [[_view(d) for d in deliveries] for deliveries in done]
 
 
