@@ -13,6 +13,7 @@ from maintd.cli import (
     backup,
     incidents,
     integrations,
+    journal,
     kpi,
     mcp,
     notifications,
@@ -50,6 +51,7 @@ app.add_typer(mcp.app, name="mcp")
 app.add_typer(integrations.app, name="integration")
 app.add_typer(incidents.app, name="incident")
 app.add_typer(silences.app, name="silence")
+app.add_typer(journal.app, name="journal")  # maintd intake's journal: failed rows
 app.add_typer(oncall.app, name="oncall")
 app.add_typer(notifications.app, name="notifications")
 app.add_typer(backup.app, name="backup")
