@@ -23,19 +23,6 @@ AllFailedOption = typer.Option(False, "--all-failed", help="Every failed row.")
 DryRunOption = typer.Option(False, "--dry-run", help="Say what would change, change nothing.")
 
 
-def _summary(row: AlertIntakeRow) -> dict[str, object]:
-    return {
-        "id": row.id,
-        "received_at": row.received_at.isoformat(),
-        "source": row.source,
-        "actor": row.actor,
-        "integration": row.integration,
-        "bytes": len(row.body),
-        "attempts": row.attempts,
-        "error": row.error,
-    }
-
-
 @app.command("list")
 def list_(
     failed: bool = typer.Option(False, "--failed", help="Only failed rows (skipped by the drain)."),
@@ -50,7 +37,7 @@ def list_(
         counted = rows_admin.counts(session)
     if as_json:
         for row in rows:
-            emit_json(_summary(row))
+            emit_json(rows_admin.describe(row))
         return
     t = table(
         f"alert intake journal: {counted['waiting']} waiting, {counted['failed']} failed",
@@ -79,9 +66,9 @@ def show(
         fail(f"no journal row {row_id} (drained, dropped, or never there)")
     body = row.body.decode("utf-8", "replace")
     if as_json:
-        emit_json({**_summary(row), "body": body})
+        emit_json({**rows_admin.describe(row), "body": body})
         return
-    console.print(json.dumps(_summary(row), indent=2), highlight=False, markup=False)
+    console.print(json.dumps(rows_admin.describe(row), indent=2), highlight=False, markup=False)
     with contextlib.suppress(ValueError):  # not JSON (it failed for a reason): as received
         body = json.dumps(json.loads(row.body), indent=2)
     console.print(body, highlight=False, markup=False)

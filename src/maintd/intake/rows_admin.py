@@ -61,7 +61,7 @@ def failed_rows(session: Session, ids: Sequence[int] | None) -> tuple[list[Alert
 def retry(session: Session, rows: Sequence[AlertIntakeRow], *, actor: str, now: datetime) -> None:
     """Clear the rows' errors: the drain takes them again, in order of arrival, at its next poll."""
     # The events first: the UPDATE refreshes the rows' objects, and the events say what failed.
-    events = [Event("intake.retried", f"intake:{row.id}", now, actor, _about(row)) for row in rows]
+    events = [Event("intake.retried", f"intake:{row.id}", now, actor, describe(row)) for row in rows]
     ids = [row.id for row in rows]
     session.execute(update(_ROW).where(_ROW.id.in_(ids), _ROW.error.is_not(None)).values(error=None))
     append(session, events)
@@ -75,21 +75,23 @@ def drop(session: Session, rows: Sequence[AlertIntakeRow], *, actor: str, now: d
     for row in rows:
         body = row.body[:BODY_IN_EVENT].decode("utf-8", "replace")
         payload = {
-            **_about(row),
+            **describe(row),
             "body_sha256": hashlib.sha256(row.body).hexdigest(),
-            "body_bytes": len(row.body),
             "body": body,
         }
         events.append(Event("intake.dropped", f"intake:{row.id}", now, actor, payload))
     append(session, events)
 
 
-def _about(row: AlertIntakeRow) -> dict[str, Any]:
+def describe(row: AlertIntakeRow) -> dict[str, Any]:
+    """A row without its body: for listings and for its audit events."""
     return {
-        "row": row.id,
+        "id": row.id,
         "received_at": row.received_at.isoformat(),
         "source": row.source,
         "actor": row.actor,
+        "integration": row.integration,
+        "bytes": len(row.body),
         "attempts": row.attempts,
         "error": row.error,
     }
