@@ -127,7 +127,7 @@ class OpenRows:
             for column in _ALERT_COLUMNS:  # inserted NULL: say so in the row, or it reads as expired
                 row.__dict__.setdefault(column, None)
             values.append({c: row.__dict__[c] for c in _ALERT_COLUMNS})
-        self._session.execute(_INSERT_ALERTS, values)
+        self._session.connection().execute(_INSERT_ALERTS, values)  # Core: the ORM's execute added ~0.1 ms
         for row in rows:
             make_transient_to_detached(row)  # as if loaded: later changes are tracked as UPDATEs
         self._session.add_all(rows)

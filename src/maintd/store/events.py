@@ -40,8 +40,8 @@ def append(session: Session, events: Event | Iterable[Event]) -> None:
     ``session.flush()`` does that), so an event must not rely on it.
     """
     batch = [events] if isinstance(events, Event) else list(events)
-    if batch:
-        session.execute(_INSERT, rows(batch))
+    if batch:  # on the session's connection: the same INSERT, without the ORM's execute (~0.1 ms)
+        session.connection().execute(_INSERT, rows(batch))
 
 
 def rows(batch: Iterable[Event]) -> list[dict[str, Any]]:
