@@ -18,13 +18,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 from pydantic import BaseModel
 
 from maintd.clock import Clock
 from maintd.plan.models import Target, Task
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from maintd.checks.http.client import HttpClient
 
 
@@ -113,6 +114,8 @@ class Resources:
         ``Connection: close`` and closes it after the response."""
         session = self._http.get(keep_alive)
         if session is None or session.closed:
+            import aiohttp  # ~10 MB: only processes running a kind that talks to an API pay for it
+
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60, force_close=not keep_alive),
                 headers={"User-Agent": "maintd"},

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from maintd.checks.base import Status
 
 if TYPE_CHECKING:
@@ -193,6 +191,8 @@ async def _list_page(
         call, args = getattr(api, namespaced), (namespace,)
     else:
         call = getattr(api, everywhere)
+    import aiohttp  # here, not at the top: kubernetes_asyncio brings it only to processes that use it
+
     cluster.requests += 1
     try:
         response: aiohttp.ClientResponse = await call(*args, **kwargs)
