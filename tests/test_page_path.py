@@ -267,6 +267,37 @@ def test_an_alert_transaction_rolled_back_after_firing_in_place_leaves_nothing_a
     assert webhook.count("/pat") == 1
 
 
+def test_pages_fired_in_place_beyond_the_free_sends_are_queued_unleased_and_each_goes_once(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"), concurrency=1)
+    dispatcher = engine.dispatcher
+    assert dispatcher is not None
+
+    async def scenario() -> None:
+        dispatcher.start()
+        await eventually(lambda: clock.sleeping > 0)
+
+        def alert_transaction() -> list[object]:
+            with store.write() as s:
+                assert engine.loaded is not None
+                settings = engine.loaded.plan.incidents
+                with engine.firing_in_place(s, clock.now()):
+                    alerts = [alert(target) for target in ("api", "db", "cache")]
+                    ingest(s, alerts, now=clock.now(), settings=settings, actor="t")
+                s.flush()
+                # One send free: one page leased by its insert, the others left for the loop.
+                return sorted(r.lease_until is not None for r in s.scalars(select(NotificationRow)))
+
+        assert await asyncio.to_thread(alert_transaction) == [False, False, True]
+        await eventually(lambda: webhook.count("/pat") == 3)
+        await eventually(lambda: sent_once(store) == [("sent", 1)] * 3)
+        await dispatcher.stop()
+
+    run(scenario())
+    assert webhook.count("/pat") == 3
+
+
 def test_a_step_that_fails_in_place_is_left_pending_for_the_loop_and_the_alert_is_stored(
     store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
 ) -> None:

@@ -19,7 +19,7 @@ from maintd import timers
 from maintd.incidents import escalation
 from maintd.incidents.recipients import Roster
 from maintd.lifecycle import reminders as lifecycle_reminders
-from maintd.notify.dispatcher import Dispatcher, Job
+from maintd.notify.dispatcher import Dispatcher, Job, Leased
 from maintd.oncall import handoff_delivery
 from maintd.plan.loader import LoadedPlan
 from maintd.postmortems import reminders as postmortem_reminders
@@ -131,7 +131,8 @@ class TimerFiring:
         ``now`` (a first step with ``group_wait: 0``) are inserted already claimed and fired right
         after the block, their pages sent once the transaction commits; any thread.
 
-        As ``fire_in``, without the SELECT of due timers, the claiming UPDATE and one savepoint.
+        As ``fire_in``, without the SELECT of due timers, the claiming UPDATE, one savepoint, and
+        the dispatcher's claim of the pages (leased by their INSERT: ``Dispatcher.leasing_in_place``).
         A failure is logged, undone (a savepoint) and the timers are put back pending for the
         scheduler loop, never failing the caller's transaction.
         """
@@ -141,20 +142,23 @@ class TimerFiring:
         if not rows:
             return
         dispatcher = self.dispatcher
-        jobs: list[Job] = []
-        more = True
+        leasing: contextlib.AbstractContextManager[Leased] = (
+            dispatcher.leasing_in_place(session, now)
+            if dispatcher is not None
+            else contextlib.nullcontext(Leased())
+        )
         try:
-            with session.begin_nested():  # flushes what the block added first (the new incidents)
+            # The savepoint flushes what the block added first (the new incidents); the pages the
+            # steps queue are leased by their own INSERT.
+            with session.begin_nested(), leasing as leased:
                 for timer in sorted(rows, key=lambda t: (t.due_at, t.id)):
                     handlers[timer.kind](session, timer, now)
-                if dispatcher is not None:
-                    jobs, more = dispatcher.claim_queued(session, now)
         except Exception:
             log.exception("firing timers in the caller's transaction failed; the scheduler loop will")
             timers.unclaim(session, rows)  # should this fail, the caller's transaction fails: nothing lost
             event.listen(session, "after_commit", lambda _s: self.wake(), once=True)
             return
-        self._on_commit(session, jobs, more)
+        self._on_commit(session, leased.jobs, leased.more)
 
     def _on_commit(self, session: Session, jobs: list[Job], more: bool) -> None:
         """Hand ``jobs`` (leased in the session's transaction) to the dispatcher once it commits."""

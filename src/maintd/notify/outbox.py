@@ -7,7 +7,9 @@ no-op, which is what makes a restart or a second process harmless.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +30,35 @@ PENDING, SENT, FAILED, CANCELLED = "pending", "sent", "failed", "cancelled"
 class Recipient:
     key: str  # person:NAME or channel:NAME
     rules: list[NotifyRule]  # channels in order
+
+
+@dataclass
+class LeaseInPlace:
+    """Pages due by ``now`` queued within ``leasing_in_place``: leased by their INSERT, up to ``room``."""
+
+    now: datetime
+    lease_until: datetime
+    room: int
+    rows: list[dict[str, Any]] = field(default_factory=list)  # each leased row's values, with its id
+    left: bool = False  # a page due now found no room: queued unleased, for the dispatcher's loop
+
+
+_LEASE_IN_PLACE = "maintd.outbox.lease_in_place"
+
+
+@contextlib.contextmanager
+def leasing_in_place(
+    session: Session, *, now: datetime, lease_until: datetime, room: int
+) -> Iterator[LeaseInPlace]:
+    """Within the block, up to ``room`` pages queued due by ``now`` are inserted already leased
+    until ``lease_until`` (as the dispatcher's claim would lease them): the caller sends them once
+    the transaction commits (``Dispatcher.leasing_in_place``). A rollback takes insert and lease."""
+    lease = LeaseInPlace(now, lease_until, room)
+    session.info[_LEASE_IN_PLACE] = lease
+    try:
+        yield lease
+    finally:
+        session.info.pop(_LEASE_IN_PLACE, None)
 
 
 def enqueue(
@@ -61,8 +92,19 @@ def enqueue(
     # RETURNING, not rowcount: psycopg reports -1 for this INSERT (SQLAlchemy adds RETURNING for the key).
     # On the session's connection (Core): through the ORM the same INSERT cost ~0.1 ms more. No
     # pending ORM object is flushed first: a notification refers to nothing by key.
+    lease: LeaseInPlace | None = session.info.get(_LEASE_IN_PLACE)
+    if lease is not None and (not recipient.rules or (due_at or now) > lease.now):
+        lease = None
+    if lease is not None and lease.room <= 0:
+        lease.left, lease = True, None
+    if lease is not None:
+        values["lease_until"] = lease.lease_until
     connection = session.connection()
-    return connection.execute(_ENQUEUE[connection.dialect.name], values).scalar() is not None
+    found = connection.execute(_ENQUEUE[connection.dialect.name], values).scalar()
+    if found is not None and lease is not None:
+        lease.room -= 1
+        lease.rows.append({**values, "id": found})
+    return found is not None
 
 
 # Built once, the values bound per call: building the statement with ``.values(...)`` and its
