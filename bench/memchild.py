@@ -22,15 +22,17 @@ def main(argv: list[str]) -> None:
     from datetime import timedelta
 
     import maintd.server  # noqa: F401  (what a serving process has imported)
-    from bench.common import NOT_DUE, T0, load, open_store, registry, shapes
+    from bench.common import NOT_DUE, T0, load, registry, shapes
     from maintd.clock import FakeClock
     from maintd.engine import IDLE_WAKE, Engine
     from maintd.settings import Settings
+    from maintd.store.db import Store
 
     url, shape_name = argv[0], argv[1]
     shape = shapes("--quick" in argv)[shape_name]
     reg = registry()
-    store = open_store(url)
+    store = Store(url)
+    store.upgrade_apart()  # as maintd serve migrates a new database: in a child process
     clock = FakeClock(T0)
     engine = Engine(Settings(database_url=url), store=store, registry=reg, clock=clock)
     gc.collect()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from maintd.store import events as event_log
-from maintd.store.db import Store, alembic_config, head_revision, normalise_url
+from maintd.store.db import Store, StoreError, alembic_config, head_revision, normalise_url
 from maintd.store.events import Event
 from maintd.store.models import Base
 from tests.conftest import T0
@@ -32,6 +33,26 @@ def test_a_store_at_the_head_is_opened_without_importing_alembic(sqlite_store: S
     )
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False", found.stderr
+
+
+def test_a_new_database_is_migrated_apart_and_alembic_never_enters_the_process(tmp_path):
+    url = f"sqlite:///{tmp_path}/new.db"
+    probe = (
+        "import sys; from maintd.store.db import Store; "
+        f"s = Store({url!r}); s.upgrade_apart(); print(s.current_revision(), 'alembic' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.split() == [head_revision(), "False"], found.stderr
+    assert set(inspect(Store(url).engine).get_table_names()) >= {t.name for t in Base.metadata.sorted_tables}
+
+
+def test_a_migration_that_fails_apart_says_why(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/odd.db")
+    with store.engine.begin() as conn:  # a revision no migration knows: from a newer maintd, say
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('f00dfeed')")
+    with pytest.raises(StoreError, match=r"migrating .*odd\.db failed: .*f00dfeed"):
+        store.upgrade_apart()
 
 
 def test_the_models_and_the_migrations_agree(store: Store):

@@ -37,7 +37,7 @@ from maintd.notify.transport import AppriseNotifier
 from maintd.plan.loader import PlanError, load_plan, plan_from_document
 from maintd.registry import Registry
 from maintd.settings import Settings
-from maintd.store.db import Store
+from maintd.store.db import Store, StoreError
 from maintd.store.events import Event, append
 from maintd.store.outage import quiet_outages
 from maintd.wakeup import Listener, sender
@@ -65,7 +65,10 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
             f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "
             "by definition; use --role all (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
         )
-    _upgrade(store)
+    try:
+        _upgrade(store)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
     engine = Engine(
         settings,
         store=store,
@@ -177,12 +180,12 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
 def _upgrade(store: Store) -> None:
     """[lease] Migrate; on PostgreSQL one process at a time (API replicas and schedulers start together)."""
     if store.dialect != "postgresql":
-        store.upgrade()
+        store.upgrade_apart()
         return
     with store.engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_KEY})
         try:
-            store.upgrade()
+            store.upgrade_apart()
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_KEY})
 

@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -83,6 +82,8 @@ class Listener:
         self._thread.join(timeout=5)
 
     def _listen(self) -> None:
+        import psycopg  # here: a process on SQLite never listens, and psycopg is ~9 MB of its RSS
+
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
