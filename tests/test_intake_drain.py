@@ -373,11 +373,16 @@ def test_the_intake_keeps_committing_while_sqlite_drains_a_backlog(sqlite_ctx: A
         await asyncio.wait_for(task, 10)
         return list(json.loads(out)), left_then
 
+    before = backlog()
     waits, left_then = asyncio.run(scenario())
     assert len(waits) == 100
-    # Without the pace the writer waited for the whole backlog (one commit in 3 s, measured).
-    assert max(waits) < 1.0, f"a commit waited {max(waits):.2f} s for the drain's write lock"
-    assert left_then > 0, "the backlog was gone before the writer finished: nothing was tested"
+    # Without the pace the writer's first commit waited for the whole backlog (one commit in 3 s,
+    # measured): the writer could only finish after the drain. With it, the writer's 100 commits
+    # are all done while the drain is still at work, whatever the machine's speed. (No bound on
+    # a wait in seconds: a loaded machine stretches every wait, paced or not.)
+    assert 0 < left_then < before, (
+        f"{before} rows before, {left_then} when the writer finished; its longest wait {max(waits):.2f} s"
+    )
 
 
 def test_two_drainers_on_postgresql_never_store_a_row_twice(pg_store: Store):
