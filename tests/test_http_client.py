@@ -15,7 +15,7 @@ from aiohttp import web
 from maintd.checks.base import Status
 from maintd.checks.http.client import HEAD_LIMIT, MAX_REDIRECTS, HttpClient, HttpError
 from tests.conftest import run
-from tests.kinds import run_kind
+from tests.kinds import make_target, run_kind
 from tests.servers import http_server
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -234,6 +234,12 @@ def test_a_pooled_connection_the_server_closed_is_replaced_once():
 
     assert run(go()) == [200, 200, 200]
     assert len(connections) == 3
+
+
+def test_an_internationalised_name_is_looked_up_in_its_ascii_form():
+    result = run(run_kind("http", {}, make_target(connection={"url": "http://bücher.invalid/"}), timeout=10))
+    assert result.status is Status.critical
+    assert "cannot resolve xn--bcher-kva.invalid" in result.output
 
 
 def test_the_client_raises_http_errors_only():

@@ -237,6 +237,11 @@ def _prepare(
     secure = parts.scheme == "https"
     default = 443 if secure else 80
     host = parts.hostname
+    if not host.isascii():  # an internationalised name, as DNS and the Host header carry it
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise HttpError(f"bad host name {parts.hostname!r}: {exc}") from None
     named = f"[{host}]" if ":" in host else host
     # By lower-cased name, each with the spelling sent: the plan's headers replace the defaults.
     fields = {"host": ("Host", named if port in (None, default) else f"{named}:{port}"), **_DEFAULT_HEADERS}
