@@ -107,14 +107,16 @@ def test_only_the_last_trend_runs_count(tmp_path):
 
 def test_no_projection_over_too_short_a_span_or_from_runs_without_the_metric(tmp_path):
     used, _free = statvfs_bytes(str(tmp_path))
+    # A steep slope (1 GB a minute, shrinking: never a negative size): other tests writing to the
+    # same disk move the live sample by megabytes, which must not move the fitted rate much.
     minutes = [
-        RunSample(T0 - timedelta(minutes=m), Status.ok, {"used_bytes": used - m * 1e6}) for m in (1, 2, 3)
+        RunSample(T0 - timedelta(minutes=m), Status.ok, {"used_bytes": used + m * 1e9}) for m in (1, 2, 3)
     ]
     short = run(run_kind("disk", {"path": str(tmp_path)}, history=minutes))
     assert "fill_rate_bytes_per_hour" not in short.metrics
     assert "no fill rate yet: 4 runs over 3m, needs 3 over 10m" in short.output
     enough = run(run_kind("disk", {"path": str(tmp_path), "trend_min_span": "2m"}, history=minutes))
-    assert enough.metrics["fill_rate_bytes_per_hour"] == pytest.approx(60e6, rel=0.05)
+    assert enough.metrics["fill_rate_bytes_per_hour"] == pytest.approx(-60e9, rel=0.01)
 
     failed = [RunSample(T0 - timedelta(hours=h), Status.critical, {}) for h in (1, 2, 3)]
     none = run(run_kind("disk", {"path": str(tmp_path)}, history=failed))
