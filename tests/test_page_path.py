@@ -143,68 +143,6 @@ def test_a_stopped_dispatcher_is_handed_nothing_and_the_page_waits_in_the_log(
     assert webhook.count("/pat") == 1
 
 
-def test_an_alert_transaction_fires_the_first_step_itself_and_the_page_leaves_on_commit(
-    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
-) -> None:
-    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
-    dispatcher = engine.dispatcher
-    assert dispatcher is not None
-
-    async def scenario() -> None:
-        dispatcher.start()
-        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
-
-        def alert_transaction() -> None:
-            with store.write() as s:
-                assert engine.loaded is not None
-                ingest(s, [alert("api")], now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
-                engine.fire_in(s, clock.now())
-
-        await asyncio.to_thread(alert_transaction)
-        await eventually(lambda: sent_once(store) == [("sent", 1)])
-        _, wake_at = engine.tick(clock.now())
-        assert wake_at == clock.now() + timedelta(minutes=30)  # only the response deadline is left
-        await dispatcher.stop()
-
-    run(scenario())
-    assert webhook.count("/pat") == 1
-    with store.read() as s:
-        (step,) = s.scalars(select(TimerRow)).all()
-        assert (step.step, step.fired_at) == ("c0.l1", clock.now())
-
-
-def test_an_alert_transaction_rolled_back_sends_nothing_it_leased(
-    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
-) -> None:
-    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
-    dispatcher = engine.dispatcher
-    assert dispatcher is not None
-
-    async def scenario() -> None:
-        dispatcher.start()
-        await eventually(lambda: clock.sleeping > 0)  # its first pass found nothing: it sleeps
-
-        def alert_transaction() -> None:
-            with contextlib.suppress(RuntimeError), store.write() as s:
-                assert engine.loaded is not None
-                ingest(s, [alert("api")], now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
-                engine.fire_in(s, clock.now())
-                raise RuntimeError("the alert's transaction fails after the step fired")
-
-        await asyncio.to_thread(alert_transaction)
-        with store.read() as s:
-            assert s.scalars(select(NotificationRow)).all() == []
-            assert s.scalars(select(TimerRow)).all() == []
-        # A later alert's page goes out; had the rolled-back page been handed over, it would have too.
-        open_incident(store, engine, target="db")
-        await asyncio.to_thread(engine.tick, clock.now())
-        await eventually(lambda: sent_once(store) == [("sent", 1)])
-        await dispatcher.stop()
-
-    run(scenario())
-    assert webhook.count("/pat") == 1
-
-
 def test_an_alert_transaction_fires_its_new_step_in_place_and_the_page_leaves_on_commit(
     store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
 ) -> None:

@@ -57,7 +57,7 @@ IDLE_WAKE = timedelta(seconds=2)  # re-check the store at least this often (anot
 HEARTBEAT_EVERY = timedelta(seconds=5)
 # Pokes closer than this to the last tick's start share the next tick: at 100 alerts/s a tick per
 # alert (its reads, ~1 ms of CPU) was a tenth of the process, while the alert's own transaction
-# already fires its first page (fire_in). What only a poked tick does waits at most this long.
+# already fires its first page (firing_in_place). What only a poked tick does waits at most this long.
 POKE_SPACING = 0.025  # seconds, real time
 DISPATCH_GRACE = 10.0  # seconds a page being sent at shutdown may finish; the rest is resent after its lease
 CLAIM_BATCH = 1000
@@ -312,12 +312,6 @@ class Engine:
 
     def timer_handlers(self, loaded: LoadedPlan) -> dict[str, timers.Handler]:
         return self.firing.handlers(loaded)
-
-    def fire_in(self, session: Session, now: datetime) -> None:
-        """Fire the timers due at ``now`` in the caller's transaction (an alert's), sending their
-        pages once it commits (maintd.firing)."""
-        if self.loaded is not None:
-            self.firing.fire_in(session, now, self.loaded)
 
     def firing_in_place(self, session: Session, now: datetime) -> contextlib.AbstractContextManager[None]:
         """Around the pipeline in an alert's transaction: the timers it schedules due at ``now`` are

@@ -100,38 +100,13 @@ class TimerFiring:
             log.exception("firing timers failed; retrying next tick")
             return None, leased
 
-    def fire_in(self, session: Session, now: datetime, loaded: LoadedPlan) -> None:
-        """Fire the timers due at ``now`` in the caller's transaction, and send the pages they queue
-        once it commits; any thread. For an alert's transaction whose new incident pages at once
-        (``group_wait: 0``): the page is spared a tick, a transaction and two thread hops.
-
-        Exactly once, as in a tick: the same conditional claim, in the transaction that queues
-        the pages. A failure is logged and undone alone (a savepoint), never failing the
-        caller's transaction: the scheduler loop fires those timers instead.
-        """
-        dispatcher = self.dispatcher
-        jobs: list[Job] = []
-        more = True
-        try:
-            with session.begin_nested():
-                fired = timers.fire_due(
-                    session, now, owner=self.owner, handlers=self.handlers(loaded), limit=TIMER_BATCH
-                )
-                if fired and dispatcher is not None:
-                    jobs, more = dispatcher.claim_queued(session, now)
-        except Exception:
-            log.exception("firing timers in the caller's transaction failed; the scheduler loop will")
-            return
-        if fired:
-            self._on_commit(session, jobs, more)
-
     @contextlib.contextmanager
     def in_place(self, session: Session, now: datetime, loaded: LoadedPlan) -> Iterator[None]:
         """Around the block of an alert's transaction that may open incidents: their timers due at
         ``now`` (a first step with ``group_wait: 0``) are inserted already claimed and fired right
         after the block, their pages sent once the transaction commits; any thread.
 
-        As ``fire_in``, without the SELECT of due timers, the claiming UPDATE, one savepoint, and
+        Exactly once, as in a tick, without a tick's SELECT of due timers, its claiming UPDATE and
         the dispatcher's claim of the pages (leased by their INSERT: ``Dispatcher.leasing_in_place``).
         A failure is logged, undone (a savepoint) and the timers are put back pending for the
         scheduler loop, never failing the caller's transaction.
