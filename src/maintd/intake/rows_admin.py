@@ -69,8 +69,7 @@ def retry(session: Session, rows: Sequence[AlertIntakeRow], *, actor: str, now: 
 
 def drop(session: Session, rows: Sequence[AlertIntakeRow], *, actor: str, now: datetime) -> None:
     """Delete the failed rows; each one's body is kept in its ``intake.dropped`` event."""
-    ids = [row.id for row in rows]
-    session.execute(delete(_ROW).where(_ROW.id.in_(ids), _ROW.error.is_not(None)))
+    # The events first, as in ``retry``: they read the rows the DELETE then takes out of the session.
     events = []
     for row in rows:
         body = row.body[:BODY_IN_EVENT].decode("utf-8", "replace")
@@ -80,6 +79,8 @@ def drop(session: Session, rows: Sequence[AlertIntakeRow], *, actor: str, now: d
             "body": body,
         }
         events.append(Event("intake.dropped", f"intake:{row.id}", now, actor, payload))
+    ids = [row.id for row in rows]
+    session.execute(delete(_ROW).where(_ROW.id.in_(ids), _ROW.error.is_not(None)))
     append(session, events)
 
 
