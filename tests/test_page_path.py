@@ -22,7 +22,7 @@ from maintd.engine import Engine
 from maintd.incidents.pipeline import ingest
 from maintd.notify.transport import AppriseNotifier
 from maintd.registry import Registry
-from maintd.settings import Settings
+from maintd.settings import DEFAULT_NOTIFY_CONCURRENCY, Settings
 from maintd.store.db import Store
 from maintd.store.models import NotificationAttemptRow, NotificationRow, TimerRow
 from tests.conftest import run
@@ -50,14 +50,15 @@ def engine_for(
     clock: FakeClock,
     registry: Registry,
     url: str,
-    concurrency: int = 8,
+    concurrency: int | None = None,
 ) -> Engine:
     notifier = AppriseNotifier(connect_timeout=1.0, read_timeout=1.0, total_timeout=3.0)
     settings = Settings(database_url=store.url, plan_path=write_plan(plan(url)))
     engine = Engine(settings, store=store, registry=registry, clock=clock, notifier=notifier)
     assert engine.reload().ok, engine.last_reload
     assert engine.dispatcher is not None
-    engine.dispatcher.concurrency = concurrency
+    if concurrency is not None:
+        engine.dispatcher.concurrency = concurrency
     return engine
 
 
@@ -234,6 +235,43 @@ def test_pages_fired_in_place_beyond_the_free_sends_are_queued_unleased_and_each
 
     run(scenario())
     assert webhook.count("/pat") == 3
+
+
+def test_an_outage_s_burst_of_new_incidents_is_paged_in_place_not_left_to_the_loop(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))  # default sends at once
+    dispatcher = engine.dispatcher
+    assert dispatcher is not None and dispatcher.concurrency == DEFAULT_NOTIFY_CONCURRENCY
+    targets = [f"node-{i}" for i in range(20)]  # more than the 8 sends the dispatcher used to have
+
+    async def scenario() -> None:
+        dispatcher.start()
+        await eventually(lambda: clock.sleeping > 0)
+
+        def alert_transaction() -> list[bool]:
+            with store.write() as s:
+                assert engine.loaded is not None
+                with engine.firing_in_place(s, clock.now()):
+                    alerts = [alert(target) for target in targets]
+                    ingest(s, alerts, now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
+                s.flush()
+                return [r.lease_until is not None for r in s.scalars(select(NotificationRow))]
+
+        assert await asyncio.to_thread(alert_transaction) == [True] * len(targets)
+        await eventually(lambda: sent_once(store) == [("sent", 1)] * len(targets))
+        await dispatcher.stop()
+
+    run(scenario())
+    assert webhook.count("/pat") == len(targets)
+
+
+def test_the_engine_s_dispatcher_sends_as_many_at_once_as_the_settings_say(
+    store: Store, write_plan, clock: FakeClock, registry: Registry
+) -> None:
+    settings = Settings(database_url=store.url, plan_path=write_plan(plan("json://x")), notify_concurrency=3)
+    engine = Engine(settings, store=store, registry=registry, clock=clock, notifier=AppriseNotifier())
+    assert engine.dispatcher is not None and engine.dispatcher.concurrency == 3
 
 
 def test_a_step_that_fails_in_place_is_left_pending_for_the_loop_and_the_alert_is_stored(

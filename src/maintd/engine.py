@@ -141,7 +141,14 @@ class Engine:
         )
         # None: this process queues notifications but leaves delivering them to others (tests).
         self.dispatcher = (
-            Dispatcher(store, clock, notifier, owner=self.instance, metrics=self.metrics)
+            Dispatcher(
+                store,
+                clock,
+                notifier,
+                owner=self.instance,
+                metrics=self.metrics,
+                concurrency=settings.notify_concurrency,
+            )
             if notifier is not None
             else None
         )

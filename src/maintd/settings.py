@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from maintd.plan.executor import ExecutorSettings
 
 DEFAULT_PORT = 8470
+# Sends are threads waiting on the network. An outage opens many incidents at once, and the pages
+# an alert's transaction queues beyond the free sends wait for the dispatcher's loop: with 8, the
+# slowest pages at 100 new incidents/s on PostgreSQL came 34-78 ms after the alert's 2xx, with 32
+# within 10 ms (docs/benchmarks.md, "latency").
+DEFAULT_NOTIFY_CONCURRENCY = 32
 ROLES = ("all", "api", "scheduler")  # [lease] what ``maintd serve`` runs (docs/deployment.md)
 DEFAULT_LEASE_TTL = 15.0  # [lease] seconds a silent scheduler keeps the lease (maintd.lease)
 EXECUTORS = ("local", "celery")  # [executor] where claimed runs execute (maintd.executor)
@@ -54,6 +59,7 @@ class Settings:
     ingest_rate: float = 100.0  # alert requests per second per integration (or token), sustained
     ingest_burst: int = 200  # ... and in a burst
     intake_poll: float = 0.05  # seconds between the drain's looks at an empty alert_intake journal
+    notify_concurrency: int = DEFAULT_NOTIFY_CONCURRENCY  # pages this process sends at once
     public_url: str | None = None  # how people reach this API (links in pages); None: http://host:port
     # [lease] all: API + scheduler (the default); api: HTTP only; scheduler: no API, a health port.
     role: str = "all"
@@ -74,6 +80,10 @@ class Settings:
         if not (math.isfinite(self.intake_poll) and self.intake_poll > 0):
             raise ValueError(
                 f"MAINTD_INTAKE_POLL must be a positive number of seconds, not {self.intake_poll}"
+            )
+        if self.notify_concurrency < 1:
+            raise ValueError(
+                f"MAINTD_NOTIFY_CONCURRENCY must be at least 1 (sends at once), not {self.notify_concurrency}"
             )
         if self.lease_ttl <= 0:
             raise ValueError(f"the lease timeout must be a positive number of seconds, not {self.lease_ttl}")
@@ -136,6 +146,7 @@ class Settings:
             "ingest_rate": float(os.environ.get("MAINTD_INGEST_RATE", 100.0)),
             "ingest_burst": int(os.environ.get("MAINTD_INGEST_BURST", 200)),
             "intake_poll": _seconds("MAINTD_INTAKE_POLL", 0.05),
+            "notify_concurrency": _count("MAINTD_NOTIFY_CONCURRENCY", DEFAULT_NOTIFY_CONCURRENCY),
             "public_url": os.environ.get("MAINTD_PUBLIC_URL") or None,
             "role": os.environ.get("MAINTD_ROLE") or "all",  # [lease]
             "lease_ttl": float(os.environ.get("MAINTD_LEASE_TTL") or DEFAULT_LEASE_TTL),
@@ -155,6 +166,16 @@ def _seconds(var: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{var} must be a number of seconds, not {raw!r}") from None
+
+
+def _count(var: str, default: int) -> int:
+    raw = os.environ.get(var)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{var} must be a whole number, not {raw!r}") from None
 
 
 def _executor_from_env() -> dict[str, object]:

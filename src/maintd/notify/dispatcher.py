@@ -45,6 +45,7 @@ from maintd.notify.jobs import (
 )
 from maintd.notify.policy import BACKOFF, MAX_ATTEMPTS, MAX_ATTEMPTS_LAST, RetryPolicy
 from maintd.notify.transport import Notifier, TransportError, redact
+from maintd.settings import DEFAULT_NOTIFY_CONCURRENCY
 from maintd.store.db import Store, rowcount
 from maintd.store.events import Event, append
 from maintd.store.models import NotificationRow
@@ -85,7 +86,7 @@ class Dispatcher:
         notifier: Notifier,
         *,
         owner: str,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_NOTIFY_CONCURRENCY,
         metrics: Metrics | None = None,
         lease: timedelta = LEASE,
         backoff: tuple[timedelta, ...] = BACKOFF,
