@@ -4,13 +4,20 @@ line when it is back; each attempt only at DEBUG."""
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from maintd.clock import FakeClock
+from maintd.notify.dispatcher import Dispatcher
 from maintd.notify.health import ReceiverHealth
-from maintd.notify.transport import TransportError
+from maintd.notify.transport import AppriseNotifier, TransportError
+from maintd.store.db import Store
+from maintd.store.models import NotificationAttemptRow
+from tests.notify_support import queue
 
 SMTP = "mailto://127.0.0.1:8025?from=maintd@example.test&to={}@example.test"
 HOOK = "json://127.0.0.1:8026/pages"
@@ -143,3 +150,64 @@ def test_credentials_in_a_receivers_address_are_never_logged(
     )
     assert "s3cr3tpass" not in caplog.text
     assert "notifications to mailtos://***@smtp.example.test are failing" in caplog.text
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def logged() -> Iterator[list[logging.LogRecord]]:
+    """What reaches the root logger's handlers, where ``maintd serve`` writes its log (caplog
+    also listens on loggers that do not propagate, as apprise's no longer does)."""
+    root, kept = logging.getLogger(), _Kept()
+    level = root.level
+    root.addHandler(kept)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield kept.records
+    finally:
+        root.removeHandler(kept)
+        root.setLevel(level)
+
+
+def refused(person: str = "ann") -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])  # closed on leaving: nothing listens there
+    return f"mailto://127.0.0.1:{port}?from=maintd@example.test&to={person}@example.test"
+
+
+def test_a_dispatcher_whose_smtp_server_is_down_logs_one_warning_and_records_every_attempt(
+    store: Store, clock: FakeClock, logged: list[logging.LogRecord]
+) -> None:
+    url = refused()
+    for n, person in enumerate(("ann", "bob", "carol")):
+        queue(store, clock, url.replace("to=ann", f"to={person}"), step=f"L{n}")
+    notifier = AppriseNotifier(connect_timeout=1.0, read_timeout=1.0, total_timeout=3.0)
+    dispatcher = Dispatcher(store, clock, notifier, owner="test")
+    assert dispatcher.deliver_due(clock.now()) == 3
+    assert dispatcher.deliver_due(clock.advance(timedelta(seconds=10))) == 3  # the first retry
+    [warning] = [r for r in logged if r.levelno >= logging.INFO]
+    assert warning.name == "maintd.notify.health"
+    assert warning.getMessage().startswith(
+        f"notifications to {url.split('?')[0]} are failing: Connection error"
+    )
+    with store.read() as session:
+        attempts = list(session.scalars(select(NotificationAttemptRow)))
+    assert len(attempts) == 6 and not any(a.ok for a in attempts)
+    # apprise still tells the notifier why (its own handlers see its warnings): the error is recorded
+    assert all(a.error == 'Connection error while submitting email to "127.0.0.1"' for a in attempts)
+
+
+def test_apprises_lines_reach_the_log_at_debug(logged: list[logging.LogRecord]) -> None:
+    with pytest.raises(TransportError):
+        AppriseNotifier(connect_timeout=1.0, read_timeout=1.0).send(refused(), "title", "body")
+    apprise = [(r.levelname, r.getMessage()) for r in logged if r.name == "apprise"]
+    assert ("DEBUG", 'Connection error while submitting email to "127.0.0.1"') in apprise
+    assert {level for level, _ in apprise} == {"DEBUG"}

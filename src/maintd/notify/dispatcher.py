@@ -32,6 +32,7 @@ from maintd.clock import Clock, utc
 from maintd.metrics import Metrics
 from maintd.notify import outbox
 from maintd.notify.bulkhead import DEFER, Bulkhead
+from maintd.notify.health import ReceiverHealth
 from maintd.notify.jobs import (
     ATTEMPT,
     CANDIDATES,
@@ -104,6 +105,7 @@ class Dispatcher:
         self.policy = RetryPolicy(backoff, max_attempts, max_attempts_last)
         # Half the slots by default: a receiver that hangs leaves the other half to the rest.
         self.bulkhead = Bulkhead(per_endpoint or max(1, concurrency // 2))
+        self.health = ReceiverHealth(clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -329,6 +331,7 @@ class Dispatcher:
                 return Outcome(self.clock.now(), 0.0, None, deferred=True)
             outcome = self._send(job)
             send.ended(timed_out=outcome.error is not None and outcome.error.timed_out)
+            self.health.attempted(job.url, outcome.error, notification=job.id)
             return outcome
 
     def _send(self, job: Job) -> Outcome:

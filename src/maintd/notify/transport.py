@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _PLAIN_QUERY_KEYS = frozenset(
     {"to", "from", "cc", "bcc", "name", "format", "method", "cto", "rto", "mode", "smtp", "user"}
 )
+APPRISE_LOG = "maintd.notify.apprise"  # where apprise's lines go, at DEBUG (``demote_apprise_log``)
 PARSED_URLS = 1000  # URLs an AppriseNotifier keeps parsed; the plan names a few dozen at most
 _HTTP_CODE = re.compile(r"error=(\d{3})\b")
 _SMTP_CODE = re.compile(r"\((\d{3}), b['\"]")
@@ -151,6 +152,31 @@ class _ThreadLog(logging.Handler):
             self.lines.append(record.getMessage())
 
 
+class _Demoted(logging.Handler):
+    """apprise's lines, passed on at DEBUG: every failed send is recorded (``notification_attempts``)
+    and reported by ``notify.health``, so its per-attempt warnings were noise.
+
+    apprise reads each send's result from handlers on its own logger (``_ServiceLogCapture``,
+    WARNING and up, and ``_ThreadLog`` here), so its records are still made and seen at their
+    level there; only what reaches the application's handlers is demoted.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = logging.getLogger(APPRISE_LOG)
+        if target.isEnabledFor(logging.DEBUG):
+            demoted = logging.makeLogRecord(record.__dict__)
+            demoted.levelno, demoted.levelname = min(record.levelno, logging.DEBUG), "DEBUG"
+            target.handle(demoted)
+
+
+def demote_apprise_log() -> None:
+    """Pass apprise's log lines on at DEBUG, as ``APPRISE_LOG`` (once per process)."""
+    logger = logging.getLogger("apprise")
+    if not any(isinstance(h, _Demoted) for h in logger.handlers):
+        logger.addHandler(_Demoted())
+        logger.propagate = False
+
+
 class AppriseNotifier:
     """Sends through apprise, one Apprise object per call, each bounded in time; JSON webhooks through
     ``webhook.WebhookSender`` (the same requests, on kept-alive connections).
@@ -167,6 +193,7 @@ class AppriseNotifier:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.total_timeout = total_timeout or connect_timeout + read_timeout + 5.0
+        demote_apprise_log()
         self._loaded = threading.Lock()
         # Parsed URLs (resolved: secrets included, in memory only), to build each send's service
         # from: parsing was ~0.15 ms of a ~1 ms send. A new service each time, as apprise
