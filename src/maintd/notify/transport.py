@@ -165,12 +165,14 @@ class _Demoted(logging.Handler):
         target = logging.getLogger(APPRISE_LOG)
         if target.isEnabledFor(logging.DEBUG):
             demoted = logging.makeLogRecord(record.__dict__)
-            demoted.levelno, demoted.levelname = min(record.levelno, logging.DEBUG), "DEBUG"
+            demoted.levelno = min(record.levelno, logging.DEBUG)
+            demoted.levelname = logging.getLevelName(demoted.levelno)
             target.handle(demoted)
 
 
 def demote_apprise_log() -> None:
-    """Pass apprise's log lines on at DEBUG, as ``APPRISE_LOG`` (once per process)."""
+    """Pass apprise's log lines on at DEBUG through the ``APPRISE_LOG`` logger (its level and
+    handlers decide; the lines keep apprise's name). Once per process."""
     logger = logging.getLogger("apprise")
     if not any(isinstance(h, _Demoted) for h in logger.handlers):
         logger.addHandler(_Demoted())
