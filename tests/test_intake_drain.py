@@ -28,6 +28,7 @@ from maintd.incidents.committer import AlertRequest
 from maintd.intake.backlog import BacklogCollector
 from maintd.intake.drain import Drain, Drained, Pace
 from maintd.metrics import Metrics
+from maintd.plan.incidents import Priority
 from maintd.store.db import Store
 from maintd.store.models import AlertIntakeRow, AlertRow, EventRow
 from tests.conftest import T0
@@ -169,6 +170,22 @@ def test_rows_of_every_source_become_alerts_and_incidents_and_leave_the_journal(
     with ctx.store.read() as s:
         actors = set(s.scalars(select(EventRow.actor).where(EventRow.kind == "alert.received")))
     assert actors <= {"token:rob", "integration:prom", "integration:pd"}
+
+
+def test_a_backlog_is_stamped_with_when_the_intake_took_it_not_when_it_is_drained(ctx: AppContext):
+    assert isinstance(ctx.clock, FakeClock) and ctx.engine is not None and ctx.engine.loaded is not None
+    drained_at = ctx.clock.advance(timedelta(minutes=20))  # maintd serve was down meanwhile
+    ahead = drained_at + timedelta(minutes=5)  # an intake on a host whose clock runs ahead
+    journal(ctx.store, native("db1", received_at=T0), native("db2", received_at=ahead))
+    drain_all(Drain(ctx))
+    assert [(r.starts_at, r.last_received_at) for r in alerts(ctx.store)] == [
+        (T0, T0),
+        (drained_at, drained_at),  # never later than the drain's own clock
+    ]
+    late, on_time = incidents(ctx.store)
+    deadline = ctx.engine.loaded.plan.incidents.deadlines[Priority(late.priority)]
+    assert (late.opened_at, late.ack_deadline) == (T0, T0 + deadline)  # counted from the alert's arrival
+    assert (on_time.opened_at, on_time.ack_deadline) == (drained_at, drained_at + deadline)
 
 
 def test_the_metrics_count_each_alert_as_the_synchronous_routes_do(ctx: AppContext):

@@ -245,6 +245,7 @@ def _ingest(ctx: AppContext, session: Session, requests: list[AlertRequest]) -> 
             session,
             [(r.alerts, r.actor) for r in requests],
             now=now,
+            received=[r.received_at for r in requests],
             settings=_incident_settings(ctx),
             maintenance_tasks=engine.maintenance_tasks if engine is not None else (),
         )

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ MAX_ALERTS = 2000  # per transaction: bounds how long one commit keeps the other
 class AlertRequest:
     alerts: Sequence[AlertIn]
     actor: str
+    received_at: datetime | None = None  # when taken, if before its transaction (maintd intake's journal)
 
 
 @dataclass

@@ -86,9 +86,15 @@ def ingest_requests(
     now: datetime,
     settings: IncidentSettings,
     maintenance_tasks: Collection[str] = (),
+    received: Sequence[datetime | None] = (),
 ) -> list[list[Delivery]]:
     """``ingest`` for several senders' ``(alerts, actor)`` at once, in order: one lock, one read of
     the muters and of the open alerts and incidents, one write of the events. Flushes only.
+
+    ``received``: per request, when it was taken if that was before ``now`` (``maintd intake``
+    journals a request and the drain stores it later): its alerts are stamped with that time
+    (received, started, their incident opened and its deadlines counted from it), never later
+    than ``now``. Muting is decided as of ``now``.
 
     The stages run without autoflush: ``OpenRows`` already knows what is pending, so new alerts
     and incidents are inserted once, whole, by the flush at the end (with autoflush every read
@@ -100,7 +106,12 @@ def ingest_requests(
     autoflush, session.autoflush = session.autoflush, False
     try:
         answers, events = _run(
-            session, requests, now=now, settings=settings, maintenance_tasks=maintenance_tasks
+            session,
+            requests,
+            [min(at, now) if at is not None else now for at in received] or [now] * len(requests),
+            now=now,
+            settings=settings,
+            maintenance_tasks=maintenance_tasks,
         )
     finally:
         session.autoflush = autoflush
@@ -112,6 +123,7 @@ def ingest_requests(
 def _run(
     session: Session,
     requests: Sequence[tuple[Iterable[AlertIn], str]],
+    stamps: Sequence[datetime],
     *,
     now: datetime,
     settings: IncidentSettings,
@@ -129,10 +141,10 @@ def _run(
     lookups.reserve_alert_ids(len(everything))
     answers = []
     events: list[Event] = []  # written once for the batch, in delivery order
-    for alerts, actor in batches:
+    for (alerts, actor), stamp in zip(batches, stamps, strict=True):
         done = []
         for alert in alerts:
-            delivery = Delivery(alert, now, settings, actor, muters=muters)
+            delivery = Delivery(alert, stamp, settings, actor, muters=muters)
             for stage in stages:
                 if stage is follow_up and not delivery.new and delivery.row is not None:
                     # follow_up reads what this batch changed, may write events itself and changes

@@ -268,6 +268,7 @@ def _waiting(session: Session, after: int, limit: int) -> Any:
             _journal.c.actor,
             _journal.c.integration,
             _journal.c.dedup_key,
+            _journal.c.received_at,
             _journal.c.body,
         )
         .where(_journal.c.error.is_(None), _journal.c.id > after)
@@ -280,7 +281,9 @@ def _waiting(session: Session, after: int, limit: int) -> Any:
 
 
 def _journaled(row: Any) -> Journaled:
-    return Journaled(row.id, row.source, row.actor, row.integration, row.dedup_key, bytes(row.body))
+    return Journaled(
+        row.id, row.source, row.actor, row.integration, row.dedup_key, bytes(row.body), row.received_at
+    )
 
 
 def _first_drainer(session: Session) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -33,6 +34,7 @@ class Journaled:
     integration: str | None
     dedup_key: str | None
     body: bytes
+    received_at: datetime
 
 
 def to_request(row: Journaled) -> AlertRequest:
@@ -41,7 +43,7 @@ def to_request(row: Journaled) -> AlertRequest:
     if parse is None:
         raise BadRow(f"unknown source {row.source!r}")
     try:
-        return AlertRequest(parse(row), row.actor)
+        return AlertRequest(parse(row), row.actor, row.received_at)
     except admission.Rejected as rejected:
         raise BadRow(f"{row.source} body not valid: {rejected.detail}") from None
 
