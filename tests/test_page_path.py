@@ -217,18 +217,8 @@ def test_pages_fired_in_place_beyond_the_free_sends_are_queued_unleased_and_each
         dispatcher.start()
         await eventually(lambda: clock.sleeping > 0)
 
-        def alert_transaction() -> list[object]:
-            with store.write() as s:
-                assert engine.loaded is not None
-                settings = engine.loaded.plan.incidents
-                with engine.firing_in_place(s, clock.now()):
-                    alerts = [alert(target) for target in ("api", "db", "cache")]
-                    ingest(s, alerts, now=clock.now(), settings=settings, actor="t")
-                s.flush()
-                # One send free: one page leased by its insert, the others left for the loop.
-                return sorted(r.lease_until is not None for r in s.scalars(select(NotificationRow)))
-
-        assert await asyncio.to_thread(alert_transaction) == [False, False, True]
+        leased = await asyncio.to_thread(paged_in_place, store, engine, clock, ["api", "db", "cache"])
+        assert sorted(leased) == [False, False, True]  # one send free: the others left for the loop
         await eventually(lambda: webhook.count("/pat") == 3)
         await eventually(lambda: sent_once(store) == [("sent", 1)] * 3)
         await dispatcher.stop()
@@ -249,16 +239,8 @@ def test_an_outage_s_burst_of_new_incidents_is_paged_in_place_not_left_to_the_lo
         dispatcher.start()
         await eventually(lambda: clock.sleeping > 0)
 
-        def alert_transaction() -> list[bool]:
-            with store.write() as s:
-                assert engine.loaded is not None
-                with engine.firing_in_place(s, clock.now()):
-                    alerts = [alert(target) for target in targets]
-                    ingest(s, alerts, now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
-                s.flush()
-                return [r.lease_until is not None for r in s.scalars(select(NotificationRow))]
-
-        assert await asyncio.to_thread(alert_transaction) == [True] * len(targets)
+        leased = await asyncio.to_thread(paged_in_place, store, engine, clock, targets)
+        assert leased == [True] * len(targets)
         await eventually(lambda: sent_once(store) == [("sent", 1)] * len(targets))
         await dispatcher.stop()
 
@@ -296,6 +278,18 @@ def test_a_step_that_fails_in_place_is_left_pending_for_the_loop_and_the_alert_i
     engine.tick(clock.now())  # the loop fires it: one page
     assert engine.dispatcher is not None and engine.dispatcher.deliver_due(clock.now()) == 1
     assert webhook.count("/pat") == 1 and sent_once(store) == [("sent", 1)]
+
+
+def paged_in_place(store: Store, engine: Engine, clock: FakeClock, targets: list[str]) -> list[bool]:
+    """An alert transaction opening an incident per target, their first steps fired in it: whether
+    each page it queued was leased by its insert (sent at the commit) or left for the loop."""
+    assert engine.loaded is not None
+    with store.write() as s:
+        with engine.firing_in_place(s, clock.now()):
+            alerts = [alert(target) for target in targets]
+            ingest(s, alerts, now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
+        s.flush()
+        return [r.lease_until is not None for r in s.scalars(select(NotificationRow))]
 
 
 def alert(target: str) -> AlertIn:

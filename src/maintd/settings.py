@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from maintd.plan.executor import ExecutorSettings
@@ -159,23 +160,24 @@ class Settings:
 
 
 def _seconds(var: str, default: float) -> float:
-    raw = os.environ.get(var)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{var} must be a number of seconds, not {raw!r}") from None
+    return _number(var, default, float, "a number of seconds")
 
 
 def _count(var: str, default: int) -> int:
+    return _number(var, default, int, "a whole number")
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(var: str, default: N, parse: Callable[[str], N], what: str) -> N:
     raw = os.environ.get(var)
     if not raw:
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ValueError(f"{var} must be a whole number, not {raw!r}") from None
+        raise ValueError(f"{var} must be {what}, not {raw!r}") from None
 
 
 def _executor_from_env() -> dict[str, object]:
