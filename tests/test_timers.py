@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from maintd import timers
@@ -136,6 +136,33 @@ def test_timers_claimed_in_place_are_inserted_fired_only_when_due_and_of_the_kin
     with store.write() as s:  # claimed in place: no later firing takes it again
         fired = timers.fire_due(s, T0, owner="b", handlers={"probe": Recorder(), "handoff": Recorder()})
     assert sorted(f.step for f in fired) == ["after", "other"]
+
+
+def test_a_policy_s_steps_are_added_by_one_insert_those_present_kept_those_due_claimed_in_place(
+    store: Store,
+):
+    add(store, "c0.l2", T0 + timedelta(minutes=15), kind="escalate")  # there already: kept as it is
+    steps = [
+        timers.NewTimer("escalate", "thing:1", f"c0.l{n}", T0 + timedelta(minutes=15 * (n - 1)), {})
+        for n in (1, 2, 3)
+    ]
+    inserts: list[str] = []
+    with store.write() as s:
+
+        @event.listens_for(s.connection(), "before_cursor_execute")
+        def _seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if statement.startswith("INSERT INTO timers"):
+                inserts.append(statement)
+
+        with timers.claiming_in_place(s, owner="a", kinds=["escalate"], now=T0) as claimed:
+            assert timers.schedule_all(s, steps, now=T0) == [True, False, True]
+        assert [(t.step, t.fired_by) for t in claimed] == [("c0.l1", "a")]  # due now: fired in place
+    assert len(inserts) == 1
+    assert [(row(store, f"c0.l{n}").fired_by, row(store, f"c0.l{n}").due_at) for n in (1, 2, 3)] == [
+        ("a", T0),
+        (None, T0 + timedelta(minutes=15)),
+        (None, T0 + timedelta(minutes=30)),
+    ]
 
 
 def test_a_timer_claimed_in_place_and_put_back_is_pending_and_fires_once_later(store: Store):

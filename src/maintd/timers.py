@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,10 +105,12 @@ _DUE_C = {
 
 
 def _insert(session: Session) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a timer, for the session's dialect."""
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the id and key of each timer added, for the
+    session's dialect."""
     name = session.get_bind().dialect.name
     if name not in _INSERTS:
-        _INSERTS[name] = dialect_insert(session)(_TABLE).on_conflict_do_nothing().returning(_C.id)
+        insert = dialect_insert(session)(_TABLE).on_conflict_do_nothing()
+        _INSERTS[name] = insert.returning(_C.id, _C.kind, _C.subject, _C.step)
     return _INSERTS[name]
 
 
@@ -148,6 +150,15 @@ def unclaim(session: Session, rows: list[TimerRow]) -> None:
     session.connection().execute(_UNCLAIM, {"ids": [t.id for t in rows]})
 
 
+@dataclass(frozen=True)
+class NewTimer:
+    kind: str
+    subject: str
+    step: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
 def schedule(
     session: Session,
     *,
@@ -159,19 +170,39 @@ def schedule(
     now: datetime,
 ) -> bool:
     """Add a timer unless one with that key exists (fired, cancelled or pending); True when added."""
-    values = {"kind": kind, "subject": subject, "step": step, "due_at": due_at, "payload": payload}
-    values["created_at"] = now
+    (added,) = schedule_all(session, [NewTimer(kind, subject, step, due_at, payload)], now=now)
+    return added
+
+
+def schedule_all(session: Session, timers: Sequence[NewTimer], *, now: datetime) -> list[bool]:
+    """``schedule`` for each of ``timers`` in one INSERT (an escalation policy's steps: one
+    statement, not one a step); for each, whether it was added."""
     in_place: InPlace | None = session.info.get(_IN_PLACE)
-    if in_place is not None and (due_at > in_place.now or kind not in in_place.kinds):
-        in_place = None
-    if in_place is not None:
-        values.update(fired_at=in_place.now, fired_by=in_place.owner)
+    rows = []
+    for timer in timers:
+        values = {
+            "kind": timer.kind,
+            "subject": timer.subject,
+            "step": timer.step,
+            "due_at": timer.due_at,
+            "payload": timer.payload,
+            "created_at": now,
+            "fired_at": None,
+            "fired_by": None,
+        }
+        if in_place is not None and timer.due_at <= in_place.now and timer.kind in in_place.kinds:
+            values.update(fired_at=in_place.now, fired_by=in_place.owner)
+        rows.append(values)
+    if not rows:
+        return []
     # RETURNING, not rowcount: with it (which SQLAlchemy adds for the key anyway) psycopg reports -1.
     # No pending ORM object is flushed first (a timer refers to nothing by key).
-    found = session.connection().execute(_insert(session), values).scalar()
-    if found is not None and in_place is not None:
-        in_place.rows.append(TimerRow(id=found, cancelled_at=None, **values))
-    return found is not None
+    added = {(r.kind, r.subject, r.step): r.id for r in session.connection().execute(_insert(session), rows)}
+    for values in rows:
+        found = added.get((values["kind"], values["subject"], values["step"]))
+        if found is not None and in_place is not None and values["fired_by"] is not None:
+            in_place.rows.append(TimerRow(id=found, cancelled_at=None, **values))
+    return [(v["kind"], v["subject"], v["step"]) in added for v in rows]
 
 
 def next_due_at(session: Session, *, kinds: list[str] | None = None) -> datetime | None:

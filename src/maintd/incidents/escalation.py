@@ -31,9 +31,9 @@ from maintd.plan.incidents import IncidentSettings
 from maintd.plan.notify import NotifyRule
 from maintd.store.events import SYSTEM, Event, append
 from maintd.store.models import AlertRow, IncidentRow, NotificationRow, PlanVersionRow, TimerRow
-from maintd.timers import Handler, of_subject, pending
+from maintd.timers import Handler, NewTimer, of_subject, pending
 from maintd.timers import cancel as cancel_timers
-from maintd.timers import schedule as schedule_timer
+from maintd.timers import schedule_all as schedule_timers
 
 KIND = "escalate"
 TRIGGERED, RESOLVED = "triggered", "resolved"
@@ -115,14 +115,18 @@ def start(
 ) -> None:
     """Schedule every step of ``policy`` from ``begin`` (flushes only)."""
     subject = f"incident:{incident.id}"
-    steps = []
-    for cycle, level, offset in policy.steps():
-        step = step_key(round_, cycle, level)
-        where = {"incident": incident.id, "round": round_, "cycle": cycle, "level": level}
-        schedule_timer(
-            session, kind=KIND, subject=subject, step=step, due_at=begin + offset, payload=where, now=now
+    timers = [
+        NewTimer(
+            KIND,
+            subject,
+            step_key(round_, cycle, level),
+            begin + offset,
+            {"incident": incident.id, "round": round_, "cycle": cycle, "level": level},
         )
-        steps.append(step)
+        for cycle, level, offset in policy.steps()
+    ]
+    schedule_timers(session, timers, now=now)
+    steps = [t.step for t in timers]
     payload = {"policy": policy.name, "round": round_, "first_page": begin.isoformat(), "steps": steps}
     events.append(_event("escalation.started", incident, now, payload))
 
