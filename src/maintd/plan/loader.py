@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from maintd.plan.base import shared
 from maintd.plan.escalation import EscalationPolicy
 from maintd.plan.fields import describe_error
 from maintd.plan.models import Plan, Target, Task
@@ -297,7 +298,7 @@ def _kind_configs(
                 loc = ("tasks", i, "params", *err["loc"])
                 problems.append(locate.problem(loc, describe_error(kind.config, err)))
             continue
-        configs[str(task.get("name"))] = config
+        configs[str(task.get("name"))] = config = shared(config)  # tasks with equal params: one config
         for key, ref in _secret_refs(config):
             if (why := ref.problem()) is not None:
                 problems.append(locate.problem(("tasks", i, "params", *key), why))
@@ -380,7 +381,9 @@ def plan_from_document(
 ) -> LoadedPlan:
     """A plan stored by an earlier load (the database copy), validated again."""
     plan = Plan.model_validate(document)
-    configs = {task.name: registry.get(task.kind).config.model_validate(task.params) for task in plan.tasks}
+    configs = {
+        task.name: shared(registry.get(task.kind).config.model_validate(task.params)) for task in plan.tasks
+    }
     return LoadedPlan(plan, configs, _digest(plan), [source])
 
 
