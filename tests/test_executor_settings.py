@@ -8,11 +8,13 @@ where to set one. (tests/test_executor_faults.py: a worker taking the broker fro
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from maintd.engine import EXECUTOR_CHANGED
 from maintd.plan.models import RunnerSettings
 from maintd.settings import Settings
 from maintd.store.db import Store
@@ -130,3 +132,18 @@ def test_celery_from_the_plan_is_refused_on_sqlite(sqlite_world: Harness) -> Non
     server = sqlite_world.serve()
     assert server.wait_exit(60) == 2
     assert "executor celery needs PostgreSQL" in server.stderr()
+
+
+def test_a_reload_that_changes_the_executor_says_it_waits_for_the_next_start(
+    sqlite_store: Store, write_plan, make_engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(sqlite_store, write_plan("targets: []\ntasks: []\n"))
+    assert engine.reload().ok and engine.last_reload.warnings == []
+    celery = "runner:\n  executor: {kind: celery, broker_url: 'redis://127.0.0.1:6379/0'}\n"
+    write_plan("targets: []\ntasks: []\n" + celery)
+    with caplog.at_level(logging.WARNING, logger="maintd.engine"):
+        result = engine.reload()
+    assert result.ok and result.warnings == [EXECUTOR_CHANGED]
+    assert EXECUTOR_CHANGED in caplog.text
+    write_plan("targets: []\ntasks: [] # the same section again\n" + celery)
+    assert engine.reload().warnings == []  # said once, for the change

@@ -53,6 +53,11 @@ from maintd.store.models import HeartbeatRow
 
 log = logging.getLogger(__name__)
 
+EXECUTOR_CHANGED = (
+    "runner.executor changed: it takes effect when maintd serve and maintd worker next start "
+    "(docs/plan.md#runnerexecutor); until then runs execute as before"
+)
+
 IDLE_WAKE = timedelta(seconds=2)  # re-check the store at least this often (another process may add work)
 HEARTBEAT_EVERY = timedelta(seconds=5)
 # Pokes closer than this to the last tick's start share the next tick: at 100 alerts/s a tick per
@@ -205,7 +210,7 @@ class Engine:
         now = self.clock.now()
         with self.store.write() as session:
             result, changed = record_activation(session, loaded, now, actor=actor, source=source)
-        self.loaded = loaded
+        previous, self.loaded = self.loaded, loaded
         self.maintenance_tasks = frozenset(t.name for t in loaded.plan.tasks if t.mute_alerts)
         release_memory()
         self.runner.set_concurrency(loaded.plan.runner.concurrency)
@@ -214,6 +219,10 @@ class Engine:
         self.metrics.schedules.set(result.added + result.rescheduled + result.unchanged)
         self.wake()
         warnings = [str(w) for w in loaded.warnings]
+        if previous is not None and previous.plan.runner.executor != loaded.plan.runner.executor:
+            # Where runs execute is settled when processes start: the running ones keep theirs.
+            warnings.append(EXECUTOR_CHANGED)
+            log.warning("plan %s: %s", source, EXECUTOR_CHANGED)
         self.last_reload = ReloadResult(True, loaded.digest, warnings=warnings, changed=changed)
         return self.last_reload
 
