@@ -11,17 +11,22 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select
 
 from maintd.plan.base import EMPTY, StrictModel, shared
 from maintd.plan.loader import load_plan, plan_from_document
 from maintd.plan.models import Plan, Task
 from maintd.plan.schedule import Schedule
 from maintd.registry import Registry
+from maintd.scheduler.sync import spec_digest, sync_schedules
+from maintd.store.db import Store
+from maintd.store.models import ScheduleRow
 
 _PLAN = """\
 targets:
@@ -180,3 +185,20 @@ def test_a_target_name_given_twice_selects_both_in_plan_order() -> None:
     targets = [{"name": "web", "kind": "service"}, {"name": "db", "kind": "database"}]
     plan = Plan.model_validate({"targets": [*targets, {"name": "web", "kind": "host"}]})
     assert [(t.name, t.kind) for t in plan.targets_of(_task("a"))] == [("web", "service"), ("web", "host")]
+
+
+def test_tasks_on_one_shared_schedule_get_the_same_rows_as_on_equal_ones(
+    plan_file: Path, registry: Registry, sqlite_store: Store
+) -> None:
+    loaded = load_plan(plan_file, registry)
+    schedules = [task.schedule for task in loaded.plan.tasks]
+    assert schedules[0] is schedules[1] and schedules[2] is not schedules[0]  # misfire given
+    now = datetime(2026, 11, 27, 1, 2, tzinfo=UTC)
+    with sqlite_store.write() as session:
+        sync_schedules(session, loaded, now)
+    with sqlite_store.read() as session:
+        rows = {r.task: r for r in session.scalars(select(ScheduleRow))}
+    assert {task: (row.spec, row.due_at) for task, row in rows.items()} == {
+        task.name: (spec_digest(task), datetime(2026, 11, 27, 1, 5, tzinfo=UTC)) for task in loaded.plan.tasks
+    }
+    assert len(rows) == 3

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
-from maintd.plan.schedule import Due
+from maintd.plan.schedule import Due, Timing
 from maintd.store.models import ScheduleRow
 
 
@@ -56,23 +56,27 @@ def sync_schedules(session: Session, loaded: LoadedPlan, now: datetime) -> SyncR
             )
         )
     }
-    digests = {task.name: spec_digest(task) for task in loaded.plan.tasks}
-    timings = {task.name: task.schedule.timing() for task in loaded.plan.tasks}
-    first_due: dict[str, Due] = {}  # one per task, not per row: a task's targets share it (cron is slow)
+    # Per schedule object, not per task: tasks on equal schedules share one (plan.base.shared), and
+    # a task's targets share its first due time (cron is slow): one digest, one croniter call.
+    specs: dict[int, tuple[str, Timing]] = {}
+    first_due: dict[int, Due] = {}
     inserts, updates = [], []
     unchanged = 0
     for key, task in wanted.items():
         row = existing.get(key)
-        spec = digests[task.name]
+        which = id(task.schedule)  # the plan, so every schedule, outlives this call
+        if which not in specs:
+            specs[which] = (spec_digest(task), task.schedule.timing())
+        spec, timing = specs[which]
         if row is not None and row.spec == spec and (row.active or row.next_regular > now):
             if not row.active:
                 updates.append({"id": row.id, "active": True})
             else:
                 unchanged += 1
             continue
-        due = first_due.get(task.name)
+        due = first_due.get(which)
         if due is None:
-            due = first_due[task.name] = timings[task.name].first_due(now)
+            due = first_due[which] = timing.first_due(now)
         values = {
             "spec": spec,
             "active": True,
