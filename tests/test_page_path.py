@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from maintd.alerts.model import AlertIn, Severity
 from maintd.api.app import create_app
@@ -246,6 +246,26 @@ def test_an_outage_s_burst_of_new_incidents_is_paged_in_place_not_left_to_the_lo
 
     run(scenario())
     assert webhook.count("/pat") == len(targets)
+
+
+def test_an_alert_transaction_reads_the_active_policies_once_for_all_the_incidents_it_opens(
+    store: Store, write_plan, clock: FakeClock, registry: Registry, webhook: Webhook
+) -> None:
+    engine = engine_for(store, write_plan, clock, registry, webhook.url("/pat"))
+    assert engine.loaded is not None
+    reads: list[str] = []
+    with store.write() as s:
+
+        @event.listens_for(s.connection(), "before_cursor_execute")
+        def _seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if "FROM plan_versions ORDER BY" in statement:
+                reads.append(statement)
+
+        with engine.firing_in_place(s, clock.now()):
+            alerts = [alert(target) for target in ("api", "db", "cache")]
+            done = ingest(s, alerts, now=clock.now(), settings=engine.loaded.plan.incidents, actor="t")
+    assert [d.escalation_policy for d in done] == ["ops"] * 3  # three incidents, each on the policy
+    assert len(reads) == 1
 
 
 def test_the_engine_s_dispatcher_sends_as_many_at_once_as_the_settings_say(

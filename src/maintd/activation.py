@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from maintd import views
+from maintd.incidents.escalation import POLICIES_READ
 from maintd.lifecycle import coverage as lifecycle_coverage
 from maintd.lifecycle import reminders as lifecycle_reminders
 from maintd.lifecycle.records import Catalog
@@ -45,6 +46,7 @@ def record_activation(
         session.add(
             PlanVersionRow(loaded_at=now, digest=loaded.digest, source=source, document=loaded.document)
         )
+        session.info.pop(POLICIES_READ, None)  # a new plan: its policies from here on
         session.flush()
     result = sync_schedules(session, loaded, now)
     handoff_delivery.schedule_next_handoffs(session, schedules=loaded.plan.schedules, now=now)

@@ -56,13 +56,19 @@ _POLICIES_OF = select(PlanVersionRow.document["escalation_policies"]).where(
 # The newest plan's policies per database (engine), with the (id, digest) they were read for:
 # reading and validating them for every new incident was ~0.2 ms of the alert's transaction.
 # The digest tells a plan id SQLite gave again after a rollback from the one remembered.
+POLICIES_READ = "maintd.escalation.policies"  # session.info: this transaction's, once read
 _POLICIES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, str], dict[str, EscalationPolicy]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def active_policies(session: Session) -> dict[str, EscalationPolicy]:
-    """The escalation policies of the active (newest stored) plan, by name."""
+    """The escalation policies of the active (newest stored) plan, by name; read once per
+    transaction (an alert transaction opening many incidents asked for each)."""
+    transaction = session.get_transaction()
+    read = session.info.get(POLICIES_READ)
+    if read is not None and read[0] is transaction:
+        return dict(read[1])
     connection = session.connection()
     newest = connection.execute(_NEWEST_PLAN).first()
     if newest is None:
@@ -70,11 +76,13 @@ def active_policies(session: Session) -> dict[str, EscalationPolicy]:
     key, engine = (int(newest.id), str(newest.digest)), connection.engine
     remembered = _POLICIES.get(engine)
     if remembered is not None and remembered[0] == key:
-        return dict(remembered[1])
-    # Only the policies: the stored plan can be megabytes (every target and task).
-    found = connection.execute(_POLICIES_OF, {"id_": key[0]}).scalar()
-    policies = {p.name: p for p in (EscalationPolicy.model_validate(p) for p in found or [])}
-    _POLICIES[engine] = (key, policies)
+        policies = remembered[1]
+    else:
+        # Only the policies: the stored plan can be megabytes (every target and task).
+        found = connection.execute(_POLICIES_OF, {"id_": key[0]}).scalar()
+        policies = {p.name: p for p in (EscalationPolicy.model_validate(p) for p in found or [])}
+        _POLICIES[engine] = (key, policies)
+    session.info[POLICIES_READ] = (transaction, policies)
     return dict(policies)
 
 
