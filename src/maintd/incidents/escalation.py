@@ -53,10 +53,10 @@ _NEWEST_PLAN = select(PlanVersionRow.id, PlanVersionRow.digest).order_by(PlanVer
 _POLICIES_OF = select(PlanVersionRow.document["escalation_policies"]).where(
     PlanVersionRow.id == bindparam("id_")
 )
+POLICIES_READ = "maintd.escalation.policies"  # session.info: this transaction's, once read
 # The newest plan's policies per database (engine), with the (id, digest) they were read for:
 # reading and validating them for every new incident was ~0.2 ms of the alert's transaction.
 # The digest tells a plan id SQLite gave again after a rollback from the one remembered.
-POLICIES_READ = "maintd.escalation.policies"  # session.info: this transaction's, once read
 _POLICIES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, str], dict[str, EscalationPolicy]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -65,11 +65,11 @@ _POLICIES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, str], dict[str, Escal
 def active_policies(session: Session) -> dict[str, EscalationPolicy]:
     """The escalation policies of the active (newest stored) plan, by name; read once per
     transaction (an alert transaction opening many incidents asked for each)."""
+    connection = session.connection()  # begins the transaction, if none has begun
     transaction = session.get_transaction()
     read = session.info.get(POLICIES_READ)
     if read is not None and read[0] is transaction:
         return dict(read[1])
-    connection = session.connection()
     newest = connection.execute(_NEWEST_PLAN).first()
     if newest is None:
         return {}
