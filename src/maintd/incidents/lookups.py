@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, insert, inspect, select, text
+from sqlalchemy import String, Table, any_, bindparam, func, insert, inspect, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.sql.elements import BindParameter
 
@@ -39,6 +40,7 @@ class OpenRows:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._dialect = session.get_bind().dialect.name
         self._alerts: dict[str, AlertRow | None] = {}  # identity → its open alert; None: none open
         self._incidents: dict[str, IncidentRow] = {}  # group key → its newest open incident
         self._no_incident: set[str] = set()  # group keys known to have none open
@@ -54,7 +56,7 @@ class OpenRows:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             self._alerts.update(dict.fromkeys(chunk))
-            for row in self._session.scalars(_OPEN_ALERTS, {"keys": chunk}):
+            for row in self._session.scalars(_OPEN_ALERTS[self._dialect], {"keys": chunk}):
                 self._alerts[row.dedup_key] = row  # ascending ids: the newest wins
 
     def alert(self, identity: str) -> AlertRow | None:
@@ -79,7 +81,7 @@ class OpenRows:
         missing = count - len(self._ids)
         if missing <= 0:
             return
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             self._ids += self._session.scalars(_NEXTVAL, {"n": missing}).all()
             return
         last = self._ids[-1] if self._ids else None
@@ -95,7 +97,7 @@ class OpenRows:
 
     def new_incident_id(self) -> int:
         """An id for a new incident, so that it needs no flush to get one (see ``reserve_alert_ids``)."""
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             return int(self._session.scalars(_NEXTVAL_INCIDENT).one())
         if self._last_incident_id is None:
             self._last_incident_id = self._session.scalar(_MAX_INCIDENT_ID) or 0
@@ -136,7 +138,8 @@ class OpenRows:
         """Read the newest open incident of each of these group keys at once."""
         wanted = sorted({k for k in keys if k not in self._incidents and k not in self._no_incident})
         for start in range(0, len(wanted), _CHUNK):
-            for row in self._session.scalars(_OPEN_INCIDENTS, {"keys": wanted[start : start + _CHUNK]}):
+            chunk = wanted[start : start + _CHUNK]
+            for row in self._session.scalars(_OPEN_INCIDENTS[self._dialect], {"keys": chunk}):
                 self._incidents[row.group_key] = row  # ascending ids: the newest wins
         self._no_incident.update(k for k in wanted if k not in self._incidents)
 
@@ -169,20 +172,33 @@ class OpenRows:
 _KEY = "maintd.open_rows"
 # Built once, values bound per call: building a statement and its cache key cost more than
 # running it (the group committer's every transaction reads the open alerts and incidents).
+# The keys: on PostgreSQL one array (``= ANY``), so that the statement's text is the same for
+# any number of keys and psycopg parses and prepares it once; an IN list is new text for each
+# length, parsed anew (with SQLAlchemy's expansion, ~7 % of the drain's CPU at 500 keys). On
+# SQLite, an IN list. By dialect name.
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_KEYS_ARRAY: BindParameter[Any] = bindparam("keys", type_=ARRAY(String))
 _FIRING = AlertRow.status == AlertStatus.firing.value
-_OPEN_ALERTS = select(AlertRow).where(AlertRow.dedup_key.in_(_KEYS), _FIRING).order_by(AlertRow.id)
+
+
+def _among(column: Any) -> dict[str, Any]:
+    return {"sqlite": column.in_(_KEYS), "postgresql": column == any_(_KEYS_ARRAY)}
+
+
+_OPEN_ALERTS = {
+    dialect: select(AlertRow).where(among, _FIRING).order_by(AlertRow.id)
+    for dialect, among in _among(AlertRow.dedup_key).items()
+}
 _OPEN_ALERT = (
     select(AlertRow)
     .where(AlertRow.dedup_key == bindparam("key"), _FIRING)
     .order_by(AlertRow.id.desc())
     .limit(1)
 )
-_OPEN_INCIDENTS = (
-    select(IncidentRow)
-    .where(IncidentRow.group_key.in_(_KEYS), IncidentRow.state.in_(_OPEN_STATES))
-    .order_by(IncidentRow.id)
-)
+_OPEN_INCIDENTS = {
+    dialect: select(IncidentRow).where(among, IncidentRow.state.in_(_OPEN_STATES)).order_by(IncidentRow.id)
+    for dialect, among in _among(IncidentRow.group_key).items()
+}
 _OPEN_INCIDENT = (
     select(IncidentRow)
     .where(IncidentRow.group_key == bindparam("key"), IncidentRow.state.in_(_OPEN_STATES))

@@ -32,7 +32,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from maintd.api.deps import AppContext, poke
@@ -230,7 +231,7 @@ class Drain:
                 done.outcomes += [
                     (a.source, v["outcome"]) for a, v in zip(request.alerts, answer, strict=True)
                 ]
-            session.execute(delete(_journal).where(_journal.c.id.in_(ids)))
+            session.execute(_DELETE[session.get_bind().dialect.name], {"ids": ids})
         done.rows = len(ids)
         return done
 
@@ -254,6 +255,12 @@ class Drain:
             return Drained(failed={row_id: error})
 
 
+# The drained rows' ids: an IN list on SQLite; one array on PostgreSQL, so that the statement's
+# text is the same for any number of ids (psycopg parses and prepares it once).
+_DELETE = {
+    "sqlite": delete(_journal).where(_journal.c.id.in_(bindparam("ids", expanding=True))),
+    "postgresql": delete(_journal).where(_journal.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))),
+}
 _OLDEST = select(_journal.c.id).where(_journal.c.error.is_(None)).order_by(_journal.c.id).limit(1)
 _LOOK = select(_OLDEST.scalar_subquery(), text("NULL"))
 _LOOK_SQLITE = select(_OLDEST.scalar_subquery(), select(func.max(_journal.c.id)).scalar_subquery())
