@@ -17,6 +17,8 @@ of each phase, as one JSON line:
   benchmark), so per-batch costs weigh more here than there.
 ``client``: the same N GETs through the ``http`` kind's own client with no engine: the floor
   under ``loop --kind http``.
+``drain``: ``maintd intake``'s journal holding N alerts in native bodies of ``--batch`` made
+  into alerts and incidents by ``Drain.drain_once`` (as ``bench.drainmicro``), per alert.
 
 ``--stores sqlite,postgresql`` picks the stores; ``--keep DIR`` keeps the callgrind files
 (for ``callgrind_annotate``). Needs valgrind; ``--kind http`` and ``client`` need nginx.
@@ -36,7 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-PHASES = ("claim", "record", "loop")
+PHASES = ("claim", "record", "loop", "drain")
 
 
 def _control(*args: str) -> None:
@@ -182,10 +184,29 @@ async def client_alone(n: int, concurrency: int, target: str, region: Region) ->
     await resources.aclose()
 
 
+def drain(url: str, n: int, batch: int, region: Region) -> None:
+    from bench.common import open_store
+    from bench.drainmicro import drain_all, prepared
+
+    store = open_store(url)
+    try:
+        drainer = prepared(store, "native", n, batch)
+        region.start()
+        drained = drain_all(drainer)
+        region.phase("drain")
+        region.stop()
+        if drained != n:
+            raise SystemExit(f"{drained} alerts drained, not {n}")
+    finally:
+        store.dispose()
+
+
 def child(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
     region = Region(enabled=True)
-    if args.region == "claim-record":
+    if args.region == "drain":
+        drain(args.db_url, args.n, args.batch, region)
+    elif args.region == "claim-record":
         claim_record(args.db_url, args.n, args.batch, region)
     elif args.region == "client":
         asyncio.run(client_alone(args.n, args.concurrency, args.target, region))
@@ -226,11 +247,15 @@ def measure(region: str, store_kind: str, opts: argparse.Namespace, keep: Path |
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.instr")
-    parser.add_argument("region", choices=("claim-record", "loop", "client"))
+    parser.add_argument("region", choices=("claim-record", "loop", "client", "drain"))
     parser.add_argument("--db-url", default="")
     parser.add_argument("--stores", default="sqlite")
     parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=250, help="runs per recorded batch (claim-record)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="runs per recorded batch (claim-record, default 250); alerts per body (drain, 1)",
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--kind", choices=("noop", "http"), default="noop")
     parser.add_argument("--target", default="", help="the URL (loop --kind http; default: the bench's nginx)")
@@ -243,6 +268,8 @@ def main(argv: list[str]) -> None:
         child(argv[1:])
         return
     opts = _parser().parse_args(argv)
+    if opts.batch is None:
+        opts.batch = 1 if opts.region == "drain" else 250
     for store_kind in opts.stores.split(","):
         if (opts.region == "client" or opts.kind == "http") and not opts.target:
             from bench import services
