@@ -1,20 +1,22 @@
-"""scheduler.bulk: rows written by the executemany helpers read back as written, on both stores.
+"""store.bulk: rows written by the helpers read back as written, on both stores.
 
 On SQLite the helpers convert values themselves (each column type's bind processor,
-a repeated value once); these tests hold that path to what Core writes.
+a repeated value once); on PostgreSQL many rows go in as one INSERT from unnest of
+binary arrays. These tests hold both paths to what Core writes.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.exc import IntegrityError
 
-from maintd.scheduler.bulk import insert_rows, select_by_ids, update_by_id
+from maintd.store.bulk import insert_rows, select_by_ids, update_by_id
 from maintd.store.db import Store
-from maintd.store.models import RunRow
+from maintd.store.models import AlertRow, EventRow, RunRow
 
 RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 T = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -128,3 +130,91 @@ def test_rows_selected_by_id_come_back_converted_in_chunks_and_only_those_asked_
     assert all(type(r) is tuple for r in got)
     assert by_id["r0002"] == ("r0002", T + timedelta(seconds=2), None, False)
     assert by_id["r0007"][2] == T and by_id["r0007"][2].tzinfo is UTC
+
+
+# -- the pipeline's tables: alerts and events, in one unnest statement on PostgreSQL ------------
+
+AT = datetime(2026, 11, 29, 4, 0, 0, 123456, tzinfo=UTC)
+EVENTS = cast(Table, EventRow.__table__)
+ALERTS = cast(Table, AlertRow.__table__)
+
+
+def events(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": AT + timedelta(seconds=n - i),  # newest first: the ids must follow the list, not the times
+            "kind": f"bulk.test{i % 3}",
+            "subject": f'task:"quoted", {{braced}} {i}',
+            "actor": "system",
+            "payload": {"i": i, "nested": {"list": [i, None, "x"]}, "text": 'a,b}{\\"'},
+        }
+        for i in range(n)
+    ]
+
+
+def stored_events(store: Store) -> list[dict[str, Any]]:
+    with store.read() as session:
+        found = session.scalars(
+            select(EventRow).where(EventRow.kind.startswith("bulk.")).order_by(EventRow.id)
+        )
+        return [
+            {"at": r.at, "kind": r.kind, "subject": r.subject, "actor": r.actor, "payload": r.payload}
+            for r in found
+        ]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 700])
+def test_rows_are_stored_as_given_in_their_order(store: Store, n: int):
+    given = events(n)
+    with store.write() as session:
+        insert_rows(session, EVENTS, given)
+    assert stored_events(store) == given
+
+
+def test_columns_all_null_and_explicit_ids_are_stored(store: Store):
+    rows = [
+        {
+            "id": 9000 + i,
+            "fingerprint": f"{i:016x}",
+            "dedup_key": f"{i:016x}",
+            "source": "native",
+            "integration": None,  # NULL in every row: an array of nothing but NULLs
+            "status": "firing",
+            "severity": "warning",
+            "priority": "P3",
+            "summary": "",
+            "labels": {"alertname": "Bulk", "i": str(i)},
+            "annotations": {},
+            "starts_at": AT,
+            "ends_at": None,
+            "last_received_at": AT + timedelta(microseconds=i),
+            "received": 1,
+            "acknowledged_at": None,
+            "muted_by": None,
+            "incident_id": None,
+        }
+        for i in range(3)
+    ]
+    with store.write() as session:
+        insert_rows(session, ALERTS, rows)
+    with store.read() as session:
+        found = session.scalars(select(AlertRow).order_by(AlertRow.id)).all()
+    assert [{c: getattr(r, c) for c in rows[0]} for r in found] == rows
+
+
+def test_one_statement_on_postgresql_for_any_number_of_rows(pg_store: Store):
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        statements.append(statement)
+
+    event.listen(pg_store.engine, "before_cursor_execute", seen)
+    try:
+        for n in (2, 50):
+            with pg_store.write() as session:
+                insert_rows(session, EVENTS, events(n))
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", seen)
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 2 and inserts[0] == inserts[1] and "unnest(" in inserts[0]
+    assert len(stored_events(pg_store)) == 52

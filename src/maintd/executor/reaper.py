@@ -45,9 +45,9 @@ from maintd.lease import Gate, LeaseLost
 from maintd.metrics import Metrics
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
-from maintd.scheduler.bulk import update_by_id
 from maintd.scheduler.orders import Trigger
 from maintd.settings import DEFAULT_QUEUE
+from maintd.store.bulk import update_by_id
 from maintd.store.db import Store, dialect_insert
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import HeartbeatRow, RunRow, ScheduleRow

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import String, Table, any_, bindparam, func, insert, inspect, select, text
+from sqlalchemy import String, Table, any_, bindparam, func, inspect, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, configure_mappers, make_transient_to_detached
 from sqlalchemy.sql.elements import BindParameter
 
 from maintd.alerts.model import AlertStatus
 from maintd.incidents.states import OPEN, State
+from maintd.store.bulk import insert_rows
 from maintd.store.models import AlertRow, IncidentRow
 
 R = TypeVar("R", bound=DeclarativeBase)
@@ -129,7 +130,7 @@ class OpenRows:
             for column in _ALERT_COLUMNS:  # inserted NULL: say so in the row, or it reads as expired
                 row.__dict__.setdefault(column, None)
             values.append({c: row.__dict__[c] for c in _ALERT_COLUMNS})
-        self._session.connection().execute(_INSERT_ALERTS, values)  # Core: the ORM's execute added ~0.1 ms
+        insert_rows(self._session, _ALERTS, values)  # Core: the ORM's execute added ~0.1 ms
         for row in rows:
             make_transient_to_detached(row)  # as if loaded: later changes are tracked as UPDATEs
         self._session.add_all(rows)
@@ -207,7 +208,7 @@ _OPEN_INCIDENT = (
 )
 _MAX_ALERT_ID = select(func.max(AlertRow.id))
 _MAX_INCIDENT_ID = select(func.max(IncidentRow.id))
-_INSERT_ALERTS = insert(cast(Table, AlertRow.__table__))
+_ALERTS = cast(Table, AlertRow.__table__)
 _ALERT_COLUMNS = tuple(c.key for c in AlertRow.__table__.columns)
 
 

@@ -14,9 +14,9 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from maintd.checks.base import MEMO_LIMIT, CheckResult, RunSample, Status
-from maintd.scheduler.bulk import insert_rows, select_by_ids, update_by_id
 from maintd.scheduler.orders import RunOrder, Trigger
 from maintd.store import events as event_log
+from maintd.store.bulk import insert_rows, select_by_ids, update_by_id
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import EventRow, RunRow, ScheduleRow
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from maintd.plan.loader import LoadedPlan
 from maintd.plan.models import Task
 from maintd.plan.schedule import Misfire, Timing
-from maintd.scheduler.bulk import insert_rows, update_by_id
 from maintd.scheduler.orders import RunOrder, Trigger, new_run_id, new_run_ids
 from maintd.scheduler.sync import spec_digest
+from maintd.store.bulk import insert_rows, update_by_id
 from maintd.store.db import dialect_insert, rowcount
 from maintd.store.events import Event, append, task_subject
 from maintd.store.models import RunRow, ScheduleRow
