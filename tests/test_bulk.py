@@ -115,6 +115,44 @@ def test_one_object_shared_by_every_row_is_written_to_each(store: Store) -> None
     }
 
 
+def test_an_id_changed_twice_in_one_call_ends_with_its_last_change(store: Store) -> None:
+    # One UPDATE from unnest applies one of several source rows matching a row: such calls keep
+    # the executemany, in which the last change wins.
+    with store.write() as session:
+        insert_rows(session, RUNS, [_run("r1"), _run("r2")])
+    with store.write() as session:
+        changes = [{"id": "r1", "state": "a"}, {"id": "r2", "state": "b"}, {"id": "r1", "state": "c"}]
+        update_by_id(session, RUNS, changes)
+    with store.read() as session:
+        assert dict(session.execute(select(RunRow.id, RunRow.state)).all()) == {"r1": "c", "r2": "b"}
+
+
+def test_many_rows_are_one_statement_each_way_on_postgresql(pg_store: Store) -> None:
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        statements.append(statement)
+
+    event.listen(pg_store.engine, "before_cursor_execute", seen)
+    try:
+        with pg_store.write() as session:
+            insert_rows(session, RUNS, [_run(f"r{i}") for i in range(40)])
+            update_by_id(session, RUNS, [{"id": f"r{i}", "state": f"s{i}"} for i in range(40)])
+        writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
+        assert [s.split()[0] for s in writes] == ["INSERT", "UPDATE"]
+        assert all("unnest(" in s for s in writes)
+        statements.clear()
+        with pg_store.write() as session:  # an id twice: which change an UPDATE from unnest keeps is
+            # the join's choice, so the plain statement, once a row, in order
+            update_by_id(session, RUNS, [{"id": "r0", "state": "x"}, {"id": "r0", "state": "s0"}])
+        assert [s for s in statements if "unnest(" in s] == []
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", seen)
+    with pg_store.read() as session:
+        states = dict(session.execute(select(RunRow.id, RunRow.state)).all())
+    assert states == {f"r{i}": f"s{i}" for i in range(40)}
+
+
 def test_rows_selected_by_id_come_back_converted_in_chunks_and_only_those_asked_for(store: Store) -> None:
     # More ids than one SQLite statement takes at once, ids that are not there, one asked twice.
     rows = [_run(f"r{i:04d}", started_at=T + timedelta(seconds=i), window_end=None) for i in range(1200)]
