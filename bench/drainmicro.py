@@ -8,7 +8,9 @@ distinct alerts in journal rows of BATCH, written with the database's own driver
 writes them; then ``Drain.drain_once`` runs until the journal is empty, in this thread, with
 no intake, no HTTP and no other process on the CPU. Printed: the drain's CPU and wall time per
 alert, and on PostgreSQL the CPU of its server processes over the same time. The first 200
-alerts are drained before the clock starts (imports, statement caches, query plans). Run it
+alerts are drained before the clock starts (imports, statement caches, query plans), and the
+garbage collector is set as ``maintd serve`` sets it after loading a plan (with CPython's
+default thresholds collections were a quarter of the drain's CPU here, not there). Run it
 with ``PYTHONPATH=OTHER/src`` to compare two trees; CPU per alert swings by ±10 % from run to
 run, so compare medians of several runs, or instructions: ``python -m bench.instr drain``
 (``--profile`` writes a cProfile).
@@ -63,6 +65,7 @@ def journal(store: Any, payloads: list[bytes], route: str) -> None:
 
 def prepared(store: Any, route: str, n: int, batch: int) -> Any:
     """A ``Drain`` on ``store`` with ``WARM`` alerts drained and ``n`` more waiting in the journal."""
+    from maintd.activation import release_memory
     from maintd.api.deps import AppContext
     from maintd.clock import SystemClock
     from maintd.intake.drain import Drain
@@ -75,6 +78,7 @@ def prepared(store: Any, route: str, n: int, batch: int) -> Any:
     while drain.drain_once().progressed:
         pass
     journal(store, payloads[warm:], route)
+    release_memory()  # as maintd serve after loading its plan: what is loaded frozen, GC thresholds
     return drain
 
 
