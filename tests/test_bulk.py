@@ -1,12 +1,14 @@
 """store.bulk: rows written by the helpers read back as written, on both stores.
 
 On SQLite the helpers convert values themselves (each column type's bind processor,
-a repeated value once); on PostgreSQL many rows go in as one INSERT from unnest of
-binary arrays. These tests hold both paths to what Core writes.
+a repeated value once); on PostgreSQL many rows go in (and change) as one statement
+from unnest of binary arrays. These tests hold both paths to what Core writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -127,27 +129,33 @@ def test_an_id_changed_twice_in_one_call_ends_with_its_last_change(store: Store)
         assert dict(session.execute(select(RunRow.id, RunRow.state)).all()) == {"r1": "c", "r2": "b"}
 
 
-def test_many_rows_are_one_statement_each_way_on_postgresql(pg_store: Store) -> None:
+@contextmanager
+def statements_sent(store: Store) -> Iterator[list[str]]:
+    """The SQL the store's engine sends while the block runs."""
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
         statements.append(statement)
 
-    event.listen(pg_store.engine, "before_cursor_execute", seen)
+    event.listen(store.engine, "before_cursor_execute", seen)
     try:
-        with pg_store.write() as session:
-            insert_rows(session, RUNS, [_run(f"r{i}") for i in range(40)])
-            update_by_id(session, RUNS, [{"id": f"r{i}", "state": f"s{i}"} for i in range(40)])
-        writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
-        assert [s.split()[0] for s in writes] == ["INSERT", "UPDATE"]
-        assert all("unnest(" in s for s in writes)
-        statements.clear()
-        with pg_store.write() as session:  # an id twice: which change an UPDATE from unnest keeps is
-            # the join's choice, so the plain statement, once a row, in order
-            update_by_id(session, RUNS, [{"id": "r0", "state": "x"}, {"id": "r0", "state": "s0"}])
-        assert [s for s in statements if "unnest(" in s] == []
+        yield statements
     finally:
-        event.remove(pg_store.engine, "before_cursor_execute", seen)
+        event.remove(store.engine, "before_cursor_execute", seen)
+
+
+def test_many_rows_are_one_statement_each_way_on_postgresql(pg_store: Store) -> None:
+    with statements_sent(pg_store) as statements, pg_store.write() as session:
+        insert_rows(session, RUNS, [_run(f"r{i}") for i in range(40)])
+        update_by_id(session, RUNS, [{"id": f"r{i}", "state": f"s{i}"} for i in range(40)])
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
+    assert [s.split()[0] for s in writes] == ["INSERT", "UPDATE"]
+    assert all("unnest(" in s for s in writes)
+    with statements_sent(pg_store) as statements, pg_store.write() as session:
+        # An id twice: which change an UPDATE from unnest keeps is the join's choice, so the
+        # plain statement, once a row, in order.
+        update_by_id(session, RUNS, [{"id": "r0", "state": "x"}, {"id": "r0", "state": "s0"}])
+    assert [s for s in statements if "unnest(" in s] == []
     with pg_store.read() as session:
         states = dict(session.execute(select(RunRow.id, RunRow.state)).all())
     assert states == {f"r{i}": f"s{i}" for i in range(40)}
@@ -241,18 +249,10 @@ def test_columns_all_null_and_explicit_ids_are_stored(store: Store):
 
 
 def test_one_statement_on_postgresql_for_any_number_of_rows(pg_store: Store):
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        statements.append(statement)
-
-    event.listen(pg_store.engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent(pg_store) as statements:
         for n in (2, 50):
             with pg_store.write() as session:
                 insert_rows(session, EVENTS, events(n))
-    finally:
-        event.remove(pg_store.engine, "before_cursor_execute", seen)
     inserts = [s for s in statements if s.startswith("INSERT")]
     assert len(inserts) == 2 and inserts[0] == inserts[1] and "unnest(" in inserts[0]
     assert len(stored_events(pg_store)) == 52

@@ -48,6 +48,8 @@ def update_by_id(session: Session, table: Table, changes: Sequence[dict[str, obj
     Dicts setting the same columns go in one statement on PostgreSQL (``UPDATE ... FROM unnest``)
     when their ids are distinct, else in one executemany, in order; flushes nothing else.
     """
+    if not changes:
+        return  # no connection taken for nothing
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for change in changes:
         groups.setdefault(tuple(change), []).append(change)
