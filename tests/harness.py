@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,6 +29,7 @@ from sqlalchemy import func, select
 
 from maintd.store.db import Store
 from maintd.store.models import EventRow, RunRow, ScheduleRow
+from tests.ports import free_port
 from tests.processes import alive
 
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
@@ -39,12 +39,6 @@ T = TypeVar("T")
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def set_clock(path: Path, when: datetime) -> None:

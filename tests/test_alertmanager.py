@@ -39,6 +39,7 @@ from tests.ingest_support import (
     metric,
     wait_for,
 )
+from tests.ports import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
@@ -288,12 +289,6 @@ def test_an_alertmanager_over_its_rate_gets_429(store, write_plan, make_engine):
 
 
 # -- a real Alertmanager -----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

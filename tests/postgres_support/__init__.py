@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from tests.ports import free_port
 
 BIN = Path(os.environ.get("MAINTD_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 MONITOR_USER = "maintd_monitor"
@@ -34,12 +35,6 @@ _LOCALE = ["-E", "UTF8", "--locale=C.UTF-8"]
 
 class ClusterError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
