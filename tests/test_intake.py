@@ -26,6 +26,7 @@ from maintd.alerts.admission import ALERTMANAGER_MAX_BODY, NATIVE_MAX_BODY, PAGE
 from maintd.alerts.integrations import IntegrationKind, disable_integration
 from maintd.auth import Role, create_token
 from maintd.engine import Engine
+from maintd.intake.app import QUEUED, _json
 from maintd.store.db import Store, normalise_url
 from maintd.store.intake_tables import AlertIntakeRow
 from tests import test_alertmanager, test_ingest, test_pagerduty
@@ -161,6 +162,12 @@ def test_a_native_request_is_journaled_before_its_202(world: World):
         "scripts",
     )
     assert by_key.json()["intake_id"] > row.id
+
+
+def test_the_queued_answer_is_the_json_answer_byte_for_byte():
+    for count, intake_id in ((1, 1), (100, 2**53), (0, 7)):
+        made = _json(202, {"status": "queued", "alerts": count, "intake_id": intake_id})
+        assert QUEUED % (count, intake_id) == made.body
 
 
 def test_an_alertmanager_webhook_is_journaled_with_its_integration(world: World):

@@ -4,12 +4,13 @@ and a failure says whether the database refused the data or the connection was l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
 
-from maintd.intake.database import Postgres, Row, Unavailable, opener
+from maintd.clock import utc
+from maintd.intake.database import Postgres, Row, Unavailable, _sqlite_time, opener
 from maintd.store.db import Store
 from maintd.store.intake_tables import AlertIntakeRow
 
@@ -116,3 +117,21 @@ def test_reads_leave_no_transaction_open(pg_store: Store):
         assert idle == 0
     finally:
         database.close()
+
+
+def test_a_time_in_any_offset_is_stored_as_the_same_instant(store: Store):
+    plus_two = AT.astimezone(timezone(timedelta(hours=2)))
+    given = [r._replace(received_at=at) for r, at in zip(rows(2), (AT, plus_two), strict=True)]
+    database = opener(store.url)(store.url)
+    try:
+        ids = database.insert(given)
+    finally:
+        database.close()
+    found = stored(store)
+    assert [found[i].received_at for i in ids] == [AT, AT]
+
+
+def test_sqlite_times_are_the_text_sqlalchemy_stores_and_naive_ones_are_utc():
+    plus_two = AT.astimezone(timezone(timedelta(hours=2)))
+    for at in (AT, plus_two, AT.replace(tzinfo=None), AT.replace(microsecond=0)):
+        assert _sqlite_time(at) == f"{utc(at):%Y-%m-%d %H:%M:%S.%f}", at

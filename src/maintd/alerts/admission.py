@@ -185,6 +185,22 @@ def parse_json(body: bytes | bytearray) -> object:
         raise Rejected(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
 
 
+def read(model: type[M], body: bytes | bytearray) -> M:
+    """``validate(model, parse_json(body))``, in one pass when the body is fine.
+
+    pydantic's own JSON parser makes the model straight from the bytes, about twice as fast as
+    ``json.loads`` and then validating the objects it made. A body that pass refuses goes through
+    the two steps, so a refusal says what it always said (400 malformed, 422 invalid), and what
+    only ``json.loads`` takes (UTF-16, a byte order mark, a lone surrogate) is still taken.
+    """
+    if body:
+        try:
+            return model.model_validate_json(body)
+        except ValidationError:
+            pass
+    return validate(model, parse_json(body))
+
+
 def validate(model: type[M], document: object) -> M:
     try:
         return model.model_validate(document)

@@ -29,7 +29,7 @@ from maintd.alerts.admission import (
     PAGERDUTY_MAX_BODY,
     Rejected,
     Sender,
-    validate,
+    read,
 )
 from maintd.alerts.formats import alertmanager, native, pagerduty
 from maintd.alerts.formats.alertmanager import AlertmanagerWebhook
@@ -96,8 +96,7 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
         try:
             sender = await _native_sender(request, senders)
             _limit(ctx, limiter, sender.actor)
-            document = await _json_body(request, NATIVE_MAX_BODY)
-            batch = validate(NativeAlerts, document)
+            batch = read(NativeAlerts, await _body(request, NATIVE_MAX_BODY))
         except Rejected as rejected:
             return _problem(ctx, "native", rejected)
         alerts = native.to_alerts(batch, integration=sender.integration)
@@ -109,7 +108,7 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
                 await senders.integration(request.path_params["integration_key"])
             )
             _limit(ctx, limiter, found.actor)
-            webhook = validate(AlertmanagerWebhook, await _json_body(request, ALERTMANAGER_MAX_BODY))
+            webhook = read(AlertmanagerWebhook, await _body(request, ALERTMANAGER_MAX_BODY))
         except Rejected as rejected:
             return _problem(ctx, "alertmanager", rejected)
         alerts = alertmanager.to_alerts(webhook, integration=found.name)
@@ -118,7 +117,7 @@ def install(app: FastAPI, ctx: AppContext) -> Senders:
 
     async def enqueue(request: Request) -> Response:
         try:
-            event = validate(PagerDutyEvent, await _json_body(request, PAGERDUTY_MAX_BODY))
+            event = read(PagerDutyEvent, await _body(request, PAGERDUTY_MAX_BODY))
             found = admission.pagerduty_key(await senders.integration(event.routing_key))
             _limit(ctx, limiter, found.actor)
         except Rejected as rejected:
@@ -201,8 +200,8 @@ def _limit(ctx: AppContext, limiter: RateLimiter, key: str) -> None:
         raise admission.over_rate(key, wait, limiter.rate, limiter.burst)
 
 
-async def _json_body(request: Request, limit: int) -> object:
-    """The body parsed as JSON, refused early when it is not JSON or longer than ``limit`` bytes."""
+async def _body(request: Request, limit: int) -> bytearray:
+    """The body, refused early when it is not JSON or longer than ``limit`` bytes."""
     headers = request.headers
     admission.check_headers(headers.get("content-type", ""), headers.get("content-length"), limit)
     body = bytearray()
@@ -210,7 +209,7 @@ async def _json_body(request: Request, limit: int) -> object:
         body += chunk
         if len(body) > limit:
             raise admission.too_long(limit)
-    return admission.parse_json(body)
+    return body
 
 
 async def _accept(

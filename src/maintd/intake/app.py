@@ -24,7 +24,7 @@ from maintd.alerts.admission import (
     PROBLEM_MEDIA_TYPE,
     Rejected,
     Sender,
-    validate,
+    read,
 )
 from maintd.alerts.formats import pagerduty
 from maintd.alerts.formats.alertmanager import AlertmanagerWebhook
@@ -46,6 +46,9 @@ ALERTMANAGER_PREFIX = "/integrations/alertmanager/"
 JSON = b"application/json"
 PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 METRICS = b"text/plain; version=0.0.4; charset=utf-8"
+# The answer to each accepted request, byte for byte what ``_json`` makes of it (a test holds
+# the two equal) in a fortieth of its time: json.dumps with options builds an encoder each call.
+QUEUED = b'{"status":"queued","alerts":%d,"intake_id":%d}'
 
 
 class Intake:
@@ -87,7 +90,7 @@ class Intake:
             now = self.clock.now()
             self._limit(sender.actor, now)
             body = _body(request, NATIVE_MAX_BODY)
-            count = len(validate(NativeAlerts, admission.parse_json(body)).root)
+            count = len(read(NativeAlerts, body).root)
             row = Row(now, "native", sender.actor, sender.integration, None, body)
             intake_id = await self.journal.store(row)
         except Rejected as rejected:
@@ -110,7 +113,7 @@ class Intake:
             now = self.clock.now()
             self._limit(actor, now)
             body = _body(request, ALERTMANAGER_MAX_BODY)
-            count = len(validate(AlertmanagerWebhook, admission.parse_json(body)).alerts)
+            count = len(read(AlertmanagerWebhook, body).alerts)
             row = Row(now, "alertmanager", actor, found.name, None, body)
             intake_id = await self.journal.store(row)
         except Rejected as rejected:
@@ -120,7 +123,7 @@ class Intake:
     async def _pagerduty(self, request: Request) -> Response:
         try:
             body = _body(request, PAGERDUTY_MAX_BODY)
-            event = validate(PagerDutyEvent, admission.parse_json(body))
+            event = read(PagerDutyEvent, body)
             found = admission.pagerduty_key(await self.senders.integration(event.routing_key))
             actor = f"integration:{found.name}"
             now = self.clock.now()
@@ -145,7 +148,7 @@ class Intake:
     def _queued(self, source: str, count: int, intake_id: int) -> Response:
         self.requests[source, "queued"] += 1
         self.alerts[source] += count
-        return _json(202, {"status": "queued", "alerts": count, "intake_id": intake_id})
+        return Response(202, QUEUED % (count, intake_id), JSON)
 
     def _refused(self, source: str, rejected: Rejected) -> Response:
         self._count(source, rejected)

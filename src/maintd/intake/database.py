@@ -14,7 +14,7 @@ import sqlite3
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from maintd.clock import utc
@@ -221,7 +221,10 @@ def _sqlite_insert(n: int) -> str:
 
 def _sqlite_time(when: datetime) -> str:
     # What SQLAlchemy's DateTime stores on SQLite (maintd.store.base.UTCDateTime): naive UTC text.
-    return f"{utc(when):%Y-%m-%d %H:%M:%S.%f}"
+    # isoformat, not strftime: the same text in half the time (once a row, in the writer).
+    if when.tzinfo is not UTC:
+        when = utc(when)
+    return when.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class Postgres:
