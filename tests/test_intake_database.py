@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from maintd.clock import utc
-from maintd.intake.database import Postgres, Row, Unavailable, _sqlite_time, opener
+from maintd.intake.database import PG_VALUES_ROWS, Postgres, Row, Unavailable, _sqlite_time, opener
 from maintd.store.db import Store
 from maintd.store.intake_tables import AlertIntakeRow
 
@@ -41,7 +41,7 @@ def stored(store: Store) -> dict[int, Row]:
         }
 
 
-@pytest.mark.parametrize("n", [1, 3, 500])
+@pytest.mark.parametrize("n", [1, 3, PG_VALUES_ROWS, PG_VALUES_ROWS + 1, 500])
 def test_each_id_answered_is_the_row_of_its_own_request(store: Store, n: int):
     database = opener(store.url)(store.url)
     try:
