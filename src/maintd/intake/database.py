@@ -257,6 +257,7 @@ class Postgres:
         return self._conn
 
     def insert(self, rows: Sequence[Row]) -> list[int]:
+        params: list[Any]
         if len(rows) <= PG_VALUES_ROWS:
             sql, params = _pg_values(len(rows)), [value for row in rows for value in row]
         else:
