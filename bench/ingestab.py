@@ -1,13 +1,14 @@
 """One ``ingest`` case, quickly, and A/B rounds of maintd source trees against each other.
 
 ``python -m bench.ingestab [--route webhook] [--batch 1] [--store sqlite] [-n 3000] [--rounds 3]
-[NAME=SRC ...]``
+[--alertmanager] [NAME=SRC ...]``
 
 Each NAME=SRC is a source tree (a ``src`` folder holding ``maintd``) that the server runs
 from (``PYTHONPATH``); without any, the installed package runs under the name ``installed``.
 Rounds interleave the trees (A, B, A, B, ...) so that both meet the same load from whatever
 else shares the machine. Prints one line per sample, then per tree the median alerts/s and
-the server's CPU per request and per alert.
+the server's CPU per request and per alert. With ``--alertmanager``, each round also sends the
+same alerts to Alertmanager (``POST /api/v2/alerts``, null receiver), as ``bench.ingest`` does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import statistics
 from typing import Any
 
 from bench import ingest
+
+ALERTMANAGER = "alertmanager"
 
 
 def case(store_kind: str, route: str, n: int, batch: int, src: str | None) -> dict[str, Any]:
@@ -41,19 +44,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("-n", type=int, default=3000, help="alerts per sample")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--alertmanager", action="store_true", help="Alertmanager in every round too")
     parser.add_argument("trees", nargs="*", metavar="NAME=SRC")
     args = parser.parse_args(argv)
     trees = [tuple(t.split("=", 1)) for t in args.trees] or [("installed", "")]
+    if args.alertmanager:
+        trees.append((ALERTMANAGER, ""))
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in trees}
     requests = -(-args.n // args.batch)
     for _ in range(args.rounds):
         for name, src in trees:
-            s = case(args.store, args.route, args.n, args.batch, src or None)
+            if name == ALERTMANAGER:
+                s = ingest._alertmanager_case(args.n, args.batch)
+            else:
+                s = case(args.store, args.route, args.n, args.batch, src or None)
             samples[name].append(s)
             print(
                 f"{name}: {s['rate']:,.0f} alerts/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms,"
                 f" server CPU {s['server_cpu_s'] * 1e6 / requests:,.0f} µs/request,"
-                f" driver CPU {s['driver_cpu_s']:.1f} s",
+                f" driver CPU {s['driver_cpu_s']:.1f} s, RSS {s['server_rss_mb']:.1f} MB",
                 flush=True,
             )
     print(f"-- {args.route}, batch {args.batch}, {args.store}, {args.n} alerts, {args.rounds} rounds")
@@ -63,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{name}: median {rate:,.0f} alerts/s ({min(s['rate'] for s in found):,.0f}-"
             f"{max(s['rate'] for s in found):,.0f}), server CPU {cpu * 1e6 / requests:,.0f} µs/request,"
-            f" {cpu * 1e6 / args.n:,.0f} µs/alert"
+            f" {cpu * 1e6 / args.n:,.0f} µs/alert, max RSS {max(s['server_rss_mb'] for s in found):.1f} MB"
         )
 
 
