@@ -12,7 +12,12 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, ValidationError
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, ValidationError
+
+# For a delivery's outermost model. pydantic's JSON parser keeps every string it read in a
+# process-wide cache by default; label values are nearly all distinct, so that cache is
+# ~1.4 MB of RSS after 20,000 alerts for little gain. Keys repeat in every alert: those only.
+DELIVERY = ConfigDict(cache_strings="keys")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

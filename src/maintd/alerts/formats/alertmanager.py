@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from maintd.alerts.formats import Labels, Time
+from maintd.alerts.formats import DELIVERY, Labels, Time
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class AlertmanagerAlert(BaseModel):
 
 
 class AlertmanagerWebhook(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", **DELIVERY)
 
     version: Literal["4"]
     groupKey: str

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from maintd.alerts.formats import AwareTime, Labels
+from maintd.alerts.formats import DELIVERY, AwareTime, Labels
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 
 MAX_ALERTS = 1000
@@ -27,6 +27,8 @@ class NativeAlert(BaseModel):
 
 
 class NativeAlerts(RootModel[list[NativeAlert]]):
+    model_config = DELIVERY
+
     root: Annotated[list[NativeAlert], Field(min_length=1, max_length=MAX_ALERTS)]
 
 

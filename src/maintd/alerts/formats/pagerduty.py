@@ -15,7 +15,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from maintd.alerts.formats import LabelValue, Time, no_control_characters
+from maintd.alerts.formats import DELIVERY, LabelValue, Time, no_control_characters
 from maintd.alerts.model import AlertIn, AlertStatus, Severity
 
 MAX_BODY = 512 * 1024  # PagerDuty's documented limit for one event
@@ -57,7 +57,7 @@ class PagerDutyImage(BaseModel):
 
 
 class PagerDutyEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", **DELIVERY)
 
     routing_key: Annotated[str, Field(min_length=1)]
     event_action: EventAction
