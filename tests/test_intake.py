@@ -389,10 +389,11 @@ def test_it_refuses_to_start_on_a_database_without_the_journal(tmp_path):
 
 
 def test_the_intake_process_imports_no_sqlalchemy_framework_or_engine():
+    # Nor either database's driver: each is loaded by the journal that uses it, on first connect.
     probe = (
         "import sys, maintd.intake.__main__\n"
         "heavy = ('sqlalchemy', 'fastapi', 'starlette', 'maintd.store', 'maintd.engine', 'maintd.checks',"
-        " 'maintd.api.app', 'maintd.incidents', 'psycopg', 'uvicorn')\n"
+        " 'maintd.api.app', 'maintd.incidents', 'psycopg', 'sqlite3', 'uvicorn')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
