@@ -47,7 +47,7 @@ JSON = b"application/json"
 PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 METRICS = b"text/plain; version=0.0.4; charset=utf-8"
 # The answer to each accepted request, byte for byte what ``_json`` makes of it (a test holds
-# the two equal) in a fortieth of its time: json.dumps with options builds an encoder each call.
+# the two equal) in a twentieth of its time: json.dumps with options builds an encoder each call.
 QUEUED = b'{"status":"queued","alerts":%d,"intake_id":%d}'
 
 
