@@ -166,9 +166,11 @@ class Harness:
 
         return self.wait_for("GET /readyz to answer 200", ready, server)
 
-    def wait_for(self, what: str, probe: Callable[[], T | None], server: Server | None = None) -> T:
-        """Poll ``probe`` until it returns something truthy; fail clearly after WAIT seconds."""
-        deadline = time.monotonic() + WAIT
+    def wait_for(
+        self, what: str, probe: Callable[[], T | None], server: Server | None = None, limit: float = WAIT
+    ) -> T:
+        """Poll ``probe`` until it returns something truthy; fail clearly after ``limit`` seconds."""
+        deadline = time.monotonic() + limit
         while True:
             value = probe()
             if value:
@@ -180,7 +182,7 @@ class Harness:
                 )
             if time.monotonic() > deadline:
                 tail = server.stderr()[-3000:] if server else ""
-                pytest.fail(f"gave up after {WAIT}s waiting for {what}; last: {value!r}\n{tail}")
+                pytest.fail(f"gave up after {limit}s waiting for {what}; last: {value!r}\n{tail}")
             time.sleep(0.02)
 
     def cleanup(self) -> None:
