@@ -433,7 +433,7 @@ def test_a_plan_directory_reports_each_problem_in_its_own_file_and_line(
     ]
 
 
-def test_a_task_index_in_a_problem_counts_across_files(
+def test_a_list_index_in_a_problem_counts_in_the_file_the_line_is_in(
     write_plan: Callable[..., Path], registry: Registry
 ) -> None:
     write_plan(
@@ -456,7 +456,7 @@ def test_a_task_index_in_a_problem_counts_across_files(
         "b.yaml",
     )
     [problem] = problems_of(plan_dir, registry)
-    assert (Path(problem.file).name, problem.line, problem.field) == ("b.yaml", 2, "tasks[1].name")
+    assert (Path(problem.file).name, problem.line, problem.field) == ("b.yaml", 2, "tasks[0].name")
     assert problem.message == "task 'ping' is defined twice"
 
 

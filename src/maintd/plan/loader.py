@@ -108,7 +108,10 @@ def load_plan(path: str | Path, registry: Registry) -> LoadedPlan:
     locate = _Locator(sources, origins)
     plan, indices = _validate(merged, locate, problems)
     configs = _kind_configs(merged, registry, locate, problems)
-    warnings = _cross_check(plan, indices, merged, locate, problems)
+    references: list[Problem] = []
+    warnings = _cross_check(plan, indices, merged, locate, references)
+    echoes = _echoes(merged, indices)
+    problems += [p for p in references if p.message not in echoes]
     if problems:
         raise PlanError(problems)
     return LoadedPlan(plan, configs, _digest(plan), [str(f) for f in files], warnings)
@@ -148,6 +151,29 @@ def _validate(
         problems.extend(locate.problem(e["loc"], describe_error(Plan, e)) for e in exc.errors())
         plan = Plan().model_copy(update=items)
     return plan, indices
+
+
+# The word each list's references use for its items ("unknown person 'ann'").
+_NOUNS = {
+    "targets": "target",
+    "tasks": "task",
+    "people": "person",
+    "schedules": "schedule",
+    "channels": "channel",
+    "escalation_policies": "escalation policy",
+}
+
+
+def _echoes(merged: dict[str, Any], indices: dict[str, list[int]]) -> set[str]:
+    """The "unknown task 'x'" messages to drop: the plan declares x but refused it. x's own
+    problems are reported; calling it unknown too would send the reader looking for a typo."""
+    echoes: set[str] = set()
+    for key, noun in _NOUNS.items():
+        valid = set(indices[key])
+        for i, raw in enumerate(merged.get(key, [])):
+            if i not in valid and isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                echoes.add(f"unknown {noun} {raw['name']!r}")
+    return echoes
 
 
 def _plan_files(root: Path) -> list[Path]:
@@ -247,7 +273,8 @@ class _Locator:
         self.sources = sources
         self.origins = origins
 
-    def place(self, loc: Path_) -> tuple[str, int | None]:
+    def place(self, loc: Path_) -> tuple[str, int | None, Path_]:
+        """The file, line and path within that file (a list item's index counted in its own file)."""
         if len(loc) >= 2 and (loc[0], loc[1]) in self.origins:
             src, local = self.origins[(loc[0], loc[1])]
             path: Path_ = (loc[0], local, *loc[2:])
@@ -259,12 +286,12 @@ class _Locator:
         for end in range(len(path), 0, -1):
             line = src.marks.get(path[:end])
             if line is not None:
-                return src.file, line
-        return src.file, None
+                return src.file, line, path
+        return src.file, None, path
 
     def problem(self, loc: Path_, message: str, severity: str = "error") -> Problem:
-        file, line = self.place(loc)
-        return Problem(file, line, _dotted(loc), message, severity)
+        file, line, path = self.place(loc)
+        return Problem(file, line, _dotted(path), message, severity)
 
 
 def _dotted(loc: Path_) -> str:
