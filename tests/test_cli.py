@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from maintd.cli import app
+from maintd.cli.common import table
 from maintd.registry import Registry
 
 GOOD = """
@@ -135,3 +138,19 @@ def test_serve_without_a_plan_explains_what_to_pass(cli):
     result = cli("serve")
     assert result.exit_code == 1
     assert "no plan: pass --plan PATH" in result.output
+
+
+def test_a_table_keeps_its_columns_whole_and_cuts_the_free_text_last_one_to_one_line():
+    out = io.StringIO()
+    narrow = Console(file=out, width=80)
+    t = table("events", ["id", "kind", "subject", "details"])
+    t.add_row("94", "notification.retry", "training:carol/risk-management", "a=1, " * 40)
+    t.add_row("95", "run.finished", "task:ping/web", "[green]ok[/] in 5 ms")
+    narrow.print(t)
+    lines = out.getvalue().splitlines()
+    first = next(line for line in lines if line.lstrip().startswith("94 "))
+    assert "notification.retry   training:carol/risk-management   a=1, a=1," in first
+    assert first.rstrip().endswith("…") and len(first) <= 80
+    assert not any(line.lstrip().startswith(("a=1", "on.retry", "management")) for line in lines)
+    assert any("task:ping/web" in line and line.rstrip().endswith("ok in 5 ms") for line in lines)
+    assert "[green]" not in out.getvalue()  # the last column's markup still applies

@@ -12,8 +12,9 @@ from typing import Any, NoReturn
 import typer
 from pydantic import BaseModel
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from maintd.settings import Settings
 from maintd.store.db import Store
@@ -75,12 +76,25 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
+class _Table(Table):
+    """Rich shrinks only wrappable columns to fit, so the free-text last column is the wrappable
+    one; each of its cells is kept to one line and cut with an ellipsis instead of wrapping."""
+
+    def add_row(self, *renderables: RenderableType | None, **options: Any) -> None:
+        *head, last = renderables
+        if isinstance(last, str):
+            last = Text.from_markup(last, overflow="ellipsis")
+            last.no_wrap = True
+        super().add_row(*head, last, **options)
+
+
 def table(title: str, columns: Sequence[str]) -> Table:
-    """Every column but the last keeps to one line; the last (free text) is cut to fit."""
-    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    """Every column but the last keeps to one line at its full width; the last (free text) is
+    cut to fit. (Only when the others alone are too wide are they folded.)"""
+    t = _Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for i, column in enumerate(columns):
         last = i == len(columns) - 1
-        t.add_column(column, no_wrap=last, overflow="ellipsis" if last else "fold")
+        t.add_column(column, no_wrap=not last, overflow="ellipsis" if last else "fold")
     return t
 
 
