@@ -249,6 +249,33 @@ def test_serve_with_an_invalid_plan_starts_on_the_stored_one(world: Harness) -> 
     assert runs[1].trigger == "schedule"
 
 
+# -- 4b. a second maintd serve by mistake --------------------------------------
+
+
+def test_a_second_serve_beside_a_running_one_stops_before_changing_anything(world: Harness) -> None:
+    """Its start-up would mark the first one's run interrupted and record itself started."""
+    h = world
+    h.write_plan(one_task_plan(h))
+    h.hold("a")
+    first = h.serve()
+    h.wait_for("run 1's command to start", lambda: len(h.started("a")) == 1, first)
+
+    same_port = cli("serve", "--plan", str(h.plan_dir), env={**h.env, "MAINTD_PORT": str(first.port)})
+    assert same_port.returncode == 2, same_port.stderr
+    assert f"error: cannot listen on 127.0.0.1:{first.port}: Address already in use" in same_port.stderr
+    if h.store.dialect == "sqlite":  # on PostgreSQL another port makes a standby (the lease's tests)
+        other_port = cli("serve", "--plan", str(h.plan_dir), env={**h.env, "MAINTD_PORT": str(free_port())})
+        assert other_port.returncode == 2, other_port.stderr
+        assert f"another maintd serve (pid {first.proc.pid}) is running on " in other_port.stderr
+
+    assert len(h.events("engine.started")) == 1
+    assert [r.state for r in h.runs()] == ["running"]
+    h.release("a")
+    [run] = h.wait_for("run 1 to finish", lambda: h.finished("a", 1), first)
+    assert (run.state, run.status) == ("finished", "ok")
+    assert not h.events("run.interrupted")
+
+
 # -- 5. readiness and the CLI's JSON ----------------------------------------------
 
 

@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from maintd import __version__, views
+from maintd import __version__, claims, views
 from maintd.api.app import _health_routes, create_app
 from maintd.api.deps import AppContext
 from maintd.clock import Clock
@@ -65,6 +66,19 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
             f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "
             "by definition; use --role all (the default) or set MAINTD_DATABASE_URL to PostgreSQL"
         )
+    with contextlib.ExitStack() as held:
+        try:  # before anything is written: a second maintd by mistake must change nothing
+            sock = held.enter_context(claims.port(settings.host, settings.port))
+            held.enter_context(claims.database(store))
+        except claims.ClaimError as exc:
+            store.dispose()
+            raise StartupError(str(exc)) from None
+        await _serve(settings, clock, store, sock, registry)
+
+
+async def _serve(
+    settings: Settings, clock: Clock, store: Store, sock: socket.socket, registry: Registry | None
+) -> None:
     try:
         _upgrade(store)
     except StoreError as exc:
@@ -106,7 +120,7 @@ async def serve(settings: Settings, clock: Clock, *, registry: Registry | None =
     scheduling = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(engine, scheduling.is_set())))
 
-    api_task = asyncio.create_task(api.serve(), name="maintd-api")
+    api_task = asyncio.create_task(api.serve(sockets=[sock]), name="maintd-api")
     # The API first: a plan that checks maintd itself must find it listening.
     while not api.started and not api_task.done():
         await asyncio.sleep(0.01)
@@ -348,8 +362,6 @@ def _failure(done: set[asyncio.Task[Any]], stopper: asyncio.Task[Any]) -> str | 
         if task.cancelled():
             return f"{task.get_name()} was cancelled"
         exc = task.exception()
-        if isinstance(exc, SystemExit):
-            return f"{task.get_name()} could not start (is port in use?)"
         if exc is not None:
             return f"{task.get_name()} failed: {exc!r}"
         return f"{task.get_name()} stopped"
