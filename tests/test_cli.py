@@ -154,3 +154,9 @@ def test_a_table_keeps_its_columns_whole_and_cuts_the_free_text_last_one_to_one_
     assert not any(line.lstrip().startswith(("a=1", "on.retry", "management")) for line in lines)
     assert any("task:ping/web" in line and line.rstrip().endswith("ok in 5 ms") for line in lines)
     assert "[green]" not in out.getvalue()  # the last column's markup still applies
+
+
+def test_version_is_an_option_as_well_as_a_command(cli):
+    from maintd import __version__
+
+    assert cli("--version").output == cli("version").output == f"{__version__}\n"
