@@ -160,3 +160,10 @@ def test_version_is_an_option_as_well_as_a_command(cli):
     from maintd import __version__
 
     assert cli("--version").output == cli("version").output == f"{__version__}\n"
+
+
+def test_serve_refuses_a_port_that_is_not_one(cli, write_plan, monkeypatch):
+    monkeypatch.setenv("MAINTD_PORT", "70000")
+    result = CliRunner().invoke(app, ["serve", "--plan", str(write_plan(GOOD))])
+    assert result.exit_code == 2
+    assert "Invalid value for '--port'" in result.output

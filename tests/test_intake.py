@@ -27,6 +27,7 @@ from maintd.alerts.integrations import IntegrationKind, disable_integration
 from maintd.auth import Role, create_token
 from maintd.engine import Engine
 from maintd.intake.app import QUEUED, _json
+from maintd.intake.process import DEFAULT_PORT, port_of
 from maintd.store.db import Store, normalise_url
 from maintd.store.intake_tables import AlertIntakeRow
 from tests import test_alertmanager, test_ingest, test_pagerduty
@@ -489,3 +490,29 @@ def test_the_server_answers_pipelined_requests_in_order_and_honours_expect_and_c
         assert intake.get("/healthz").status_code == 200  # and it keeps serving
         intake.proc.terminate()
         assert intake.proc.wait(10) == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "expected"),
+    [
+        (None, {}, DEFAULT_PORT),
+        (None, {"MAINTD_PORT": "9000"}, 9000),
+        (None, {"MAINTD_PORT": "9000", "MAINTD_INTAKE_PORT": "9001"}, 9001),
+        (9002, {"MAINTD_INTAKE_PORT": "9001"}, 9002),
+        (None, {"MAINTD_PORT": "soon"}, "the port must be a number, not 'soon'"),
+        (None, {"MAINTD_INTAKE_PORT": "70000"}, "the port must be between 0 and 65535, not 70000"),
+        (-1, {}, "the port must be between 0 and 65535, not -1"),
+    ],
+)
+def test_the_port_comes_from_the_flag_then_the_environment_and_is_a_port(
+    given: int | None, env: dict[str, str], expected: int | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MAINTD_PORT", "MAINTD_INTAKE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if isinstance(expected, int):
+        assert port_of(given) == expected
+    else:
+        with pytest.raises(ValueError, match=expected):
+            port_of(given)

@@ -80,7 +80,7 @@ def serve(
     plan_path: str = typer.Option(None, "--plan", envvar="MAINTD_PLAN", help="Plan file or directory."),
     db: str | None = DbOption,
     host: str = typer.Option("127.0.0.1", envvar="MAINTD_HOST", help="Address to listen on."),
-    port: int = typer.Option(8470, envvar="MAINTD_PORT", help="Port to listen on."),
+    port: int = typer.Option(8470, min=0, max=65535, envvar="MAINTD_PORT", help="Port to listen on."),
     log_level: str = typer.Option("info", envvar="MAINTD_LOG_LEVEL", help="debug, info, warning, error."),
     # [lease] scale-out roles (docs/deployment.md)
     role: str = typer.Option(

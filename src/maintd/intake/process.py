@@ -45,13 +45,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def port_of(given: int | None) -> int:
     raw = os.environ.get("MAINTD_INTAKE_PORT") or os.environ.get("MAINTD_PORT")
     if given is not None:
-        return given
-    if raw is None:
+        port = given
+    elif raw is None:
         return DEFAULT_PORT
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"the port must be a number, not {raw!r}") from None
+    else:
+        try:
+            port = int(raw)
+        except ValueError:
+            raise ValueError(f"the port must be a number, not {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"the port must be between 0 and 65535, not {port}")
+    return port
 
 
 def build(settings: Settings) -> Intake:
