@@ -167,3 +167,12 @@ def test_serve_refuses_a_port_that_is_not_one(cli, write_plan, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "--plan", str(write_plan(GOOD))])
     assert result.exit_code == 2
     assert "Invalid value for '--port'" in result.output
+
+
+def test_serve_and_the_queries_refuse_a_database_url_they_cannot_use(cli, write_plan, monkeypatch):
+    monkeypatch.setenv("MAINTD_DATABASE_URL", "mysql://app:s3cret@db/app")
+    for args, code in ((["serve", "--plan", str(write_plan(GOOD))], 2), (["tasks"], 1)):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == code, result.output
+        assert "unsupported database URL (mysql)" in result.output
+        assert "s3cret" not in result.output

@@ -105,3 +105,23 @@ def test_events_come_back_in_order_and_filter_by_kind_prefix_and_subject(store: 
     assert len(after) == 2
     assert newest[0].kind == "run.timeout"
     assert everything[0].at == T0
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("mysql://app:s3cret@db/app", "(mysql)"),
+        ("postgresql+psycopg2://app:s3cret@db/app", "(postgresql+psycopg2)"),
+        ("sqlite+aiosqlite:///x.db", "(sqlite+aiosqlite)"),
+        ("s3cret", "(no scheme)"),
+        ("app:s3cret@db", "(app)"),  # a user name is not a secret
+    ],
+)
+def test_a_database_url_maintd_cannot_use_is_refused_naming_its_scheme_not_its_password(
+    url: str, named: str
+) -> None:
+    with pytest.raises(StoreError) as refused:
+        Store(url)
+    assert str(refused.value) == (
+        f"unsupported database URL {named}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE"
+    )

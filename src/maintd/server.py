@@ -60,7 +60,10 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings, clock: Clock, *, registry: Registry | None = None) -> None:
     quiet_outages()  # a database outage: one log line per failure, not a traceback per loop and tick
-    store = Store(settings.database_url)
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
     if store.dialect != "postgresql" and settings.role != "all":  # [lease]
         raise StartupError(
             f"--role {settings.role} needs PostgreSQL: on {store.dialect} there is one maintd process "

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from maintd.settings import Settings
-from maintd.store.db import Store
+from maintd.store.db import Store, StoreError
 
 # Piped output is for people reading logs or files, not an 80-column terminal: keep rows on one line.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -47,7 +47,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_store(db: str | None) -> Store:
     settings = Settings.from_env(database_url=db)
-    store = Store(settings.database_url)
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        fail(str(exc))
     try:
         store.upgrade()
     except Exception as exc:

@@ -8,7 +8,7 @@ import typer
 
 from maintd.cli.common import DbOption, fail
 from maintd.settings import Settings
-from maintd.store.db import Store
+from maintd.store.db import Store, StoreError
 
 
 def worker(
@@ -67,7 +67,10 @@ def worker(
         )
     except ValueError as exc:
         fail(str(exc), 2)
-    store = Store(settings.database_url)
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        fail(str(exc), 2)
     if store.dialect != "postgresql":
         fail("maintd worker needs PostgreSQL (MAINTD_DATABASE_URL): the scheduler and workers share it", 2)
     _upgrade(store)  # one process at a time, as serve does

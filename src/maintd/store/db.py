@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maintd.store.base import json_dumps
@@ -52,10 +52,24 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# The drivers maintd is built and tested with; any other would fail later, on a missing module.
+DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+
+
 class Store:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalise_url(url)
-        parsed = make_url(self.url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            parsed = None
+        if parsed is None or parsed.drivername not in DRIVERS:
+            scheme = url.partition(":")[0] if ":" in url else ""
+            shown = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) else "no scheme"
+            raise StoreError(  # naming only the scheme: the URL may hold a password
+                f"unsupported database URL ({shown}): use sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DATABASE"
+            )
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": json_dumps}
         if self.dialect == "sqlite":
