@@ -176,3 +176,13 @@ def test_serve_and_the_queries_refuse_a_database_url_they_cannot_use(cli, write_
         assert result.exit_code == code, result.output
         assert "unsupported database URL (mysql)" in result.output
         assert "s3cret" not in result.output
+
+
+def test_runs_refuses_a_status_that_no_run_can_have(cli, write_plan):
+    cli("run", "hello", "--plan", str(write_plan(GOOD)))
+    result = CliRunner().invoke(app, ["runs", "--status", "okay"])
+    assert result.exit_code == 2
+    assert "--status: 'okay' is not one of ok, warning, critical, unknown, running" in result.output
+    assert [
+        json.loads(line)["status"] for line in cli("runs", "--status", "ok", "--json").output.splitlines()
+    ] == ["ok"]

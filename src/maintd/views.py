@@ -214,6 +214,9 @@ def tasks(session: Session, name: str | None = None) -> list[TaskView]:
     return out
 
 
+RUN_STATUSES = ("ok", "warning", "critical", "unknown", "running")  # what runs(status=) filters on
+
+
 def runs(
     session: Session,
     *,

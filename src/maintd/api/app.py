@@ -131,7 +131,7 @@ def _api_routes() -> APIRouter:
         _: Viewer,
         task: str | None = None,
         target: str | None = None,
-        status: Annotated[str | None, Query(pattern="^(ok|warning|critical|unknown|running)$")] = None,
+        status: Annotated[str | None, Query(pattern=f"^({'|'.join(views.RUN_STATUSES)})$")] = None,
         since: datetime | None = None,
         before: Annotated[datetime | None, Query(description="page: started before this")] = None,
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 50,

@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 import typer
 
 from maintd import views
-from maintd.cli.common import DbOption, JsonOption, console, emit_json, open_store, status_text, table, when
+from maintd.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    fail,
+    open_store,
+    status_text,
+    table,
+    when,
+)
 from maintd.store import events as event_log
 
 
@@ -47,6 +57,8 @@ def runs(
     as_json: bool = JsonOption,
 ) -> None:
     """Recorded runs, newest first."""
+    if status is not None and status not in views.RUN_STATUSES:
+        fail(f"--status: {status!r} is not one of {', '.join(views.RUN_STATUSES)}", 2)
     store = open_store(db)
     with store.read() as session:
         found = views.runs(session, task=task, target=target, status=status, since=_aware(since), limit=limit)
