@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -11,6 +12,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
+from maintd.intake.database import sqlite_path
 from maintd.store import events as event_log
 from maintd.store.db import Store, StoreError, alembic_config, head_revision, normalise_url
 from maintd.store.events import Event
@@ -125,3 +127,18 @@ def test_a_database_url_maintd_cannot_use_is_refused_naming_its_scheme_not_its_p
     assert str(refused.value) == (
         f"unsupported database URL {named}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE"
     )
+
+
+def test_a_sqlite_url_under_the_home_directory_is_the_same_file_for_serve_and_the_intake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    url = "sqlite:///~/state/maintd.db"
+    store = Store(url)
+    try:
+        store.upgrade()
+    finally:
+        store.dispose()
+    assert (tmp_path / "state" / "maintd.db").is_file()
+    assert not Path("~").exists()  # not a directory named ~ in the working directory
+    assert sqlite_path(url) == str(tmp_path / "state" / "maintd.db")

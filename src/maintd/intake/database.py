@@ -10,6 +10,7 @@ sends again, as after any outage.
 from __future__ import annotations
 
 import functools
+import os
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ def sqlite_path(url: str) -> str:
         raise ValueError(f"{url!r}: the intake needs the database file maintd serve uses, not memory")
     if query:
         raise ValueError(f"{url!r}: the intake takes no parameters in a SQLite URL")
-    return path
+    return os.path.expanduser(path)  # sqlite:///~/x.db, as maintd.store.db.normalise_url reads it
 
 
 class SQLite:

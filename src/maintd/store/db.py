@@ -45,10 +45,13 @@ class StoreError(Exception):
 
 
 def normalise_url(url: str) -> str:
-    """Accept ``postgresql://`` and ``postgres://`` as psycopg 3 URLs."""
+    """Accept ``postgresql://`` and ``postgres://`` as psycopg 3 URLs, and ``sqlite:///~/x.db``
+    as the home directory's (sqlite3 would open a directory named ``~``; no shell expands a URL)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///~"):
+        return "sqlite:///" + os.path.expanduser(url.removeprefix("sqlite:///"))
     return url
 
 
