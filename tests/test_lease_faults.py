@@ -35,7 +35,7 @@ from tests.test_paging import post_json
 pytestmark = pytest.mark.slow
 TTL = 2.0  # seconds: the lease timeout these tests run with
 # Four servers and a migrating child start at once: five interpreters on two cores that the
-# other test worker shares. 6-8 s here with both cores busy elsewhere; CI once took over 20.
+# other three test workers share. 6-8 s here with both cores busy elsewhere; CI once took over 20.
 STARTING_TOGETHER = 60.0
 
 
