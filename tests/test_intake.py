@@ -408,6 +408,32 @@ def test_the_postgresql_connect_options_are_the_stores():
     assert PG_CONNECT == db.PG_CONNECT
 
 
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        *("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite", "postgres", "postgresql", "postgresql+psycopg"),
+        *("postgresql+psycopg2", "postgresql+asyncpg", "mysql", "mariadb+pymysql"),
+    ],
+)
+def test_the_intake_takes_the_database_urls_the_store_takes(scheme: str) -> None:
+    """Two lists of what is accepted (the intake imports no SQLAlchemy): kept the same here."""
+    from maintd.intake.database import opener
+    from maintd.store.db import StoreError
+
+    url = f"{scheme}:///x.db" if scheme.startswith("sqlite") else f"{scheme}://u@127.0.0.1:1/db"
+    try:
+        Store(url).dispose()
+        store_takes = True
+    except StoreError:
+        store_takes = False
+    try:
+        opener(url)
+        intake_takes = True
+    except ValueError:
+        intake_takes = False
+    assert intake_takes == store_takes
+
+
 def test_end_to_end_alerts_through_the_intake_become_incidents_in_maintd_serve(store: Store, tmp_path):
     from maintd.alerts.integrations import create_integration
     from maintd.store.models import AlertRow, IncidentRow
