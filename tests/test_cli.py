@@ -156,6 +156,15 @@ def test_a_table_keeps_its_columns_whole_and_cuts_the_free_text_last_one_to_one_
     assert "[green]" not in out.getvalue()  # the last column's markup still applies
 
 
+def test_an_empty_table_says_so_and_tasks_says_when_no_plan_is_active(cli, write_plan, sqlite_store):
+    tasks = cli("tasks").output.splitlines()
+    assert tasks[-1] == f"no plan is active in {sqlite_store.describe()} yet: maintd serve loads one"
+    cli("run", "hello", "--plan", str(write_plan(GOOD)))
+    assert cli("runs", "--task", "nope").output.splitlines()[-1] == "none"
+    assert cli("runs", "--task", "hello").output.splitlines()[-1] != "none"
+    assert cli("runs", "--task", "nope", "--json").output == ""  # scripts get no rows, no words
+
+
 def test_version_is_an_option_as_well_as_a_command(cli):
     from maintd import __version__
 

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import typer
 from pydantic import BaseModel
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -83,6 +83,13 @@ class _Table(Table):
     """Rich shrinks only wrappable columns to fit, so the free-text last column is the wrappable
     one; each of its cells is kept to one line and cut with an ellipsis instead of wrapping."""
 
+    empty = "none"
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from super().__rich_console__(console, options)
+        if not self.rows:  # headers alone read as a broken command: say that nothing matched
+            yield Text(self.empty, style="dim")
+
     def add_row(self, *renderables: RenderableType | None, **options: Any) -> None:
         *head, last = renderables
         if isinstance(last, str):
@@ -91,10 +98,12 @@ class _Table(Table):
         super().add_row(*head, last, **options)
 
 
-def table(title: str, columns: Sequence[str]) -> Table:
+def table(title: str, columns: Sequence[str], empty: str = "none") -> Table:
     """Every column but the last keeps to one line at its full width; the last (free text) is
-    cut to fit. (Only when the others alone are too wide are they folded.)"""
+    cut to fit. (Only when the others alone are too wide are they folded.) ``empty`` is printed
+    under the headers when no row was added."""
     t = _Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    t.empty = empty
     for i, column in enumerate(columns):
         last = i == len(columns) - 1
         t.add_column(column, no_wrap=not last, overflow="ellipsis" if last else "fold")

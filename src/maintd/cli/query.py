@@ -27,10 +27,12 @@ def tasks(db: str | None = DbOption, as_json: bool = JsonOption) -> None:
     store = open_store(db)
     with store.read() as session:
         found = views.tasks(session)
+        planned = views.active_plan(session) is not None
     if as_json:
         emit_json(found)
         return
-    t = table("tasks", ["task", "kind", "target", "next due (UTC)", "last", "running", "schedule"])
+    empty = "none" if planned else f"no plan is active in {store.describe()} yet: maintd serve loads one"
+    t = table("tasks", ["task", "kind", "target", "next due (UTC)", "last", "running", "schedule"], empty)
     for task in found:
         schedule = _schedule_text(task.schedule)
         states: list[views.TargetState | None] = [*task.targets] or [None]
