@@ -51,7 +51,7 @@ def cli(sqlite_store, monkeypatch):  # type: ignore[no-untyped-def]
 def test_validate_accepts_a_good_plan_and_counts_it(cli, write_plan):
     result = cli("plan", "validate", str(write_plan(GOOD)))
     assert result.exit_code == 0
-    assert "plan OK: 1 targets, 3 tasks, 3 schedules" in result.output
+    assert "plan OK: 1 target, 3 tasks, 3 schedules" in result.output
 
 
 def test_validate_prints_every_problem_with_file_line_and_field(cli, write_plan):
@@ -66,7 +66,7 @@ def test_validate_prints_every_problem_with_file_line_and_field(cli, write_plan)
         f"{plan / 'plan.yaml'}:7: error: tasks[0].schedule: a schedule needs exactly one of" in result.output
     )
     assert f"{plan / 'plan.yaml'}:11: error: tasks[1].targets[0]: unknown target 'ghost'" in result.output
-    assert "2 problem(s)" in result.output
+    assert "2 problems; the plan is not valid" in result.output
 
 
 def test_validate_json_is_machine_readable(cli, write_plan):
@@ -74,6 +74,8 @@ def test_validate_json_is_machine_readable(cli, write_plan):
     body = json.loads(result.output)
     assert result.exit_code == 1
     assert body["ok"] is False and body["problems"][0]["field"] == "tasks"
+    text = cli("plan", "validate", str(write_plan("tasks: {}\n"))).output
+    assert "1 problem; the plan is not valid" in text
 
 
 def test_schema_is_json_schema_naming_every_kind(cli):

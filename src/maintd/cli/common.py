@@ -75,6 +75,11 @@ def status_text(status: str | None) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 task``, ``2 tasks``: for nouns whose plural takes an s."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import typer
 
-from maintd.cli.common import JsonOption, console, emit_json, err_console, fail
+from maintd.cli.common import JsonOption, console, counted, emit_json, err_console, fail
 from maintd.plan.loader import PlanError, load_plan
 from maintd.plan.schema import json_schema
 from maintd.registry import Registry
@@ -31,7 +31,7 @@ def validate(
         else:
             for problem in exc.problems:
                 err_console.print(str(problem), highlight=False, soft_wrap=True)
-            err_console.print(f"[bold red]{len(exc.problems)} problem(s)[/]; the plan is not valid")
+            err_console.print(f"[bold red]{counted(len(exc.problems), 'problem')}[/]; the plan is not valid")
         raise typer.Exit(1) from None
     pairs = sum(len(loaded.plan.targets_of(t)) for t in loaded.plan.tasks if t.enabled)
     if as_json:
@@ -48,9 +48,10 @@ def validate(
         return
     for warning in loaded.warnings:
         err_console.print(str(warning), highlight=False, soft_wrap=True)
+    plan = loaded.plan
     console.print(
-        f"[green]plan OK[/]: {len(loaded.plan.targets)} targets, {len(loaded.plan.tasks)} tasks, "
-        f"{pairs} schedules ({', '.join(loaded.files)})",
+        f"[green]plan OK[/]: {counted(len(plan.targets), 'target')}, {counted(len(plan.tasks), 'task')}, "
+        f"{counted(pairs, 'schedule')} ({', '.join(loaded.files)})",
         highlight=False,
         soft_wrap=True,
     )
