@@ -90,8 +90,11 @@ def test_an_endpoint_hanging_or_answering_500_for_ten_minutes_falls_back_and_blo
         store, clock, failing.answer("/p", *[500] * 50), webhook.url("/fallback/5"), subject="incident:5"
     )
     notifier = AppriseNotifier(connect_timeout=1.0, read_timeout=READ_TIMEOUT, total_timeout=READ_TIMEOUT + 1)
-    # apprise loads its plugins on first use (1-2 s on a busy machine): not the endpoint's time.
-    notifier.send(webhook.url("/warm-up"), "warm-up", "loads apprise")
+    # apprise loads its table of plugins on the first mailto: (0.2 s, 1-2 s on a busy machine),
+    # and json:// goes through maintd's own webhook sender: warm both, or the first page by mail
+    # can miss the hanging tries' window below.
+    notifier.send(webhook.url("/warm-up"), "warm-up", "loads the webhook sender")
+    notifier.send(mailbox.url("warm@example.test"), "warm-up", "loads apprise's plugins")
     d = Dispatcher(store, clock, notifier, owner="test", concurrency=4)  # at most 2 sends per endpoint
     others: dict[int, datetime] = {}  # other incidents' pages: row -> when queued
 
@@ -172,6 +175,7 @@ def test_an_endpoint_hanging_or_answering_500_for_ten_minutes_falls_back_and_blo
         "bob1@example.test",
         "bob3@example.test",
         "bob5@example.test",
+        "warm@example.test",
     ]
     with store.read() as s:
         gave_up = s.scalars(select(EventRow.payload).where(EventRow.kind == "notification.failed")).all()
