@@ -128,7 +128,9 @@ def test_a_holder_that_lost_the_lease_cannot_write_even_before_it_notices(
 
 def test_a_takeover_waits_for_the_old_holders_open_transaction(pg_store: Store, leases: list[Lease]) -> None:
     """Every write the old holder commits, it commits before the takeover, never after."""
-    a, b = _pair(pg_store, leases, ttl=2.0)
+    # Two seconds of slack each side: a's transaction must begin before the expiry (at 4 s) and
+    # commit before PostgreSQL's idle-in-transaction timeout (the TTL, from its start) ends it.
+    a, b = _pair(pg_store, leases, ttl=4.0)
     assert a.try_acquire()
     acquired = time.monotonic()
     inside, finish = threading.Event(), threading.Event()
@@ -140,7 +142,7 @@ def test_a_takeover_waits_for_the_old_holders_open_transaction(pg_store: Store, 
             finish.wait(WAIT)
 
     # The transaction begins shortly before the lease expires and is still open after.
-    _until("1.5 s into a's lease", lambda: time.monotonic() - acquired > 1.5)
+    _until("2 s into a's lease", lambda: time.monotonic() - acquired > 2.0)
     worker = threading.Thread(target=a.call, args=(tick_across_the_expiry,))
     worker.start()
     assert inside.wait(WAIT)
