@@ -299,7 +299,7 @@ def test_a_hung_receiver_holds_only_its_own_notification(
 
     run(scenario())
     [attempt] = attempts(store, hung)
-    assert 1.4 < attempt.duration_ms / 1000 < 3.0
+    assert 1.4 < attempt.duration_ms / 1000 < 1.5 + 3  # its read timeout, and room for a loaded machine
     assert attempt.error is not None and attempt.error.startswith("no answer within 1.5s")
 
 
