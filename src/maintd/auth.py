@@ -6,20 +6,24 @@ random bits, so a fast hash is enough and lookups stay one indexed query).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from maintd.roles import PREFIX as PREFIX
 from maintd.roles import Principal as Principal
 from maintd.roles import Role as Role
 from maintd.roles import hash_token as hash_token
-from maintd.store.db import rowcount
+from maintd.store.db import Store, StoreError, rowcount
 from maintd.store.events import Event, append
 from maintd.store.models import TokenRow
+from maintd.store.outage import reason
+
+log = logging.getLogger(__name__)
 
 
 class TokenError(Exception):
@@ -57,6 +61,16 @@ def authenticate(session: Session, token: str) -> tuple[Principal, datetime | No
 
 def touch(session: Session, name: str, now: datetime) -> None:
     session.execute(update(TokenRow).where(TokenRow.name == name).values(last_used_at=now))
+
+
+def stamp(store: Store, name: str, now: datetime) -> None:
+    """Record a token's last use in a transaction of its own. A database that reads but cannot
+    write (a full disk, a read-only replica) loses the stamp, not the request it came with."""
+    try:
+        with store.write() as session:
+            touch(session, name, now)
+    except (DBAPIError, StoreError) as exc:
+        log.warning("token %r: its last use was not recorded: %s", name, reason(exc))
 
 
 def list_tokens(session: Session) -> list[TokenRow]:

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 
-from maintd.auth import Principal, Role, authenticate, touch
+from maintd.auth import Principal, Role, authenticate, stamp
 from maintd.clock import Clock
 from maintd.engine import Engine
 from maintd.metrics import Metrics
@@ -71,8 +71,7 @@ def require(role: Role) -> Callable[..., Principal]:
             )
         now = ctx.clock.now()
         if last_used is None or now - last_used > TOUCH_EVERY:
-            with ctx.store.write() as session:
-                touch(session, principal.name, now)
+            stamp(ctx.store, principal.name, now)
         return principal
 
     return dependency

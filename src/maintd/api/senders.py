@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from maintd.alerts.admission import NO_BEARER, UNKNOWN_TOKEN, role_refused
 from maintd.alerts.integrations import Integration, find_integration
-from maintd.auth import Principal, Role, authenticate, touch
+from maintd.auth import Principal, Role, authenticate, stamp
 from maintd.clock import Clock
 from maintd.remembered import Remembered
 from maintd.store.db import Store
@@ -95,5 +95,4 @@ class Senders:
             return authenticate(session, token)
 
     def _touch(self, name: str, now: datetime) -> None:
-        with self._store.write() as session:
-            touch(session, name, now)
+        stamp(self._store, name, now)
