@@ -33,9 +33,10 @@ from maintd.cli import report as report_cli  # reports written as files: `maintd
 from maintd.cli import reviews as reviews_cli  # recurring reviews (maintd.reviews)
 from maintd.cli import slo as slo_cli  # SLOs (maintd.slo)
 from maintd.cli import worker as worker_cli  # [executor] Celery workers (maintd.executor)
-from maintd.cli.common import DbOption, fail
+from maintd.cli.common import DbOption, error, fail
 from maintd.clock import clock_from_spec
 from maintd.settings import Settings
+from maintd.store.outage import reason, unavailable
 
 app = typer.Typer(
     name="maintd",
@@ -178,4 +179,12 @@ def _options(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # The database failing under a command (full disk, server gone) is not a bug: one line
+        # with the driver's words, not a traceback. Anything else still shows its traceback.
+        if not unavailable(exc):
+            raise
+        error(f"the database failed during the command, which did not complete: {reason(exc)}")
+        sys.exit(1)

@@ -40,8 +40,12 @@ DbOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="Print JSON (one object per line for lists) for scripts.")
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    error(message)
     raise typer.Exit(code)
 
 
