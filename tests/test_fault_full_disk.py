@@ -1,0 +1,164 @@
+"""A full disk under a running maintd (SQLite on a real, small tmpfs).
+
+While nothing can be written: alerts are refused with a 503 that says why (the sender repeats
+them), reads keep answering, the CLI says what is wrong in one line, and a run that ends keeps
+its result in memory. Once there is room again, the result is recorded and alerts go in.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maintd.store.db import Store
+from tests.harness import T0, Harness, Server, cli, http_get
+
+DISK = "8m"  # room for the migrated database and its WAL, and little more
+MOST_ALERTS = 500  # a bound on the alerts it takes to meet the full disk (tens, measured)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of ``DISK`` mounted for the test (CI runs as root; mount needs CAP_SYS_ADMIN)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"this test mounts a {DISK} tmpfs and needs root for it: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+@pytest.fixture
+def world_on_small_disk(small_disk: Path, tmp_path: Path) -> Iterator[Harness]:
+    store = Store(f"sqlite:///{small_disk / 'maintd.db'}")
+    harness = Harness(store, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.cleanup()
+        store.dispose()
+
+
+def fill(disk: Path) -> Path:
+    """Write zeros until the filesystem refuses the next byte."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        for chunk in (1 << 16, 1 << 12, 1):
+            try:
+                while True:
+                    out.write(bytes(chunk))
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def request(url: str, token: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=15) as response:
+            return response.status, dict(response.headers), json.load(response)
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers), json.load(refused)
+
+
+def an_alert(n: int) -> list[dict[str, Any]]:
+    # Large enough that the database must grow soon: its WAL reuses the room it already has.
+    return [{"labels": {"alertname": f"Fill{n}", "target": "local"}, "summary": "x" * 1000}]
+
+
+def refused_ready(server: Server) -> tuple[int, Any] | None:
+    status, body = http_get(server.url + "/readyz")
+    return (status, body) if status != 200 else None
+
+
+def made(*args: str, env: dict[str, str]) -> str:
+    done = cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_full_disk_refuses_writes_clearly_keeps_serving_reads_and_loses_no_result(
+    world_on_small_disk: Harness, small_disk: Path
+) -> None:
+    h = world_on_small_disk
+    h.write_plan(
+        f"""
+        targets:
+          - {{name: local, kind: host}}
+        tasks:
+          - name: tick
+            kind: command
+            targets: [local]
+            schedule: {{every: 1h}}
+            params: {{argv: {h.command("tick")}}}
+        """
+    )
+    h.hold("tick")
+    server = h.serve()
+    h.wait_ready(server)
+    key = made("integration", "create", "--name", "prometheus", "--kind", "native", env=h.env)
+    token = made("token", "create", "--name", "ops", "--role", "viewer", env=h.env)
+    h.wait_for("tick's command to start", lambda: h.started("tick"), server)
+    alerts = f"{server.url}/api/v1/alerts"
+    status, _, answer = request(alerts, key, an_alert(0))
+    assert status == 200 and answer["alerts"][0]["outcome"] == "created"
+    opened = answer["alerts"][0]["incident_id"]
+
+    filler = fill(small_disk)
+    for n in range(1, MOST_ALERTS):
+        status, headers, answer = request(alerts, key, an_alert(n))
+        if status != 200:
+            break
+    assert status == 503, answer
+    assert headers["retry-after"] == "5"
+    assert answer["detail"].startswith("database or disk is full; send the request again later")
+
+    # Reads answer, with a token used for the first time (its last-use stamp cannot be written).
+    status, _, incidents = request(f"{server.url}/api/v1/incidents?limit=1", token)
+    assert status == 200 and [i["id"] for i in incidents] == [opened]
+    listed = cli("incident", "list", env=h.env)
+    assert listed.returncode == 0, listed.stderr
+    # A write from the CLI: one line that says what is wrong, no traceback.
+    refused = cli("token", "create", "--name", "late", "--role", "viewer", env=h.env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: the database failed during the command, which did not complete: database or disk is full"
+    )
+
+    # The scheduler cannot beat either: half a minute on, /readyz says so.
+    h.set_clock(T0 + timedelta(seconds=31))
+    status, body = h.wait_for("/readyz to refuse", lambda: refused_ready(server), server)
+    assert status == 503 and body["checks"]["scheduler"].startswith("last heartbeat 3"), body
+
+    # The run ends while nothing can be written: its result waits in memory.
+    h.release("tick")
+    h.wait_for("the result's write to fail", lambda: "recording 1 runs failed" in server.stderr(), server)
+    [run] = h.runs()
+    assert run.state == "running"
+
+    filler.unlink()
+    [run] = h.wait_for("the run to be recorded", lambda: h.finished("tick", 1), server)
+    assert (run.status, run.stop_reason) == ("ok", None)
+    h.set_clock(T0 + timedelta(seconds=40))  # the scheduler's retry waits on the injected clock
+    assert h.wait_ready(server)["checks"]["scheduler"] == "ok"
+    status, _, answer = request(alerts, key, an_alert(MOST_ALERTS))
+    assert status == 200 and answer["alerts"][0]["outcome"] == "created"
+    assert server.proc.poll() is None
+    assert "Traceback" not in server.stderr()
