@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 from maintd.cli import app
 from maintd.cli.common import table
 from maintd.registry import Registry
+from tests.harness import cli as run_cli
+from tests.ports import free_port
 
 GOOD = """
     targets:
@@ -178,6 +181,21 @@ def test_serve_refuses_a_port_that_is_not_one(cli, write_plan, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "--plan", str(write_plan(GOOD))])
     assert result.exit_code == 2
     assert "Invalid value for '--port'" in result.output
+
+
+def test_serve_and_the_queries_say_in_one_line_that_the_database_cannot_be_reached(write_plan, tmp_path):
+    closed = free_port()  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAINTD_")}
+    env |= {"MAINTD_DATABASE_URL": f"postgresql://maintd@127.0.0.1:{closed}/maintd", "HOME": str(tmp_path)}
+    said = (
+        f"error: cannot open or upgrade the database postgresql+psycopg://maintd@127.0.0.1:{closed}/maintd: "
+    )
+    served = run_cli("serve", "--plan", str(write_plan(GOOD)), "--port", str(free_port()), env=env)
+    listed = run_cli("incident", "list", env=env)
+    for done, status in ((served, 2), (listed, 1)):
+        assert done.returncode == status, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(said + "connection failed: ") and line.endswith("Connection refused"), line
 
 
 def test_serve_and_the_queries_refuse_a_database_url_they_cannot_use(cli, write_plan, monkeypatch):

@@ -162,3 +162,18 @@ def test_a_full_disk_refuses_writes_clearly_keeps_serving_reads_and_loses_no_res
     assert status == 200 and answer["alerts"][0]["outcome"] == "created"
     assert server.proc.poll() is None
     assert "Traceback" not in server.stderr()
+
+
+def test_serve_on_a_full_disk_says_so_and_stops(small_disk: Path, tmp_path: Path) -> None:
+    fill(small_disk)
+    store = Store(f"sqlite:///{small_disk / 'maintd.db'}")
+    h = Harness(store, tmp_path)
+    try:
+        h.write_plan("targets: []\ntasks: []\n")
+        started = cli("serve", "--plan", str(h.plan_dir), env=h.env)
+    finally:
+        store.dispose()
+    assert started.returncode == 2
+    assert started.stderr.strip().splitlines()[-1] == (
+        f"error: cannot open or upgrade the database {store.describe()}: database or disk is full"
+    )

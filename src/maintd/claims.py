@@ -54,24 +54,26 @@ def database(store: Store) -> Iterator[None]:
         return
     lock = path.with_name(path.name + ".lock")
     try:
-        fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 (held until the context ends)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise ClaimError(f"cannot open {lock}: {exc.strerror or exc}") from None
-    with fh:
+    try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise ClaimError(
                 f"another maintd serve (pid {holder}) is running on {path}: one maintd serve per "
                 "SQLite database; stop it, or use PostgreSQL to run several (docs/deployment.md)"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
+        # The pid only names the holder in that message: a full disk must not stop the start
+        # here (the database says so itself, more usefully).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
+    finally:
+        os.close(fd)
 
 
 def sqlite_file(store: Store) -> Path | None:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from maintd.settings import Settings
 from maintd.store.db import Store, StoreError
+from maintd.store.outage import reason, unavailable
 
 # Piped output is for people reading logs or files, not an 80-column terminal: keep rows on one line.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -58,7 +59,8 @@ def open_store(db: str | None) -> Store:
     try:
         store.upgrade()
     except Exception as exc:
-        fail(f"cannot open the database {store.describe()}: {str(exc).splitlines()[0]}")
+        said = reason(exc) if unavailable(exc) else str(exc).splitlines()[0]
+        fail(f"cannot open or upgrade the database {store.describe()}: {said}")
     return store
 
 

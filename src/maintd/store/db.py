@@ -147,7 +147,9 @@ class Store:
         )
         if done.returncode != 0:
             said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise StoreError(f"migrating {self.describe()} failed: {said}")
+            said = said.removeprefix("error: ")  # the child's CLI line usually names the database
+            named = self.describe() in said
+            raise StoreError(said if named else f"migrating {self.describe()} failed: {said}")
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
