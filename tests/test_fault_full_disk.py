@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ import pytest
 
 from maintd.store.db import Store
 from tests.harness import T0, Harness, Server, cli, http_get
+from tests.test_intake import running
 
 DISK = "8m"  # room for the migrated database and its WAL, and little more
 MOST_ALERTS = 500  # a bound on the alerts it takes to meet the full disk (tens, measured)
@@ -177,3 +179,38 @@ def test_serve_on_a_full_disk_says_so_and_stops(small_disk: Path, tmp_path: Path
     assert started.stderr.strip().splitlines()[-1] == (
         f"error: cannot open or upgrade the database {store.describe()}: database or disk is full"
     )
+
+
+def test_the_intake_on_a_full_disk_answers_503_and_journals_again_once_there_is_room(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    store = Store(f"sqlite:///{small_disk / 'maintd.db'}")
+    try:
+        store.upgrade()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAINTD_")}
+        key = made(
+            "integration",
+            "create",
+            "--name",
+            "scripts",
+            "--kind",
+            "native",
+            env=env | {"MAINTD_DATABASE_URL": store.url},
+        )
+        auth = {"Authorization": f"Bearer {key}"}
+        with running(store, tmp_path) as intake:
+            assert intake.post("/api/v1/alerts", json=an_alert(0), headers=auth).status_code == 202
+            filler = fill(small_disk)
+            for n in range(1, MOST_ALERTS):
+                answer = intake.post("/api/v1/alerts", json=an_alert(n), headers=auth)
+                if answer.status_code != 202:
+                    break
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "5"
+            assert "database or disk is full" in answer.json()["detail"]
+            filler.unlink()
+            assert intake.post("/api/v1/alerts", json=an_alert(MOST_ALERTS), headers=auth).status_code == 202
+            assert intake.proc.poll() is None
+        assert "Traceback" not in intake.stderr.read_text()
+    finally:
+        store.dispose()
