@@ -1,4 +1,5 @@
-"""A full disk under a running maintd (SQLite on a real, small tmpfs).
+"""A full disk under a running maintd: SQLite on a real, small tmpfs, and PostgreSQL with a
+database whose tablespace is on one.
 
 While nothing can be written: alerts are refused with a 503 that says why (the sender repeats
 them), reads keep answering, the CLI says what is wrong in one line, and a run that ends keeps
@@ -7,43 +8,53 @@ its result in memory. Once there is room again, the result is recorded and alert
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import pwd
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from maintd.store.db import Store
+from maintd.store.db import Store, normalise_url
+from tests.conftest import PG_ADMIN_URL
 from tests.harness import T0, Harness, Server, cli, http_get
 from tests.test_intake import running
 
 DISK = "8m"  # room for the migrated database and its WAL, and little more
+PG_DISK = "32m"  # room for the schema's files (the WAL stays on the server's own disk)
 MOST_ALERTS = 500  # a bound on the alerts it takes to meet the full disk (tens, measured)
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str, *options: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``where`` (CI runs as root: mount needs CAP_SYS_ADMIN)."""
+    mount = ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(where)]
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"this test mounts a {size} tmpfs and needs root for it: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=True)
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of ``DISK`` mounted for the test (CI runs as root; mount needs CAP_SYS_ADMIN)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0700", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.fail(f"this test mounts a {DISK} tmpfs and needs root for it: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(disk, DISK, "mode=0700"):
         yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 @pytest.fixture
@@ -213,4 +224,72 @@ def test_the_intake_on_a_full_disk_answers_503_and_journals_again_once_there_is_
             assert intake.proc.poll() is None
         assert "Traceback" not in intake.stderr.read_text()
     finally:
+        store.dispose()
+
+
+@pytest.fixture
+def pg_on_small_disk() -> Iterator[tuple[str, Path]]:
+    """A database of the local PostgreSQL in a tablespace of its own on a small tmpfs: its data
+    files meet the full disk, while the server's WAL (on its own disk) does not, as when a data
+    volume fills up."""
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("this test needs the local PostgreSQL's server user, postgres")
+    where = Path(tempfile.mkdtemp(prefix="maintd-pgdisk-"))  # outside pytest's tree, which is 0700
+    name = f"maintd_full_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with tmpfs(where, PG_DISK, f"uid={owner.pw_uid}", f"gid={owner.pw_gid}", "mode=0700"):
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{where}'"))
+                conn.execute(text(f'CREATE DATABASE "{name}" TABLESPACE {name}'))
+            try:
+                yield normalise_url(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}", where
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    conn.execute(text(f"DROP TABLESPACE IF EXISTS {name}"))
+    finally:
+        admin.dispose()
+        where.rmdir()
+
+
+def test_postgresql_data_files_on_a_full_disk_refuse_alerts_clearly_and_reads_go_on(
+    pg_on_small_disk: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, disk = pg_on_small_disk
+    store = Store(url)
+    h = Harness(store, tmp_path)
+    try:
+        h.write_plan("targets: []\ntasks: []\n")
+        server = h.serve()
+        h.wait_ready(server)
+        key = made("integration", "create", "--name", "prometheus", "--kind", "native", env=h.env)
+        token = made("token", "create", "--name", "ops", "--role", "viewer", env=h.env)
+        alerts = f"{server.url}/api/v1/alerts"
+        status, _, answer = request(alerts, key, an_alert(0))
+        assert status == 200
+        opened = answer["alerts"][0]["incident_id"]
+
+        filler = fill(disk)
+        # Rows go into the free room of pages the tables have until one must grow a file.
+        for n in range(1, MOST_ALERTS):
+            status, headers, answer = request(alerts, key, an_alert(n))
+            if status != 200:
+                break
+        assert status == 503, answer
+        assert headers["retry-after"] == "5"
+        assert answer["detail"].startswith("could not extend file"), answer
+        assert "No space left on device; send the request again later" in answer["detail"]
+        status, _, incidents = request(f"{server.url}/api/v1/incidents?limit=500", token)
+        assert status == 200 and opened in [i["id"] for i in incidents]
+
+        filler.unlink()
+        status, _, answer = request(alerts, key, an_alert(MOST_ALERTS))
+        assert status == 200 and answer["alerts"][0]["outcome"] == "created"
+        assert server.proc.poll() is None
+        assert "Traceback" not in server.stderr()
+    finally:
+        h.cleanup()
         store.dispose()
