@@ -18,6 +18,7 @@ from maintd.api import lifecycle as lifecycle_api  # lifecycle (maintd.lifecycle
 from maintd.api import remediation as remediation_api
 from maintd.api import reviews as reviews_api  # recurring reviews (maintd.reviews)
 from maintd.api import slos as slos_api  # SLO error budgets and burn rates (maintd.slo)
+from maintd.api.bodylimit import BodyLimit
 from maintd.api.deps import MAX_ID, AllLimit, AppContext, Offset, context, page, require
 from maintd.auth import Principal, Role
 from maintd.store import events as event_log
@@ -40,6 +41,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
+    app.add_middleware(BodyLimit, own_limits=ingest.OWN_LIMITS)
     app.include_router(_health_routes())
     app.include_router(_api_routes(), prefix="/api/v1")
     app.include_router(incidents.router(), prefix="/api/v1")

@@ -85,6 +85,10 @@ class _PlainRoute(APIRoute):
         self.app = request_response(endpoint)
 
 
+# The paths of these routes: they bound their bodies themselves (maintd.api.bodylimit leaves them).
+OWN_LIMITS = ("/api/v1/alerts", "/integrations/alertmanager/", "/v2/enqueue")
+
+
 def install(app: FastAPI, ctx: AppContext) -> Senders:
     """Add the alert routes to ``app``, first, so that they are matched before any other route."""
     settings = ctx.engine.settings if ctx.engine is not None else None

@@ -32,7 +32,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        found = exc.errors()
+        broken = next((e for e in found if e["type"] == "json_invalid"), None)
+        if broken is not None:  # as the alert routes say it: not a field's fault, the whole body's
+            said = broken.get("ctx", {}).get("error", broken["msg"])
+            return problem(
+                400, "Malformed JSON", f"the body is not valid JSON: {said} at character {broken['loc'][-1]}"
+            )
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in found]
         return problem(422, "Invalid request", "see errors", errors=errors)
 
     @app.exception_handler(StoreError)
