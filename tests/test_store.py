@@ -130,6 +130,13 @@ def test_a_database_url_maintd_cannot_use_is_refused_naming_its_scheme_not_its_p
     )
 
 
+def test_a_sqlite_folder_that_cannot_be_made_is_a_store_error_naming_it(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    said = r"^cannot make the folder .*/taken/state for the database: Not a directory$"
+    with pytest.raises(StoreError, match=said):
+        Store(f"sqlite:///{tmp_path}/taken/state/maintd.db")
+
+
 def test_a_sqlite_url_under_the_home_directory_is_the_same_file_for_serve_and_the_intake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

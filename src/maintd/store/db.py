@@ -77,7 +77,13 @@ class Store:
         kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": json_dumps}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(parsed.database).parent  # normalise_url has expanded ~
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:  # read-only, full, or under something that is not a folder
+                    raise StoreError(
+                        f"cannot make the folder {folder} for the database: {exc.strerror or exc}"
+                    ) from None
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
