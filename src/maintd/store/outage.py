@@ -31,6 +31,7 @@ RETRY_AFTER = 5  # seconds a sender is asked to wait: PostgreSQL restarts in abo
 DEADLINE = 10.0  # seconds a request waits for the database before its 503: under senders' timeouts
 T = TypeVar("T")
 _INVALID_TRANSACTION = "8s2b"  # PendingRollbackError's code for a connection lost in a transaction
+_READ_ONLY = "25006"  # PostgreSQL's read_only_sql_transaction (psycopg files it as an InternalError)
 
 
 def unavailable(exc: BaseException) -> bool:
@@ -50,6 +51,8 @@ def _lost(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == _READ_ONLY:
+        return True  # a hot standby after a failover, or read-only for maintenance: writes wait
     return isinstance(exc, PendingRollbackError) and exc.code == _INVALID_TRANSACTION
 
 
