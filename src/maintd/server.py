@@ -40,7 +40,7 @@ from maintd.registry import Registry
 from maintd.settings import Settings
 from maintd.store.db import Store, StoreError
 from maintd.store.events import Event, append
-from maintd.store.outage import quiet_outages, reason, unavailable
+from maintd.store.outage import quiet_outages, unavailable, unusable
 from maintd.wakeup import Listener, sender
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ async def _serve(
     except Exception as exc:  # unreachable, or a new SQLite file on a full disk
         if not unavailable(exc):
             raise
-        raise StartupError(f"cannot open or upgrade the database {store.describe()}: {reason(exc)}") from None
+        raise StartupError(unusable(store.describe(), exc)) from None
     engine = Engine(
         settings,
         store=store,

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from maintd.settings import Settings
 from maintd.store.db import Store, StoreError
-from maintd.store.outage import reason, unavailable
+from maintd.store.outage import unusable
 
 # Piped output is for people reading logs or files, not an 80-column terminal: keep rows on one line.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -59,8 +59,7 @@ def open_store(db: str | None) -> Store:
     try:
         store.upgrade()
     except Exception as exc:
-        said = reason(exc) if unavailable(exc) else str(exc).splitlines()[0]
-        fail(f"cannot open or upgrade the database {store.describe()}: {said}")
+        fail(unusable(store.describe(), exc))
     return store
 
 

@@ -83,6 +83,13 @@ def reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def unusable(database: str, exc: BaseException) -> str:
+    """What ``maintd serve`` and the CLI say when ``database`` (described) cannot be opened or
+    migrated: the driver's words for an outage, the first line of anything else."""
+    said = reason(exc) if unavailable(exc) else (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"cannot open or upgrade the database {database}: {said}"
+
+
 class OutageLogFilter(logging.Filter):
     """Logs a database outage as one line: the message and the driver's reason, no traceback.
 
