@@ -60,6 +60,17 @@ def http_get(url: str) -> tuple[int, Any]:
         return 0, None
 
 
+def call(url: str, bearer: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    """A JSON request with a bearer token (a POST when there is a body): status, headers, JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=15) as response:
+            return response.status, dict(response.headers), json.load(response)
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers), json.load(refused)
+
+
 def cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "maintd", *args],

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import pwd
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,7 +25,7 @@ from sqlalchemy import create_engine, text
 
 from maintd.store.db import Store, normalise_url
 from tests.conftest import PG_ADMIN_URL
-from tests.harness import T0, Harness, Server, cli, http_get
+from tests.harness import T0, Harness, Server, call, cli, http_get
 from tests.test_intake import running
 
 DISK = "8m"  # room for the migrated database and its WAL, and little more
@@ -81,16 +78,6 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def request(url: str, token: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=15) as response:
-            return response.status, dict(response.headers), json.load(response)
-    except urllib.error.HTTPError as refused:
-        return refused.code, dict(refused.headers), json.load(refused)
-
-
 def an_alert(n: int) -> list[dict[str, Any]]:
     # Large enough that the database must grow soon: its WAL reuses the room it already has.
     return [{"labels": {"alertname": f"Fill{n}", "target": "local"}, "summary": "x" * 1000}]
@@ -99,6 +86,29 @@ def an_alert(n: int) -> list[dict[str, Any]]:
 def refused_ready(server: Server) -> tuple[int, Any] | None:
     status, body = http_get(server.url + "/readyz")
     return (status, body) if status != 200 else None
+
+
+def senders(h: Harness) -> tuple[str, str]:
+    """An integration key to send alerts with, and a viewer's token never used yet."""
+    key = made("integration", "create", "--name", "prometheus", "--kind", "native", env=h.env)
+    return key, made("token", "create", "--name", "ops", "--role", "viewer", env=h.env)
+
+
+def opened(alerts: str, key: str) -> int:
+    status, _, answer = call(alerts, key, an_alert(0))
+    assert status == 200 and answer["alerts"][0]["outcome"] == "created", answer
+    return int(answer["alerts"][0]["incident_id"])
+
+
+def first_refusal(alerts: str, key: str) -> str:
+    """Alerts sent until one is refused (rows fit in room the database has until it must grow):
+    that one's 503 detail."""
+    for n in range(1, MOST_ALERTS):
+        status, headers, answer = call(alerts, key, an_alert(n))
+        if status != 200:
+            break
+    assert (status, headers.get("retry-after")) == (503, "5"), answer
+    return str(answer["detail"])
 
 
 def made(*args: str, env: dict[str, str]) -> str:
@@ -126,26 +136,17 @@ def test_a_full_disk_refuses_writes_clearly_keeps_serving_reads_and_loses_no_res
     h.hold("tick")
     server = h.serve()
     h.wait_ready(server)
-    key = made("integration", "create", "--name", "prometheus", "--kind", "native", env=h.env)
-    token = made("token", "create", "--name", "ops", "--role", "viewer", env=h.env)
+    key, token = senders(h)
     h.wait_for("tick's command to start", lambda: h.started("tick"), server)
     alerts = f"{server.url}/api/v1/alerts"
-    status, _, answer = request(alerts, key, an_alert(0))
-    assert status == 200 and answer["alerts"][0]["outcome"] == "created"
-    opened = answer["alerts"][0]["incident_id"]
+    first = opened(alerts, key)
 
     filler = fill(small_disk)
-    for n in range(1, MOST_ALERTS):
-        status, headers, answer = request(alerts, key, an_alert(n))
-        if status != 200:
-            break
-    assert status == 503, answer
-    assert headers["retry-after"] == "5"
-    assert answer["detail"].startswith("database or disk is full; send the request again later")
+    assert first_refusal(alerts, key).startswith("database or disk is full; send the request again later")
 
     # Reads answer, with a token used for the first time (its last-use stamp cannot be written).
-    status, _, incidents = request(f"{server.url}/api/v1/incidents?limit=1", token)
-    assert status == 200 and [i["id"] for i in incidents] == [opened]
+    status, _, incidents = call(f"{server.url}/api/v1/incidents?limit=1", token)
+    assert status == 200 and [i["id"] for i in incidents] == [first]
     listed = cli("incident", "list", env=h.env)
     assert listed.returncode == 0, listed.stderr
     # A write from the CLI: one line that says what is wrong, no traceback.
@@ -171,7 +172,7 @@ def test_a_full_disk_refuses_writes_clearly_keeps_serving_reads_and_loses_no_res
     assert (run.status, run.stop_reason) == ("ok", None)
     h.set_clock(T0 + timedelta(seconds=40))  # the scheduler's retry waits on the injected clock
     assert h.wait_ready(server)["checks"]["scheduler"] == "ok"
-    status, _, answer = request(alerts, key, an_alert(MOST_ALERTS))
+    status, _, answer = call(alerts, key, an_alert(MOST_ALERTS))
     assert status == 200 and answer["alerts"][0]["outcome"] == "created"
     assert server.proc.poll() is None
     assert "Traceback" not in server.stderr()
@@ -265,28 +266,19 @@ def test_postgresql_data_files_on_a_full_disk_refuse_alerts_clearly_and_reads_go
         h.write_plan("targets: []\ntasks: []\n")
         server = h.serve()
         h.wait_ready(server)
-        key = made("integration", "create", "--name", "prometheus", "--kind", "native", env=h.env)
-        token = made("token", "create", "--name", "ops", "--role", "viewer", env=h.env)
+        key, token = senders(h)
         alerts = f"{server.url}/api/v1/alerts"
-        status, _, answer = request(alerts, key, an_alert(0))
-        assert status == 200
-        opened = answer["alerts"][0]["incident_id"]
+        first = opened(alerts, key)
 
         filler = fill(disk)
-        # Rows go into the free room of pages the tables have until one must grow a file.
-        for n in range(1, MOST_ALERTS):
-            status, headers, answer = request(alerts, key, an_alert(n))
-            if status != 200:
-                break
-        assert status == 503, answer
-        assert headers["retry-after"] == "5"
-        assert answer["detail"].startswith("could not extend file"), answer
-        assert "No space left on device; send the request again later" in answer["detail"]
-        status, _, incidents = request(f"{server.url}/api/v1/incidents?limit=500", token)
-        assert status == 200 and opened in [i["id"] for i in incidents]
+        said = first_refusal(alerts, key)
+        assert said.startswith("could not extend file"), said
+        assert "No space left on device; send the request again later" in said
+        status, _, incidents = call(f"{server.url}/api/v1/incidents?limit=500", token)
+        assert status == 200 and first in [i["id"] for i in incidents]
 
         filler.unlink()
-        status, _, answer = request(alerts, key, an_alert(MOST_ALERTS))
+        status, _, answer = call(alerts, key, an_alert(MOST_ALERTS))
         assert status == 200 and answer["alerts"][0]["outcome"] == "created"
         assert server.proc.poll() is None
         assert "Traceback" not in server.stderr()

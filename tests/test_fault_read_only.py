@@ -4,10 +4,7 @@ that says so, reads go on, and once the database takes writes again everything d
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +14,8 @@ from sqlalchemy import create_engine, text
 
 from maintd.store.db import Store, normalise_url
 from tests.conftest import PG_ADMIN_URL
-from tests.harness import Harness, Server, cli
+from tests.harness import Harness, Server, call, cli
+from tests.test_fault_full_disk import an_alert, opened, senders
 
 READ_ONLY = r"cannot execute \S+ in a read-only transaction"  # INSERT, nextval(), ...
 
@@ -53,20 +51,6 @@ def read_only(admin: Any, url: str, on: bool) -> None:
         )
 
 
-def request(url: str, token: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=15) as response:
-            return response.status, dict(response.headers), json.load(response)
-    except urllib.error.HTTPError as refused:
-        return refused.code, dict(refused.headers), json.load(refused)
-
-
-def alert(n: int) -> list[dict[str, Any]]:
-    return [{"labels": {"alertname": f"ReadOnly{n}", "target": "db"}, "severity": "critical"}]
-
-
 def test_a_database_turned_read_only_refuses_writes_with_a_503_and_reads_go_on(
     database: tuple[str, Any], tmp_path: Any
 ) -> None:
@@ -77,30 +61,25 @@ def test_a_database_turned_read_only_refuses_writes_with_a_503_and_reads_go_on(
         h.write_plan("targets: []\ntasks: []\n")
         server: Server = h.serve()
         h.wait_ready(server)
-        made = [cli("integration", "create", "--name", "prom", "--kind", "native", env=h.env)]
-        made.append(cli("token", "create", "--name", "ops", "--role", "viewer", env=h.env))
-        assert all(m.returncode == 0 for m in made), [m.stderr for m in made]
-        key, token = (m.stdout.split()[-1] for m in made)
+        key, token = senders(h)
         alerts = f"{server.url}/api/v1/alerts"
-        status, _, answer = request(alerts, key, alert(0))
-        assert status == 200
-        opened = answer["alerts"][0]["incident_id"]
+        first = opened(alerts, key)
 
         read_only(admin, url, True)
-        status, headers, answer = request(alerts, key, alert(1))
+        status, headers, answer = call(alerts, key, an_alert(1))
         assert (status, headers["retry-after"]) == (503, "5"), answer
         assert re.fullmatch(
             READ_ONLY + "; send the request again later \\(a repeat is harmless\\)", answer["detail"]
         )
-        status, _, incidents = request(f"{server.url}/api/v1/incidents", token)
-        assert status == 200 and [i["id"] for i in incidents] == [opened]
+        status, _, incidents = call(f"{server.url}/api/v1/incidents", token)
+        assert status == 200 and [i["id"] for i in incidents] == [first]
         refused = cli("token", "create", "--name", "late", "--role", "viewer", env=h.env)
         assert refused.returncode == 1
         said = "error: the database failed during the command, which did not complete: "
         assert re.fullmatch(re.escape(said) + READ_ONLY, refused.stderr.strip()), refused.stderr
 
         read_only(admin, url, False)
-        status, _, answer = request(alerts, key, alert(2))
+        status, _, answer = call(alerts, key, an_alert(2))
         assert status == 200 and answer["alerts"][0]["outcome"] == "created"
         assert server.proc.poll() is None
         assert "Traceback" not in server.stderr()
