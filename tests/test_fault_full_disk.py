@@ -14,18 +14,16 @@ import os
 import pwd
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from maintd.store.db import Store, normalise_url
-from tests.conftest import PG_ADMIN_URL
+from maintd.store.db import Store
 from tests.harness import T0, Harness, Server, call, cli, http_get
+from tests.postgres_support import clusters
 from tests.test_intake import running
 
 DISK = "8m"  # room for the migrated database and its WAL, and little more
@@ -230,29 +228,25 @@ def test_the_intake_on_a_full_disk_answers_503_and_journals_again_once_there_is_
 
 @pytest.fixture
 def pg_on_small_disk() -> Iterator[tuple[str, Path]]:
-    """A database of the local PostgreSQL in a tablespace of its own on a small tmpfs: its data
-    files meet the full disk, while the server's WAL (on its own disk) does not, as when a data
-    volume fills up."""
+    """A database in a tablespace of its own on a small tmpfs: its data files meet the full
+    disk, while the server's WAL (on its own disk) does not, as when a data volume fills up.
+    On a throwaway cluster: pg_basebackup of the shared server (the DR drill tests) would meet
+    the tablespace."""
     try:
         owner = pwd.getpwnam("postgres")
     except KeyError:
-        pytest.fail("this test needs the local PostgreSQL's server user, postgres")
+        pytest.fail("this test needs PostgreSQL's server user, postgres")
     where = Path(tempfile.mkdtemp(prefix="maintd-pgdisk-"))  # outside pytest's tree, which is 0700
-    name = f"maintd_full_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
-        with tmpfs(where, PG_DISK, f"uid={owner.pw_uid}", f"gid={owner.pw_gid}", "mode=0700"):
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{where}'"))
-                conn.execute(text(f'CREATE DATABASE "{name}" TABLESPACE {name}'))
-            try:
-                yield normalise_url(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}", where
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                    conn.execute(text(f"DROP TABLESPACE IF EXISTS {name}"))
+        with (
+            tmpfs(where, PG_DISK, f"uid={owner.pw_uid}", f"gid={owner.pw_gid}", "mode=0700"),
+            clusters() as made,
+        ):
+            cluster = made.primary(max_connections=60)
+            cluster.sql(f"CREATE TABLESPACE small LOCATION '{where}'")
+            cluster.sql("CREATE DATABASE maintd TABLESPACE small")
+            yield f"postgresql://postgres@127.0.0.1:{cluster.port}/maintd", where
     finally:
-        admin.dispose()
         where.rmdir()
 
 
