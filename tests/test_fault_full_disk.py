@@ -109,6 +109,21 @@ def first_refusal(alerts: str, key: str) -> str:
     return str(answer["detail"])
 
 
+@contextlib.contextmanager
+def serving_nothing(url: str, tmp_path: Path) -> Iterator[tuple[Harness, Server]]:
+    """``maintd serve`` with an empty plan on the database at ``url``, ready."""
+    store = Store(url)
+    h = Harness(store, tmp_path)
+    try:
+        h.write_plan("targets: []\ntasks: []\n")
+        server = h.serve()
+        h.wait_ready(server)
+        yield h, server
+    finally:
+        h.cleanup()
+        store.dispose()
+
+
 def made(*args: str, env: dict[str, str]) -> str:
     done = cli(*args, env=env)
     assert done.returncode == 0, done.stderr
@@ -254,12 +269,7 @@ def test_postgresql_data_files_on_a_full_disk_refuse_alerts_clearly_and_reads_go
     pg_on_small_disk: tuple[str, Path], tmp_path: Path
 ) -> None:
     url, disk = pg_on_small_disk
-    store = Store(url)
-    h = Harness(store, tmp_path)
-    try:
-        h.write_plan("targets: []\ntasks: []\n")
-        server = h.serve()
-        h.wait_ready(server)
+    with serving_nothing(url, tmp_path) as (h, server):
         key, token = senders(h)
         alerts = f"{server.url}/api/v1/alerts"
         first = opened(alerts, key)
@@ -276,6 +286,3 @@ def test_postgresql_data_files_on_a_full_disk_refuse_alerts_clearly_and_reads_go
         assert status == 200 and answer["alerts"][0]["outcome"] == "created"
         assert server.proc.poll() is None
         assert "Traceback" not in server.stderr()
-    finally:
-        h.cleanup()
-        store.dispose()

@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 
 from maintd.store.db import Store, normalise_url
 from tests.conftest import PG_ADMIN_URL
-from tests.harness import Harness, Server, call, cli
-from tests.test_fault_full_disk import an_alert, opened, senders
+from tests.harness import call, cli
+from tests.test_fault_full_disk import an_alert, opened, senders, serving_nothing
 
 READ_ONLY = r"cannot execute \S+ in a read-only transaction"  # INSERT, nextval(), ...
 
@@ -55,12 +55,7 @@ def test_a_database_turned_read_only_refuses_writes_with_a_503_and_reads_go_on(
     database: tuple[str, Any], tmp_path: Any
 ) -> None:
     url, admin = database
-    store = Store(url)
-    h = Harness(store, tmp_path)
-    try:
-        h.write_plan("targets: []\ntasks: []\n")
-        server: Server = h.serve()
-        h.wait_ready(server)
+    with serving_nothing(url, tmp_path) as (h, server):
         key, token = senders(h)
         alerts = f"{server.url}/api/v1/alerts"
         first = opened(alerts, key)
@@ -83,6 +78,3 @@ def test_a_database_turned_read_only_refuses_writes_with_a_503_and_reads_go_on(
         assert status == 200 and answer["alerts"][0]["outcome"] == "created"
         assert server.proc.poll() is None
         assert "Traceback" not in server.stderr()
-    finally:
-        h.cleanup()
-        store.dispose()
